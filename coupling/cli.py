@@ -1,0 +1,72 @@
+"""`neurofem`: the command line that joins meshes, fem, spiking and validation into runs.
+
+Each command module below adds its subcommands with ``register(subparsers)`` and
+names the exception types that mean "bad input" in ``USER_ERRORS``; those end the
+program with a one-line ``neurofem: error: ...`` and exit code 2, never a traceback.
+Command modules import DOLFINx/torch lazily, so ``neurofem --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from types import ModuleType
+
+COMMAND_MODULES = ("meshes.cli", "coupling.demo")
+
+USAGE_EXIT = 2
+
+
+def _command_modules() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in COMMAND_MODULES]
+
+
+def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentParser:
+    """The `neurofem` argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="neurofem",
+        description="Physics-informed spiking neural networks on irregular meshes, "
+        "validated against DOLFINx finite-element references.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in modules or _command_modules():
+        module.register(sub)
+    return parser
+
+
+def _mpi_world():
+    """COMM_WORLD if a command already initialised MPI, else None (never starts MPI)."""
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is None or not mpi.Is_initialized() or mpi.Is_finalized():
+        return None
+    return mpi.COMM_WORLD
+
+
+def fail(message: str, code: int = USAGE_EXIT) -> int:
+    """Print a one-line error; under MPI also abort the other ranks so none waits forever."""
+    message = " ".join(str(message).split())  # one line, whatever the exception held
+    comm = _mpi_world()
+    if comm is None or comm.size == 1:
+        print(f"neurofem: error: {message}", file=sys.stderr, flush=True)
+        return code
+    print(f"neurofem: error: [rank {comm.rank}] {message}", file=sys.stderr, flush=True)
+    comm.Abort(code)
+    return code  # not reached
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `neurofem` console script."""
+    modules = _command_modules()
+    args = build_parser(modules).parse_args(argv)
+    user_errors = tuple(err for m in modules for err in getattr(m, "USER_ERRORS", ()))
+    try:
+        return int(args.handler(args) or 0)
+    except user_errors as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted", 130)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""The one place neurofem imports DOLFINx, PETSc and MPI from.
+
+The `dolfinx-solver-real` wheel ships DOLFINx with its own PETSc and MPICH;
+importing `dolfinx_solver` first sets up library paths and initialises MPI in the
+right order. A user's own DOLFINx (conda, Spack, Docker) has no such module and
+works as it is. Every other module does `from meshes._dolfinx import dolfinx, ...`.
+"""
+
+try:  # the binary wheel: must be imported before dolfinx / petsc4py
+    import dolfinx_solver  # noqa: F401
+except ImportError:  # a user's own DOLFINx installation
+    pass
+
+from mpi4py import MPI  # noqa: E402
+from petsc4py import PETSc  # noqa: E402
+
+import basix  # noqa: E402
+import dolfinx  # noqa: E402
+import dolfinx.fem  # noqa: E402
+import dolfinx.fem.petsc  # noqa: E402
+import dolfinx.geometry  # noqa: E402
+import dolfinx.io  # noqa: E402
+import dolfinx.io.gmsh  # noqa: E402
+import dolfinx.mesh  # noqa: E402
+import ufl  # noqa: E402
+
+__all__ = ["MPI", "PETSc", "basix", "dolfinx", "ufl"]
