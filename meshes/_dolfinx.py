@@ -1,3 +1,4 @@
+# ruff: noqa: I001  (import order matters: dolfinx_solver first)
 """The one place neurofem imports DOLFINx, PETSc and MPI from.
 
 The `dolfinx-solver-real` wheel ships DOLFINx with its own PETSc and MPICH;

@@ -75,7 +75,8 @@ def gmsh_session(name: str = "neurofem", verbosity: int = 0) -> Iterator[Any]:
 
 def distribute(model: Any, comm: MPI.Comm, gdim: int, rank: int = 0) -> DistributedMesh:
     """Build the DOLFINx mesh and tags from the Gmsh `model` that lives on `rank`."""
-    data = dolfinx.io.gmsh.model_to_mesh(model if comm.rank == rank else None, comm, rank, gdim=gdim)
+    local_model = model if comm.rank == rank else None
+    data = dolfinx.io.gmsh.model_to_mesh(local_model, comm, rank, gdim=gdim)
     tdim = data.mesh.topology.dim
     cell_names = {n: g.tag for n, g in data.physical_groups.items() if g.dim == tdim}
     facet_names = {n: g.tag for n, g in data.physical_groups.items() if g.dim == tdim - 1}

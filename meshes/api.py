@@ -1,0 +1,37 @@
+"""`build`: one call from a kind and options to a distributed DOLFINx mesh with named tags."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshes._dolfinx import MPI
+
+from .core import DistributedMesh, distribute, gmsh_session
+from .errors import MeshError
+from .registry import build_model, resolve
+
+
+def build(kind: str, size: float | None = None, comm: MPI.Comm = MPI.COMM_WORLD,
+          **options: Any) -> DistributedMesh:
+    """Build mesh `kind` with Gmsh on rank 0 and distribute it over `comm` (collective)."""
+    opts = resolve(kind, size, options)  # every rank checks the request: same error everywhere
+    failure, info = None, None
+    if comm.rank == 0:
+        with gmsh_session(f"neurofem-{kind}") as model:
+            try:
+                info = build_model(kind, **opts)
+            except MeshError as exc:
+                failure = str(exc)
+            except Exception as exc:  # Gmsh/OCC failures: report on every rank, never hang
+                failure = f"{kind}: Gmsh failed: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+            failure, info = comm.bcast((failure, info), root=0)
+            if failure is None:
+                dm = distribute(model, comm, info["gdim"])
+    else:
+        failure, info = comm.bcast((None, None), root=0)
+        if failure is None:
+            dm = distribute(None, comm, info["gdim"])
+    if failure is not None:
+        raise MeshError(failure)
+    dm.kind, dm.options, dm.info = kind, opts, info
+    return dm

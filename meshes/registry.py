@@ -1,0 +1,199 @@
+"""The table of mesh kinds: each builder declares its options once; Python API, CLI and
+``--help`` all read them from here, and every value is checked here (→ :class:`MeshError`).
+
+A builder is a function ``builder(model, opts) -> info`` that draws into the current
+Gmsh model (on one process), adds physical groups, sets size fields and meshes it;
+``info`` is a dict of builder extras and must contain ``"gdim"``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gmsh
+
+from .errors import MeshError
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a mesh kind: name (python spelling), type, default and a help line."""
+
+    name: str
+    type: str  # "float" | "int" | "bool" | "str" | "floats" | "json"
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+    positive: bool = False  # float/int must be > 0
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass
+class Builder:
+    """A registered mesh kind."""
+
+    kind: str
+    func: Callable[[Any, dict[str, Any]], dict[str, Any]]
+    doc: str
+    options: list[Option]
+    default_size: float
+    groups: str  # human-readable list of physical groups, for --help
+    dim: int = field(default=3)
+
+
+# Options every kind understands (besides its own).
+COMMON = [
+    Option("refine", "float", 0.5, "local size near interfaces/holes/corners, as a fraction of "
+           "size (1 = uniform)", positive=True),
+    Option("order", "int", 1, "geometric order of the elements (1 or 2)", choices=("1", "2")),
+    Option("max_cells", "int", 2_000_000, "refuse requests expected to exceed this many cells",
+           positive=True),
+]
+
+_REGISTRY: dict[str, Builder] = {}
+
+
+def register(kind: str, *, size: float, groups: str, dim: int, options: list[Option]):
+    """Decorator adding a builder to the table of kinds."""
+
+    def deco(func):
+        doc = (func.__doc__ or "").strip().splitlines()[0]
+        _REGISTRY[kind] = Builder(kind, func, doc, options + COMMON, size, groups, dim)
+        return func
+
+    return deco
+
+
+def _load_builders() -> None:
+    # Importing the modules fills the registry (they use @register).
+    from . import imports, planar, rve, solids  # noqa: F401
+
+
+def kinds() -> dict[str, Builder]:
+    """Every mesh kind and its builder record (options, default size, groups)."""
+    _load_builders()
+    return dict(_REGISTRY)
+
+
+def get(kind: str) -> Builder:
+    """The builder of `kind`, or MeshError naming the known kinds."""
+    table = kinds()
+    if kind not in table:
+        raise MeshError(f"unknown mesh kind {kind!r}; choose from {', '.join(sorted(table))}")
+    return table[kind]
+
+
+def describe(kind: str) -> str:
+    """Multi-line description of a kind's options (for --help and docs)."""
+    b = get(kind)
+    lines = [f"{kind}: {b.doc}", f"  groups: {b.groups}",
+             f"  --size FLOAT  (default {b.default_size})"]
+    for o in b.options:
+        lines.append(f"  {o.flag} {o.type.upper()}  (default {o.default!r}) {o.help}")
+    return "\n".join(lines)
+
+
+def _coerce(kind: str, opt: Option, value: Any) -> Any:
+    """Turn `value` (python or CLI string) into opt's type, or MeshError naming it."""
+    where = f"{kind} option {opt.flag}={value!r}"
+    try:
+        if opt.type in ("float", "int"):
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, str):
+                value = float(value) if opt.type == "float" else int(value)
+            v = float(value) if opt.type == "float" else value
+            if opt.type == "int" and (not isinstance(v, int) and not float(v).is_integer()):
+                raise ValueError
+            v = int(v) if opt.type == "int" else v
+            if not math.isfinite(v):
+                raise ValueError
+        elif opt.type == "bool":
+            if isinstance(value, str):
+                low = value.lower()
+                if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                v = low in ("1", "true", "yes", "on")
+            elif isinstance(value, bool | int):
+                v = bool(value)
+            else:
+                raise ValueError
+        elif opt.type == "str":
+            v = str(value)
+        elif opt.type == "floats":
+            if isinstance(value, str):
+                value = [float(s) for s in value.replace(",", " ").split()]
+            if isinstance(value, int | float):
+                value = [value]
+            v = tuple(float(x) for x in value)
+            if not all(math.isfinite(x) for x in v):
+                raise ValueError
+        elif opt.type == "json":
+            v = json.loads(value) if isinstance(value, str) else value
+            v = json.loads(json.dumps(v))  # plain lists/numbers, as stored in dm.options
+        else:  # pragma: no cover - programming error
+            raise AssertionError(opt.type)
+    except (ValueError, TypeError, OverflowError):
+        raise MeshError(f"{where}: expected {opt.type}") from None
+    if opt.choices is not None and str(v) not in opt.choices:
+        raise MeshError(f"{where}: choose from {', '.join(opt.choices)}")
+    if opt.positive and v <= 0:
+        raise MeshError(f"{where}: must be > 0")
+    return v
+
+
+def resolve(kind: str, size: float | None, options: dict[str, Any]) -> dict[str, Any]:
+    """All options of `kind` with defaults filled in and values checked, incl. ``size``."""
+    b = get(kind)
+    if size is None:
+        size = b.default_size
+    size_opt = Option("size", "float", b.default_size, "target element size", positive=True)
+    resolved = {"size": _coerce(kind, size_opt, size)}
+    known = {o.name: o for o in b.options}
+    for name in options:
+        if name not in known:
+            raise MeshError(f"{kind} has no option {name!r}; options: "
+                            f"size, {', '.join(sorted(known))}")
+    for o in b.options:
+        value = options.get(o.name, o.default)
+        resolved[o.name] = None if value is None else _coerce(kind, o, value)
+    return resolved
+
+
+def check_cell_budget(opts: dict[str, Any], measure: float, dim: int,
+                      feature_fraction: float = 0.3) -> None:
+    """Refuse sizes that would produce more than ``max_cells`` cells (before meshing, no hang)."""
+    h = opts["size"]
+    # Regular simplices: ~2 triangles per h^2, ~6 tets per h^3; part of the domain refined.
+    per = 2.0 if dim == 2 else 6.0
+    fine = min(1.0, opts["refine"])
+    estimate = per * measure / h**dim * ((1 - feature_fraction) + feature_fraction / fine**dim)
+    if estimate > opts["max_cells"]:
+        raise MeshError(f"size={h:g} would give about {estimate:.3g} cells, over max_cells="
+                        f"{opts['max_cells']}; increase --size or --max-cells")
+
+
+def build_model(kind: str, size: float | None = None, **options: Any) -> dict[str, Any]:
+    """Build and mesh `kind` in the current Gmsh model (inside ``gmsh_session()``); return info."""
+    from .quality import group_measures, quality
+
+    opts = resolve(kind, size, options)
+    b = get(kind)
+    gmsh.option.setNumber("General.NumThreads", 1)  # same input → same mesh, bit for bit
+    gmsh.option.setNumber("Mesh.RandomSeed", 1)
+    info = b.func(gmsh.model, opts)
+    if opts["order"] == 2:
+        gmsh.model.mesh.setOrder(2)
+    info["quality"] = quality()
+    info["measures"] = group_measures()
+    info.setdefault("bbox", list(gmsh.model.getBoundingBox(-1, -1)))
+    info["kind"] = kind
+    info["options"] = opts
+    return info
