@@ -1,0 +1,322 @@
+"""Checkpoints that survive a kill at any moment and refuse to resume a different run.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain Python values,
+so it loads with ``torch.load(weights_only=True)`` (no arbitrary code on load). It is
+written to a temporary file in the run directory, flushed and fsynced, then renamed
+over its final name (``os.replace`` is atomic on POSIX) and the directory is fsynced:
+a reader sees the old file or the new one, never half of one. The ``latest`` pointer
+(a one-line text file naming the newest checkpoint) is replaced the same way.
+
+Resuming is allowed only with the same configuration, compared by a SHA-256 of its
+canonical JSON minus the keys in :data:`RESUME_KEYS` (those a user may change on
+resume: how long to train, how often to log or checkpoint, where outputs go).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "neurofem-checkpoint/1"
+LATEST = "latest"
+PATTERN = re.compile(r"^ckpt-(\d+)\.pt$")
+
+# Dotted config keys (a key names its whole subtree) that may differ on resume.
+RESUME_KEYS: tuple[str, ...] = (
+    "training.steps",  # train longer (or shorter) than first planned
+    "training.lbfgs_steps",
+    "training.log_every",
+    "training.checkpoint_every",
+    "training.keep_checkpoints",
+    "training.progress",  # progress bar on/off
+    "output",  # output directory and what is written there
+    "outputs",
+)
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, not ours, or from a different config."""
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: numpy scalars/arrays, paths and tuples become plain values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _without(config: Mapping[str, Any], exclude: Iterable[str]) -> dict[str, Any]:
+    """A deep copy of config with the dotted keys in `exclude` removed."""
+    config = _plain(config)
+    for dotted in exclude:
+        *parents, leaf = dotted.split(".")
+        node = config
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict):
+            node.pop(leaf, None)
+    return config
+
+
+def canonical_json(config: Mapping[str, Any]) -> str:
+    """Deterministic JSON of a config: sorted keys, no whitespace, NaN refused."""
+    return json.dumps(
+        _plain(config), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def config_hash(config: Mapping[str, Any], exclude: Iterable[str] = RESUME_KEYS) -> str:
+    """SHA-256 (hex) of the resolved config's canonical JSON, without the `exclude` keys."""
+    return hashlib.sha256(canonical_json(_without(config, exclude)).encode()).hexdigest()
+
+
+def rng_state() -> dict[str, Any]:
+    """The torch, numpy (global) and Python RNG states as weights_only-loadable values."""
+    np_state = np.random.get_state(legacy=False)
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": json.dumps(_plain(np_state)),
+        "python": json.dumps(_plain(random.getstate())),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore the RNG states saved by :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    np_state = json.loads(state["numpy"])
+    np_state["state"]["key"] = np.asarray(np_state["state"]["key"], dtype=np.uint32)
+    np.random.set_state(np_state)
+    version, internal, gauss = json.loads(state["python"])
+    random.setstate((version, tuple(internal), gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """Write a file by calling write(fileobj) on a temp file, fsync it, rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)  # make the rename itself durable
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    step: int,
+    config_hash: str,
+    scheduler: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    comm=None,
+) -> Path | None:
+    """Write one checkpoint atomically (rank 0 of `comm` only); return its path there."""
+    if comm is not None and comm.rank != 0:
+        return None
+    payload = {
+        "format": FORMAT,
+        "step": int(step),
+        "config_hash": str(config_hash),
+        "model": model.state_dict(),
+        "optimizer": None if optimizer is None else optimizer.state_dict(),
+        "scheduler": None if scheduler is None else scheduler.state_dict(),
+        "rng": rng_state(),
+        "metadata": json.dumps(_plain(dict(metadata or {}))),
+    }
+    path = Path(path)
+    atomic_write(path, lambda f: torch.save(payload, f))
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, config_hash: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint's contents (weights_only) and check its format and config hash."""
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint") from None
+    except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "unusable"
+        raise CheckpointError(f"{path}: unreadable checkpoint ({_short(exc)})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a neurofem checkpoint (expected format {FORMAT})")
+    _check_hash(path, payload, config_hash)
+    payload["metadata"] = json.loads(payload["metadata"])
+    return payload
+
+
+def _check_hash(path: Path, payload: Mapping[str, Any], config_hash: str | None) -> None:
+    """Refuse a checkpoint written under another config (one line naming both hashes)."""
+    if config_hash is not None and payload["config_hash"] != config_hash:
+        raise CheckpointError(
+            f"{path}: checkpoint is from a different config (its hash {payload['config_hash']}, "
+            f"this run's {config_hash}); resume with the run's own config.toml or start a new run"
+        )
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    config_hash: str | None,
+    *,
+    model: torch.nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+) -> dict[str, Any]:
+    """Restore model/optimizer/scheduler/RNG from a checkpoint of this config; return it."""
+    payload = read_checkpoint(path, config_hash)
+    if model is not None:
+        model.load_state_dict(payload["model"])
+    if optimizer is not None:
+        if payload["optimizer"] is None:
+            raise CheckpointError(f"{path}: checkpoint holds no optimizer state")
+        optimizer.load_state_dict(payload["optimizer"])
+    if scheduler is not None and payload["scheduler"] is not None:
+        scheduler.load_state_dict(payload["scheduler"])
+    if restore_rng:
+        set_rng_state(payload["rng"])
+    return payload
+
+
+def checkpoint_name(step: int) -> str:
+    """File name of the checkpoint taken after `step` steps."""
+    return f"ckpt-{step:09d}.pt"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """(step, path) of the checkpoint files in run_dir, oldest first."""
+    run_dir = Path(run_dir)
+    found = []
+    for p in run_dir.iterdir() if run_dir.is_dir() else []:
+        m = PATTERN.match(p.name)
+        if m and p.is_file():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_pointer(run_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint that run_dir/latest names, or None without a (valid) pointer."""
+    pointer = Path(run_dir) / LATEST
+    try:
+        name = pointer.read_text().strip()
+    except OSError:
+        return None
+    return Path(run_dir) / name if PATTERN.match(name) else None
+
+
+def find_latest_checkpoint(
+    run_dir: str | os.PathLike, config_hash: str | None = None, *, comm=None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest loadable checkpoint of run_dir and its contents; None if there is none.
+
+    Tries the `latest` pointer, then the others newest first, skipping (with a warning on
+    rank 0) unreadable ones. A readable checkpoint of another config raises CheckpointError.
+    """
+    candidates = [p for _, p in reversed(list_checkpoints(run_dir))]
+    pointed = latest_pointer(run_dir)
+    if pointed is not None and pointed in candidates:
+        candidates.remove(pointed)
+        candidates.insert(0, pointed)
+    for path in candidates:
+        try:
+            payload = read_checkpoint(path)
+        except CheckpointError as exc:
+            if comm is None or comm.rank == 0:
+                warnings.warn(f"skipping {exc}", RuntimeWarning, stacklevel=2)
+            continue
+        _check_hash(path, payload, config_hash)
+        return path, payload
+    return None
+
+
+@dataclass
+class CheckpointManager:
+    """Periodic checkpoints in a run directory: keep the newest `keep`, point `latest` at one."""
+
+    run_dir: Path
+    config_hash: str
+    keep: int = 3
+    comm: Any = None
+
+    def __post_init__(self):
+        self.run_dir = Path(self.run_dir)
+        if self.keep < 1:
+            raise CheckpointError(f"keep_checkpoints must be >= 1, got {self.keep}")
+
+    @property
+    def is_writer(self) -> bool:
+        return self.comm is None or self.comm.rank == 0
+
+    def save(self, step: int, *, model, optimizer, scheduler=None, metadata=None) -> Path | None:
+        """Checkpoint after `step` steps, move `latest` to it, drop the oldest beyond `keep`."""
+        if not self.is_writer:
+            return None
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = save_checkpoint(
+            self.run_dir / checkpoint_name(step),
+            model=model,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            step=step,
+            config_hash=self.config_hash,
+            metadata=metadata,
+        )
+        atomic_write(self.run_dir / LATEST, lambda f: f.write(f"{path.name}\n".encode()))
+        # Never prune the file just written (a resumed run may write a lower step than
+        # stale files of the interrupted timeline).
+        others = [p for _, p in list_checkpoints(self.run_dir) if p != path]
+        for old in others[: max(0, len(others) - (self.keep - 1))]:
+            old.unlink(missing_ok=True)
+        for pattern in (".ckpt-*.pt.*.tmp", f".{LATEST}.*.tmp"):  # left by a killed writer
+            for stale in self.run_dir.glob(pattern):
+                stale.unlink(missing_ok=True)
+        return path
+
+    def latest(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest loadable checkpoint of this run (see find_latest_checkpoint)."""
+        return find_latest_checkpoint(self.run_dir, self.config_hash, comm=self.comm)
