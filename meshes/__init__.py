@@ -10,7 +10,7 @@ Every kind, its options and its physical groups: ``meshes.kinds()`` /
 from .api import build
 from .core import DistributedMesh, distribute, gmsh_session
 from .errors import MeshError
-from .export import preview, to_meshio, write
+from .export import preview, to_meshio, write, write_xdmf
 from .quality import group_measures, quality, summary_line
 from .registry import build_model, describe, kinds, resolve
 
@@ -30,4 +30,5 @@ __all__ = [
     "summary_line",
     "to_meshio",
     "write",
+    "write_xdmf",
 ]

@@ -1,15 +1,84 @@
-"""`neurofem mesh`: build, export and preview meshes from the command line."""
+"""`neurofem mesh KIND [options] -o FILE [--preview PNG]`: build, export and preview a mesh.
+
+Runs on one process (no MPI): Gmsh builds and meshes, the mesh is written, a one-line
+summary (cells, quality, measures, RVE volume fraction) is printed. The options of each
+kind come from the builder table (``meshes.registry``); values are checked there, so a
+bad value gives one ``neurofem: error: ...`` line and exit code 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .errors import MeshError
 
 USER_ERRORS = (MeshError,)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line (``neurofem: error: ...``) and exit code 2."""
+
+    def error(self, message: str):  # noqa: D102 - argparse hook
+        self.exit(2, f"neurofem: error: {self.prog}: {message}\n")
+
+
+def _kinds_epilog(table) -> str:
+    lines = ["kinds (neurofem mesh KIND --help for details):"]
+    for kind, b in table.items():
+        flags = " ".join(o.flag for o in b.options)
+        lines.append(f"  {kind:<19} {b.doc}\n  {'':<19} --size (default {b.default_size}) {flags}")
+    return "\n".join(lines)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the `mesh` subcommand."""
-    p = sub.add_parser("mesh", help="build a mesh with Gmsh, export it, preview it")
-    p.set_defaults(handler=lambda a: 0)
+    """Add the `mesh` subcommand with one sub-subcommand per mesh kind."""
+    from .registry import kinds
+
+    table = kinds()
+    p = sub.add_parser("mesh", help="build a mesh with Gmsh, export it, preview it",
+                       description="Build a mesh with Gmsh (physical groups for phases and "
+                       "boundaries), write it (.msh keeps the groups; .xdmf, .vtu via meshio) and "
+                       "optionally render a PNG preview.",
+                       epilog=_kinds_epilog(table), formatter_class=argparse.RawTextHelpFormatter)
+    p.error = _OneLineParser.error.__get__(p)  # unknown kind: one line too
+    ks = p.add_subparsers(dest="kind", required=True, metavar="KIND", parser_class=_OneLineParser)
+    for kind, b in table.items():
+        kp = ks.add_parser(kind, help=b.doc, description=f"{b.doc}\nphysical groups: {b.groups}",
+                           formatter_class=argparse.RawTextHelpFormatter)
+        kp.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="output mesh: .msh (Gmsh physical tags), .xdmf or .vtu")
+        kp.add_argument("--preview", metavar="PNG", help="also render an off-screen PNG preview")
+        kp.add_argument("--size", metavar="FLOAT", default=None,
+                        help=f"target element size (default {b.default_size})")
+        for o in b.options:
+            extra = {"nargs": "?", "const": "true"} if o.type == "bool" else {}
+            choices = f" {{{','.join(o.choices)}}}" if o.choices else ""
+            kp.add_argument(o.flag, dest=f"opt_{o.name}", metavar=o.type.upper(), default=None,
+                            help=f"{o.help}{choices} (default {o.default!r})", **extra)
+        kp.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the requested mesh, write it, preview it, print a one-line summary."""
+    from .core import gmsh_session
+    from .export import FORMATS, _suffix, preview, write
+    from .quality import summary_line
+    from .registry import build_model
+
+    _suffix(args.output, FORMATS, "-o/--output")  # fail before meshing, not after
+    if args.preview:
+        _suffix(args.preview, (".png",), "--preview")
+    options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+    with gmsh_session(f"neurofem-{args.kind}"):
+        try:
+            info = build_model(args.kind, args.size, **options)
+        except MeshError:
+            raise
+        except Exception as exc:  # Gmsh/OCC failure on a valid-looking request
+            raise MeshError(f"{args.kind}: Gmsh failed: {exc}") from None
+        write(args.output)
+        if args.preview:
+            preview(args.preview)
+    print(summary_line(info) + f" -> {args.output}", file=sys.stdout, flush=True)
+    return 0

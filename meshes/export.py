@@ -1,4 +1,5 @@
-"""Write the current Gmsh mesh (.msh with physical tags; .xdmf/.vtu via meshio) and render
+"""Write the current Gmsh mesh (.msh with physical tags; .vtu via meshio; .xdmf with
+DOLFINx, readable by ``XDMFFile.read_mesh``/``read_meshtags``) and render
 an off-screen PyVista preview (3D: a corner clipped away so inclusions and holes show)."""
 
 from __future__ import annotations
@@ -51,9 +52,32 @@ def write(path: str) -> str:
     if suffix == ".msh":
         gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
         gmsh.write(path)
+    elif suffix == ".xdmf":
+        # meshio's XDMF writer needs h5py; DOLFINx writes XDMF/HDF5 that DOLFINx reads back.
+        from meshes._dolfinx import MPI
+
+        from .core import distribute
+
+        _, xyz, _ = gmsh.model.mesh.getNodes()
+        gdim = 2 if np.all(np.asarray(xyz)[2::3] == 0.0) else 3
+        write_xdmf(distribute(gmsh.model, MPI.COMM_SELF, gdim), path)
     else:
         mesh, _ = to_meshio()
         meshio.write(path, mesh)
+    return path
+
+
+def write_xdmf(dm, path: str) -> str:
+    """Write a DistributedMesh with cell tags "phase" and facet tags "boundary" (collective)."""
+    from meshes._dolfinx import dolfinx
+
+    _suffix(path, (".xdmf",), "output")
+    with dolfinx.io.XDMFFile(dm.comm, path, "w") as f:
+        f.write_mesh(dm.mesh)
+        for tags, name in ((dm.cell_tags, "phase"), (dm.facet_tags, "boundary")):
+            if tags is not None:
+                tags.name = name
+                f.write_meshtags(tags, dm.mesh.geometry)
     return path
 
 
@@ -77,12 +101,12 @@ def preview(path: str, window: tuple[int, int] = (900, 700)) -> str:
         if dim == 3 and matrix_like:
             # Remove a corner so the inclusions / holes behind the faces are visible.
             lo, hi = np.array(part.bounds[::2]), np.array(part.bounds[1::2])
-            mid = lo + 0.55 * (hi - lo)
+            mid = lo + 0.4 * (hi - lo)
             part = part.clip_box([mid[0], hi[0] + 1, mid[1], hi[1] + 1, lo[2] - 1, hi[2] + 1],
                                  invert=True, crinkle=True)
         plotter.add_mesh(part, color=_PALETTE[i % len(_PALETTE)], show_edges=True,
                          edge_color="#404040", line_width=0.5, label=names[tag] or str(tag))
-    plotter.add_legend(bcolor="white", size=(0.18, 0.06 * len(phases)))
+    plotter.add_legend(bcolor="white", size=(0.25, 0.06 * len(phases)))
     if dim == 2:
         plotter.view_xy()
     else:
