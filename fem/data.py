@@ -1,0 +1,218 @@
+"""Training data of one rank, owned entities only (no double counting across ranks).
+
+- :func:`dof_data`: coordinates of the owned dofs (and the local → global map).
+- :func:`quadrature_data`: basix quadrature points of the owned cells mapped to physical
+  space, weights w·|det J| (so Σ over ranks of the weights = domain measure), phase tag.
+- :func:`boundary_data`: quadrature points on the owned exterior facets with outward unit
+  normals, weights w·|J_f| (facet measure) and facet tags.
+- :func:`dof_adjacency`: for each owned dof its neighbour dofs through shared cells
+  (local indices incl. ghosts) — the stochastic-projection neighbourhoods.
+
+The geometry is evaluated through UFL (``SpatialCoordinate``, ``Jacobian``), so curved
+(higher-order) cells are mapped exactly. Plain dataclasses of NumPy arrays; coupling
+converts them to torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from meshes import DistributedMesh
+from meshes._dolfinx import basix, dolfinx, ufl
+
+UNTAGGED = -1
+
+
+@dataclass
+class QuadratureData:
+    """Volume quadrature of the owned cells."""
+
+    points: np.ndarray  # (n, 3) physical coordinates
+    weights: np.ndarray  # (n,) w_q · |det J|
+    phase: np.ndarray  # (n,) int32 cell tag (UNTAGGED when the mesh has none)
+    cells: np.ndarray  # (n,) int32 local cell index
+    phase_names: dict[str, int]  # name -> tag
+
+
+@dataclass
+class BoundaryData:
+    """Facet quadrature of the owned exterior facets."""
+
+    points: np.ndarray  # (n, 3)
+    normals: np.ndarray  # (n, 3) outward unit normals
+    weights: np.ndarray  # (n,) w_q · facet Jacobian
+    tags: np.ndarray  # (n,) int32 facet tag (UNTAGGED when not in a group)
+    facets: np.ndarray  # (n,) int32 local facet index
+    tag_names: dict[str, int]
+
+
+@dataclass
+class DofData:
+    """Owned dofs (nodes) of a function space."""
+
+    coordinates: np.ndarray  # (n_owned, 3)
+    local_to_global: np.ndarray  # (n_owned + n_ghost,) int64 global node index
+    n_owned: int
+
+
+@dataclass
+class Adjacency:
+    """Dof neighbourhoods through cells: CSR over owned dofs, columns local (incl. ghosts)."""
+
+    offsets: np.ndarray  # (n_owned + 1,) int64
+    neighbours: np.ndarray  # local node indices, self excluded
+    local_to_global: np.ndarray  # (n_local,) int64
+    coordinates: np.ndarray  # (n_local, 3) coordinates of all local nodes
+    n_owned: int
+    complete: np.ndarray  # (n_owned,) bool: all cells around the dof are on this rank
+
+    def of(self, i: int) -> np.ndarray:
+        """Neighbours of owned dof i."""
+        return self.neighbours[self.offsets[i]: self.offsets[i + 1]]
+
+
+def _cell_type(mesh) -> basix.CellType:
+    return getattr(basix.CellType, mesh.topology.cell_name())
+
+
+def _eval_geometry(mesh, X: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Physical points (nc, nq, 3) and Jacobians (nc, nq, gdim, tdim) at reference points X."""
+    gdim, tdim = mesh.geometry.dim, mesh.topology.dim
+    nq, nc = X.shape[0], len(cells)
+    if nc == 0:
+        return np.zeros((0, nq, 3)), np.zeros((0, nq, gdim, tdim))
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    xe = dolfinx.fem.Expression(ufl.SpatialCoordinate(mesh), X)
+    Je = dolfinx.fem.Expression(ufl.Jacobian(mesh), X)
+    x = xe.eval(mesh, cells).reshape(nc, nq, gdim)
+    J = Je.eval(mesh, cells).reshape(nc, nq, gdim, tdim)
+    pts = np.zeros((nc, nq, 3))
+    pts[..., :gdim] = x
+    return pts, J
+
+
+def _pseudo_det(J: np.ndarray) -> np.ndarray:
+    """|det J| for square J, sqrt(det JᵀJ) otherwise (manifolds, facets)."""
+    if J.shape[-1] == 0:
+        return np.ones(J.shape[:-2])
+    if J.shape[-1] == J.shape[-2]:
+        return np.abs(np.linalg.det(J))
+    return np.sqrt(np.linalg.det(np.swapaxes(J, -1, -2) @ J))
+
+
+def _cell_tag_array(dmesh: DistributedMesh, n: int) -> np.ndarray:
+    tags = np.full(n, UNTAGGED, dtype=np.int32)
+    if dmesh.cell_tags is not None:
+        keep = dmesh.cell_tags.indices < n
+        tags[dmesh.cell_tags.indices[keep]] = dmesh.cell_tags.values[keep]
+    return tags
+
+
+def quadrature_data(dmesh: DistributedMesh, degree: int = 2) -> QuadratureData:
+    """Quadrature points/weights (basix, exact for polynomials of `degree`) of owned cells."""
+    mesh = dmesh.mesh
+    tdim = mesh.topology.dim
+    n_owned = mesh.topology.index_map(tdim).size_local
+    X, w = basix.make_quadrature(_cell_type(mesh), degree)
+    cells = np.arange(n_owned, dtype=np.int32)
+    pts, J = _eval_geometry(mesh, X, cells)
+    weights = w[None, :] * _pseudo_det(J)
+    phase = np.repeat(_cell_tag_array(dmesh, n_owned), len(w))
+    return QuadratureData(pts.reshape(-1, 3), weights.reshape(-1), phase,
+                          np.repeat(cells, len(w)), dict(dmesh.cell_names))
+
+
+def boundary_data(dmesh: DistributedMesh, degree: int = 2) -> BoundaryData:
+    """Quadrature points, outward normals, weights and tags on owned exterior facets."""
+    mesh = dmesh.mesh
+    tdim, gdim = mesh.topology.dim, mesh.geometry.dim
+    fdim = tdim - 1
+    mesh.topology.create_connectivity(fdim, tdim)
+    mesh.topology.create_connectivity(tdim, fdim)
+    f2c, c2f = mesh.topology.connectivity(fdim, tdim), mesh.topology.connectivity(tdim, fdim)
+    n_owned_f = mesh.topology.index_map(fdim).size_local
+    facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+    facets = facets[facets < n_owned_f]
+    cells = np.array([f2c.links(f)[0] for f in facets], dtype=np.int32)
+    local = np.array([np.flatnonzero(c2f.links(c) == f)[0] for c, f in zip(cells, facets)],
+                     dtype=np.int32)
+    ftags = np.full(mesh.topology.index_map(fdim).size_local + mesh.topology.index_map(fdim).num_ghosts,
+                    UNTAGGED, dtype=np.int32)
+    if dmesh.facet_tags is not None:
+        ftags[dmesh.facet_tags.indices] = dmesh.facet_tags.values
+    ct = _cell_type(mesh)
+    ref_x = basix.geometry(ct)
+    ref_facets = basix.topology(ct)[fdim]
+    ref_normals = np.asarray(basix.cell.facet_outward_normals(ct))
+    if fdim == 0:
+        Xf, wf = np.zeros((1, 0)), np.ones(1)
+    else:
+        Xf, wf = basix.make_quadrature(basix.cell.sub_entity_type(ct, fdim, 0), degree)
+    out = {k: [] for k in ("points", "normals", "weights", "tags", "facets")}
+    for lf in range(len(ref_facets)):
+        sel = np.flatnonzero(local == lf)
+        if len(sel) == 0:
+            continue
+        v = ref_x[ref_facets[lf]]
+        Jf_ref = (v[1:] - v[0]).T  # (tdim, fdim)
+        X = v[0][None, :] + Xf @ Jf_ref.T
+        pts, J = _eval_geometry(mesh, X, cells[sel])
+        scale = _pseudo_det(J @ Jf_ref)
+        # outward normal: n ∝ J^{-T} n_ref (pseudo-inverse for manifolds)
+        n = np.einsum("cqij,j->cqi", np.linalg.pinv(J).swapaxes(-1, -2), ref_normals[lf])
+        n /= np.linalg.norm(n, axis=-1, keepdims=True)
+        normals = np.zeros(pts.shape)
+        normals[..., :gdim] = n
+        nq = len(wf)
+        out["points"].append(pts.reshape(-1, 3))
+        out["normals"].append(normals.reshape(-1, 3))
+        out["weights"].append((wf[None, :] * scale).reshape(-1))
+        out["tags"].append(np.repeat(ftags[facets[sel]], nq))
+        out["facets"].append(np.repeat(facets[sel], nq))
+    if not out["points"]:
+        empty = np.zeros((0, 3))
+        return BoundaryData(empty, empty.copy(), np.zeros(0), np.zeros(0, np.int32),
+                            np.zeros(0, np.int32), dict(dmesh.facet_names))
+    return BoundaryData(*(np.concatenate(out[k]) for k in ("points", "normals", "weights")),
+                        np.concatenate(out["tags"]).astype(np.int32),
+                        np.concatenate(out["facets"]).astype(np.int32), dict(dmesh.facet_names))
+
+
+def dof_data(V: dolfinx.fem.FunctionSpace) -> DofData:
+    """Coordinates of the owned dof nodes of V and the local → global node map."""
+    imap = V.dofmap.index_map
+    n = imap.size_local + imap.num_ghosts
+    l2g = imap.local_to_global(np.arange(n, dtype=np.int32)).astype(np.int64)
+    return DofData(V.tabulate_dof_coordinates()[: imap.size_local].copy(), l2g, imap.size_local)
+
+
+def dof_adjacency(V: dolfinx.fem.FunctionSpace) -> Adjacency:
+    """Neighbours of each owned dof node through the cells of this rank (P1: vertex graph)."""
+    import scipy.sparse as sp
+
+    mesh = V.mesh
+    imap = V.dofmap.index_map
+    n_owned, n_local = imap.size_local, imap.size_local + imap.num_ghosts
+    tdim = mesh.topology.dim
+    cmap = mesh.topology.index_map(tdim)
+    dofs = V.dofmap.list[: cmap.size_local + cmap.num_ghosts]
+    k = dofs.shape[1]
+    rows = np.repeat(dofs, k, axis=1).reshape(-1)
+    cols = np.tile(dofs, (1, k)).reshape(-1)
+    A = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_local, n_local))
+    A.setdiag(0)
+    A.eliminate_zeros()
+    A = A[:n_owned].tocsr()
+    A.sort_indices()
+    # completeness: cells around each dof on this rank == cells around it globally
+    local_count = np.bincount(dofs.reshape(-1), minlength=n_local)
+    owned_cells = V.dofmap.list[: cmap.size_local]
+    counter = dolfinx.la.vector(imap, 1, dtype=np.float64)
+    counter.array[:] = np.bincount(owned_cells.reshape(-1), minlength=n_local)
+    counter.scatter_reverse(dolfinx.la.InsertMode.add)
+    complete = local_count[:n_owned] == np.rint(counter.array[:n_owned]).astype(int)
+    l2g = imap.local_to_global(np.arange(n_local, dtype=np.int32)).astype(np.int64)
+    return Adjacency(A.indptr.astype(np.int64), A.indices.astype(np.int32), l2g,
+                     V.tabulate_dof_coordinates()[:n_local].copy(), n_owned, complete)
