@@ -1,1 +1,61 @@
-"""spiking"""
+"""Spiking neurons (VSN, LIF, IF), surrogate gradients, coordinate networks, activity
+monitors, energy accounting and the ANN→SNN conversion baseline.
+
+Independent of DOLFINx and of the other neurofem packages: only torch is needed.
+"""
+
+from .activations import ACTIVATIONS, get_activation
+from .conversion import ConvertedSNN, activation_scales, conversion_errors, convert_relu_mlp
+from .energy import (
+    EnergyReport,
+    EnergyTable,
+    OpCounts,
+    break_even_activity,
+    count_energy,
+    energy_report,
+)
+from .monitor import ActivityMonitor, LayerActivity, spiking_layers
+from .networks import (
+    MLP,
+    NEURON_KINDS,
+    MLPConfig,
+    SpikingConfigError,
+    build_mlp,
+    equal_shape_ann,
+    mlp_from_config,
+)
+from .neurons import IF, LIF, VSN, SpikingNeuron
+from .surrogate import SURROGATE_KINDS, Surrogate, heaviside, surrogate_derivative
+
+__all__ = [
+    "ACTIVATIONS",
+    "IF",
+    "LIF",
+    "MLP",
+    "NEURON_KINDS",
+    "SURROGATE_KINDS",
+    "VSN",
+    "ActivityMonitor",
+    "ConvertedSNN",
+    "EnergyReport",
+    "EnergyTable",
+    "LayerActivity",
+    "MLPConfig",
+    "OpCounts",
+    "SpikingConfigError",
+    "SpikingNeuron",
+    "Surrogate",
+    "activation_scales",
+    "break_even_activity",
+    "build_mlp",
+    "conversion_errors",
+    "convert_relu_mlp",
+    "count_energy",
+    "energy_report",
+    "equal_shape_ann",
+    "get_activation",
+    "heaviside",
+    "mlp_from_config",
+    "spiking_layers",
+    "surrogate_derivative",
+]

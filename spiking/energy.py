@@ -1,0 +1,330 @@
+"""Energy accounting: operation counts per layer and per inference point, priced in pJ.
+
+Counting rules (per inference point; layer l = Linear(N_in → N_out) then its unit).
+
+ANN layer (dense input, any activation; also the ANN readout)::
+
+    MAC    = N_in · N_out
+    ACC    = N_out                               (bias)
+    reads  = N_in · N_out + N_out + N_in          (weights, biases, input activations)
+    writes = N_out                               (outputs)
+
+Spiking-network layer. Synaptic part, by what arrives (E_in = nonzero incoming events
+per point summed over the T_s steps, counted by :class:`~spiking.monitor.ActivityMonitor`):
+
+* dense analog input (first layer: normalised / Fourier coordinates, applied once since
+  the input current is repeated every step): MAC = N_in·N_out, reads += N_in·N_out + N_in;
+* graded events (VSN upstream, Garg & Chakraborty): each nonzero event y multiplies its
+  N_out fan-out weights: MAC = E_in·N_out, reads += E_in·N_out + E_in;
+* binary spikes (LIF/IF upstream): each spike adds its fan-out weights:
+  ACC += E_in·N_out, reads += E_in·N_out + E_in;
+
+plus the bias: ACC += N_out, reads += N_out. Neuron part (VSN/LIF, T_s steps, p per-neuron
+constants, p = 2 for β and θ, 1 for IF; E_out = nonzero output events per point)::
+
+    ACC    += T_s · N_out                        (m ← β m + z, one accumulate per step,
+                                                  the leak counted as part of it)
+    reads  += T_s · N_out + p · N_out            (membrane, β/θ)
+    writes += T_s · N_out + E_out                (membrane, output events)
+
+The readout of a spiking network has no neuron part: writes += N_out. Random Fourier
+features (identical in both networks) cost MAC = d·m, reads = d·m + d, writes = F (the
+feature count); the sin/cos evaluations, like the activation φ in both networks, are
+not priced. Box normalisation and output scaling are affine and fold into the first and
+last weights of a deployed network, so they cost nothing.
+
+So a VSN layer's multiplies scale with nonzero incoming events and its accumulates with
+T_s·N_out, as in DESIGN.md. Energy = MAC·e_MAC + ACC·e_ACC + reads·e_read + writes·e_write.
+
+Default prices, 45 nm CMOS, 32-bit float (M. Horowitz, "Computing's energy problem (and
+what we can do about it)", ISSCC 2014): multiply 3.7 pJ + add 0.9 pJ = 4.6 pJ per MAC,
+0.9 pJ per accumulate; an 8 KB SRAM costs 10 pJ per 64-bit access, i.e. 5 pJ per 32-bit
+word read or written (on-chip weights; a DRAM access would be ~1.3–2.6 nJ per 64 bits).
+:meth:`EnergyTable.compute_only` drops memory terms (the usual SNN-paper convention).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+
+from torch import nn
+
+from .monitor import ActivityMonitor
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Energy per operation in picojoules (defaults: 45 nm, Horowitz ISSCC 2014)."""
+
+    mac_pj: float = 4.6
+    acc_pj: float = 0.9
+    read_pj: float = 5.0
+    write_pj: float = 5.0
+    name: str = "45nm-fp32 (Horowitz 2014), 8KB SRAM"
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if f.name == "name":
+                continue
+            v = getattr(self, f.name)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (
+                math.isfinite(v) and v >= 0
+            ):
+                raise ValueError(f"energy.{f.name} = {v!r}: expected a non-negative number (pJ)")
+
+    @classmethod
+    def compute_only(cls, mac_pj: float = 4.6, acc_pj: float = 0.9) -> EnergyTable:
+        """Table without memory-access costs (arithmetic only)."""
+        return cls(mac_pj, acc_pj, 0.0, 0.0, name="45nm-fp32 compute only")
+
+    @classmethod
+    def from_dict(cls, table: Mapping, *, prefix: str = "energy") -> EnergyTable:
+        """Table from a TOML table with keys mac_pj, acc_pj, read_pj, write_pj, name."""
+        known = {f.name for f in fields(cls)}
+        for key in table:
+            if key not in known:
+                raise ValueError(f"{prefix}.{key}: unknown key; known keys: {sorted(known)}")
+        try:
+            return cls(**table)
+        except ValueError as err:
+            raise ValueError(str(err).replace("energy.", f"{prefix}.", 1)) from None
+
+    def price(self, ops: OpCounts) -> float:
+        """Energy of ``ops`` in pJ."""
+        return (ops.mac * self.mac_pj + ops.acc * self.acc_pj
+                + ops.reads * self.read_pj + ops.writes * self.write_pj)
+
+
+@dataclass(frozen=True)
+class OpCounts:
+    """Operation counts per inference point."""
+
+    mac: float = 0.0
+    acc: float = 0.0
+    reads: float = 0.0
+    writes: float = 0.0
+
+    def __add__(self, other: OpCounts) -> OpCounts:
+        return OpCounts(self.mac + other.mac, self.acc + other.acc,
+                        self.reads + other.reads, self.writes + other.writes)
+
+
+def ann_layer_ops(n_in: int, n_out: int) -> OpCounts:
+    """Dense layer: N_in·N_out MACs, N_out bias adds, weight/bias/input reads, output writes."""
+    return OpCounts(mac=n_in * n_out, acc=n_out, reads=n_in * n_out + n_out + n_in,
+                    writes=n_out)
+
+
+def snn_layer_ops(
+    n_in: int,
+    n_out: int,
+    *,
+    events_in: float | None,
+    graded_in: bool,
+    steps: int | None,
+    events_out: float = 0.0,
+    state_params: int = 2,
+) -> OpCounts:
+    """Spiking-network layer (module docstring formulas); events_in None = dense input,
+    steps None = readout (no neurons)."""
+    if events_in is None:  # analog input, computed once
+        syn = OpCounts(mac=n_in * n_out, reads=n_in * n_out + n_in)
+    elif graded_in:
+        syn = OpCounts(mac=events_in * n_out, reads=events_in * n_out + events_in)
+    else:
+        syn = OpCounts(acc=events_in * n_out, reads=events_in * n_out + events_in)
+    ops = syn + OpCounts(acc=n_out, reads=n_out)
+    if steps is None:
+        return ops + OpCounts(writes=n_out)
+    return ops + OpCounts(
+        acc=steps * n_out,
+        reads=steps * n_out + state_params * n_out,
+        writes=steps * n_out + events_out,
+    )
+
+
+def fourier_ops(in_dim: int, num_features: int, out_dim: int) -> OpCounts:
+    """Random Fourier features: d·m MACs for Bx, reads of B and x, writes of the features."""
+    return OpCounts(mac=in_dim * num_features, reads=in_dim * num_features + in_dim,
+                    writes=out_dim)
+
+
+@dataclass(frozen=True)
+class LayerEnergy:
+    """One layer's counts for the ANN and the spiking network, per inference point."""
+
+    name: str
+    n_in: int
+    n_out: int
+    ann: OpCounts
+    snn: OpCounts
+    events_in: float | None = None
+    events_out: float | None = None
+    activity: float | None = None
+
+
+@dataclass
+class EnergyReport:
+    """Per-layer and total energy of a spiking network and its equal-shape ANN."""
+
+    layers: list[LayerEnergy]
+    table: EnergyTable
+    neuron: str
+    steps: int
+
+    @property
+    def ann_pj(self) -> float:
+        """ANN energy per inference point (pJ)."""
+        return sum(self.table.price(la.ann) for la in self.layers)
+
+    @property
+    def snn_pj(self) -> float:
+        """Spiking-network energy per inference point (pJ)."""
+        return sum(self.table.price(la.snn) for la in self.layers)
+
+    @property
+    def ratio(self) -> float:
+        """Spiking / ANN energy (< 1: the spiking network is cheaper)."""
+        return self.snn_pj / self.ann_pj
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict: table, totals, ratio and per-layer counts and energies."""
+        rows = []
+        for la in self.layers:
+            row = asdict(la)
+            row["ann_pj"] = self.table.price(la.ann)
+            row["snn_pj"] = self.table.price(la.snn)
+            rows.append(row)
+        return {
+            "table": asdict(self.table),
+            "neuron": self.neuron,
+            "steps": self.steps,
+            "ann_pj": self.ann_pj,
+            "snn_pj": self.snn_pj,
+            "ratio": self.ratio,
+            "layers": rows,
+        }
+
+    def to_markdown(self) -> str:
+        """Per-layer breakdown as a Markdown table (energies in pJ per point)."""
+        tag = self.neuron.upper()
+        head = (f"| layer | shape | activity | events in/pt | ANN MAC | ANN ACC | ANN mem | "
+                f"ANN pJ | {tag} MAC | {tag} ACC | {tag} mem | {tag} pJ | {tag}/ANN |")
+        lines = [head, "|" + "---|" * 13]
+
+        def fmt(v: float | None, spec: str = ".4g") -> str:
+            return "–" if v is None else format(v, spec)
+
+        for la in self.layers:
+            a, s = self.table.price(la.ann), self.table.price(la.snn)
+            lines.append(
+                f"| {la.name} | {la.n_in}→{la.n_out} | {fmt(la.activity, '.3f')} | "
+                f"{fmt(la.events_in)} | {la.ann.mac:.4g} | {la.ann.acc:.4g} | "
+                f"{la.ann.reads + la.ann.writes:.4g} | {a:.4g} | {la.snn.mac:.4g} | "
+                f"{la.snn.acc:.4g} | {la.snn.reads + la.snn.writes:.4g} | {s:.4g} | "
+                f"{s / a:.3f} |"
+            )
+        lines.append(
+            f"| **total** | | | | | | | {self.ann_pj:.4g} | | | | {self.snn_pj:.4g} | "
+            f"**{self.ratio:.3f}** |"
+        )
+        lines.append(
+            f"\nT_s = {self.steps}; prices ({self.table.name}): MAC {self.table.mac_pj} pJ, "
+            f"ACC {self.table.acc_pj} pJ, read {self.table.read_pj} pJ, "
+            f"write {self.table.write_pj} pJ per 32-bit word."
+        )
+        return "\n".join(lines)
+
+
+def count_energy(
+    widths: Sequence[int],
+    *,
+    neuron: str,
+    steps: int,
+    events: Sequence[float],
+    activity: Sequence[float] | None = None,
+    fourier: tuple[int, int] | None = None,
+    table: EnergyTable | None = None,
+) -> EnergyReport:
+    """Energy report for an MLP of ``widths`` [F, h_1, …, h_L, out] with hidden units
+    ``neuron`` ('vsn' | 'lif' | 'if'); ``events[l]`` = nonzero output events per point of
+    hidden layer l (over all steps); ``fourier`` = (in_dim, num_features) if used."""
+    if neuron not in ("vsn", "lif", "if"):
+        raise ValueError(f"neuron = {neuron!r}: expected 'vsn', 'lif' or 'if'")
+    n_hidden = len(widths) - 2
+    if n_hidden < 1 or len(events) != n_hidden:
+        raise ValueError(f"need widths [F, h_1..h_L, out] and {max(n_hidden, 0)} event counts, "
+                         f"got widths {list(widths)} and {len(events)} counts")
+    table = table or EnergyTable()
+    graded = neuron == "vsn"
+    state_params = 1 if neuron == "if" else 2
+    layers: list[LayerEnergy] = []
+    if fourier is not None:
+        d, m = fourier
+        ops = fourier_ops(d, m, widths[0])
+        layers.append(LayerEnergy("fourier", d, widths[0], ops, ops))
+    for l in range(n_hidden + 1):
+        n_in, n_out = widths[l], widths[l + 1]
+        readout = l == n_hidden
+        ev_in = None if l == 0 else float(events[l - 1])
+        ev_out = None if readout else float(events[l])
+        snn = snn_layer_ops(
+            n_in, n_out, events_in=ev_in, graded_in=graded,
+            steps=None if readout else steps, events_out=ev_out or 0.0,
+            state_params=state_params,
+        )
+        act = None
+        if not readout:
+            act = activity[l] if activity is not None else None
+        name = "readout" if readout else f"hidden{l}"
+        layers.append(LayerEnergy(name, n_in, n_out, ann_layer_ops(n_in, n_out), snn,
+                                  ev_in, ev_out, act))
+    return EnergyReport(layers, table, neuron, steps)
+
+
+def energy_report(
+    net: nn.Module, monitor: ActivityMonitor, table: EnergyTable | None = None
+) -> EnergyReport:
+    """Energy of ``net`` (a spiking :class:`~spiking.networks.MLP`) from the events its
+    monitor recorded, against the ANN of identical shape."""
+    if getattr(net, "neuron", None) not in ("vsn", "lif"):
+        raise ValueError("energy_report needs a spiking MLP (neuron 'vsn' or 'lif')")
+    if monitor.net is not net:
+        raise ValueError("the monitor watches a different network")
+    stats = monitor.layers()
+    units = set(net.units)
+    names = [n for n, m in net.named_modules() if m in units]
+    per_layer = [stats[n] for n in names]
+    if any(la.points == 0 for la in per_layer):
+        raise ValueError("the monitor recorded nothing; run the network inside the monitor")
+    fourier = None
+    if net.fourier is not None:
+        fourier = (net.fourier.in_dim, net.fourier.B.shape[0])
+    return count_energy(
+        net.widths, neuron=net.neuron, steps=net.num_steps,
+        events=[la.events_per_point for la in per_layer],
+        activity=[la.activity for la in per_layer], fourier=fourier, table=table,
+    )
+
+
+def break_even_activity(
+    widths: Sequence[int],
+    *,
+    neuron: str = "vsn",
+    steps: int,
+    fourier: tuple[int, int] | None = None,
+    table: EnergyTable | None = None,
+) -> float:
+    """Uniform activity a at which spiking and ANN energies are equal (every spike one
+    nonzero event, events_l = a·T_s·h_l); below it the spiking network is cheaper.
+    May fall outside [0, 1] (never / always cheaper)."""
+    hidden = widths[1:-1]
+
+    def energy(a: float) -> EnergyReport:
+        return count_energy(widths, neuron=neuron, steps=steps,
+                            events=[a * steps * h for h in hidden], fourier=fourier, table=table)
+
+    e0, e1 = energy(0.0), energy(1.0)  # the spiking energy is affine in a
+    return (e0.ann_pj - e0.snn_pj) / (e1.snn_pj - e0.snn_pj)
