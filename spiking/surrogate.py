@@ -6,15 +6,15 @@ does not fire). The backward pass replaces the Dirac delta H'(x) by a smooth
 "surrogate" g_k(x) of slope (sharpness) k (Neftci, Mostafa & Zenke, IEEE Signal
 Process. Mag. 36, 2019). With x = m - θ:
 
-=================  ==========================================  =====================
-kind               g_k(x) (backward)                           primitive F_k(x)
-=================  ==========================================  =====================
-arctan             (k/2) / (1 + (π k x / 2)²)                  1/2 + arctan(π k x/2)/π
-fast_sigmoid       1 / (1 + k|x|)²                             x / (1 + k|x|)
-sigmoid            k σ(kx) (1 − σ(kx))                         σ(kx)
-triangle           k · max(0, 1 − k|x|)                        clamp(1/2 + kx − k²x|x|/2, 0, 1)
-straight_through   1                                           x
-=================  ==========================================  =====================
+================  ==========================  ======================================
+kind              g_k(x) (backward)           primitive F_k(x)
+================  ==========================  ======================================
+arctan            (k/2) / (1 + (π k x / 2)²)  1/2 + arctan(π k x/2)/π
+fast_sigmoid      1 / (1 + k|x|)²             x / (1 + k|x|)
+sigmoid           k σ(kx) (1 − σ(kx))         σ(kx)
+triangle          k · max(0, 1 − k|x|)        1/2 + kc − k²c|c|/2, c = clamp(x, ±1/k)
+straight_through  1                           x
+================  ==========================  ======================================
 
 arctan (Fang et al., ICCV 2021; snnTorch ``atan``), sigmoid and triangle integrate to
 1 over the real line (they are normalised approximations of δ); fast_sigmoid (Zenke &
@@ -56,8 +56,8 @@ def surrogate_derivative(x: torch.Tensor, kind: str, slope: float) -> torch.Tens
     if kind == "fast_sigmoid":
         return 1.0 / (1.0 + k * x.abs()) ** 2
     if kind == "sigmoid":
-        sig = torch.sigmoid(k * x)
-        return k * sig * (1.0 - sig)
+        # σ(kx)(1 − σ(kx)) = σ(kx)σ(−kx): the latter has no cancellation and stays even.
+        return k * torch.sigmoid(k * x) * torch.sigmoid(-k * x)
     if kind == "triangle":
         return k * torch.clamp(1.0 - k * x.abs(), min=0.0)
     if kind == "straight_through":
@@ -75,7 +75,8 @@ def surrogate_primitive(x: torch.Tensor, kind: str, slope: float) -> torch.Tenso
     if kind == "sigmoid":
         return torch.sigmoid(k * x)
     if kind == "triangle":
-        return torch.clamp(0.5 + k * x - 0.5 * k * k * x * x.abs(), 0.0, 1.0)
+        xc = torch.clamp(x, -1.0 / k, 1.0 / k)
+        return 0.5 + k * xc - 0.5 * k * k * xc * xc.abs()
     if kind == "straight_through":
         return x.clone()
     raise ValueError(f"unknown surrogate kind {kind!r}; choose one of {SURROGATE_KINDS}")
