@@ -71,7 +71,16 @@ class MeshSpec:
         kwargs = dict(self.options)
         if self.size is not None:
             kwargs["size"] = self.size
-        return meshes.build(self.kind, comm=comm or MPI.COMM_WORLD, **kwargs)
+        comm = comm or MPI.COMM_WORLD
+        if self.kind == "interval":
+            from .interval import interval
+
+            bad = sorted(set(kwargs) - {"size", "x0", "x1"})
+            if bad:
+                raise ConfigError(f"mesh.{bad[0]}", "unknown option for kind 'interval' "
+                                  "(allowed: size, x0, x1)")
+            return interval(comm=comm, **kwargs)
+        return meshes.build(self.kind, comm=comm, **kwargs)
 
 
 @dataclass

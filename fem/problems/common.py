@@ -121,9 +121,12 @@ def dirichlet(V: dolfinx.fem.FunctionSpace, dmesh: DistributedMesh, name: str, k
 
 def source_term(spec_source: list[ScalarExpr], mesh, t=None, dim: int | None = None):
     """The UFL source: 0 if empty, a scalar, or a vector of `dim` components."""
+    # an empty source is a zero Constant (a literal 0 would make the load form empty)
     if dim is None:
-        return spec_source[0].ufl(mesh, t) if spec_source else 0.0
-    comps = [e.ufl(mesh, t) for e in spec_source] if spec_source else []
+        return spec_source[0].ufl(mesh, t) if spec_source else dolfinx.fem.Constant(mesh, 0.0)
+    if not spec_source:
+        return dolfinx.fem.Constant(mesh, np.zeros(dim))
+    comps = [e.ufl(mesh, t) for e in spec_source]
     comps += [0.0] * (dim - len(comps))
     return ufl.as_vector(comps[:dim])
 
