@@ -84,9 +84,16 @@ def pack(
     seed: int,
     aspect: tuple[float, float, float] = (1.0, 1.0, 1.0),
     axis: int = 2,
-    max_attempts: int = 200_000,
+    max_attempts: int = 50_000,
+    stall: int = 500,
 ) -> list[Inclusion]:
-    """Place `n` equal inclusions of total volume `volume_fraction` in [0,1]^3 by RSA."""
+    """Place `n` equal inclusions of total volume `volume_fraction` in [0,1]^3 by RSA.
+
+    After `stall` rejected insertions in a row, one hard-particle Monte Carlo sweep moves
+    every placed inclusion by a random step when it stays valid (Metropolis et al. 1953);
+    this removes the early jamming that walls cause. Insertions and moves together are
+    bounded by `max_attempts`.
+    """
     if not 0 < volume_fraction < 1:
         raise MeshError(f"--volume-fraction={volume_fraction}: must be in (0, 1)")
     if volume_fraction > RSA_LIMIT[inclusion]:
@@ -107,29 +114,51 @@ def pack(
         axes = [0, 1, 2]
     periodic = axes if placement == "cut" else []
     placed: list[Inclusion] = []
-    for _ in range(max_attempts):
-        if len(placed) == n:
-            break
+
+    def fits(cand: Inclusion, others: list[Inclusion]) -> bool:
+        h, c = cand.half_widths(), cand.centre
+        if placement == "inside":
+            if any(c[k] - h[k] < gap or c[k] + h[k] > 1 - gap for k in axes):
+                return False
+        elif any(abs(abs(c[k] - f) - h[k]) < max(gap, 0.1 * h[k]) for k in axes for f in (0, 1)):
+            return False  # a face may cut it, but not nearly tangentially (no slivers)
+        return not _overlaps(cand, others, gap, axes, periodic, inclusion)
+
+    attempts = failed = 0
+    while len(placed) < n and attempts < max_attempts:
+        attempts += 1
         rot = random_rotation(rng) if inclusion == "ellipsoid" else eye
         cand = Inclusion(rng.random(3), semi.copy(), rot)
         if inclusion == "fibre":
             cand.centre[axis] = 0.5
-        h = cand.half_widths()
-        c = cand.centre
-        if placement == "inside":
-            if any(c[k] - h[k] < gap or c[k] + h[k] > 1 - gap for k in axes):
-                continue
-        else:  # a face may cut it, but not nearly tangentially (no slivers)
-            if any(abs(abs(c[k] - f) - h[k]) < max(gap, 0.1 * h[k]) for k in axes for f in (0, 1)):
-                continue
-        if not _overlaps(cand, placed, gap, axes, periodic, inclusion):
+        if fits(cand, placed):
             placed.append(cand)
+            failed = 0
+            continue
+        failed += 1
+        if failed % stall == 0:  # stuck: shake the packing to open room, then retry
+            attempts += _shake(placed, fits, rng, axes, step=0.5 * float(semi.min()))
     if len(placed) < n:
         raise MeshError(
             f"--volume-fraction={volume_fraction} not reached: random sequential addition placed "
             f"{len(placed)} of {n} {inclusion}s in {max_attempts} attempts (gap={gap}, "
-            f"placement={placement}); lower the volume fraction or gap, or change --n")
+            f"placement={placement}); lower the volume fraction or gap, or use --placement cut (no walls)")
     return placed
+
+
+def _shake(placed: list[Inclusion], fits, rng: np.random.Generator, axes: list[int],
+           step: float, sweeps: int = 5) -> int:
+    """Hard-particle Monte Carlo: random moves that keep the packing valid; returns #moves."""
+    for _ in range(sweeps):
+        for i in range(len(placed)):
+            old = placed[i]
+            move = np.zeros(3)
+            move[axes] = rng.uniform(-step, step, len(axes))
+            trial = Inclusion(old.centre + move, old.semi_axes, old.rotation)
+            trial.centre[axes] %= 1.0
+            if fits(trial, placed[:i] + placed[i + 1:]):
+                placed[i] = trial
+    return sweeps * len(placed)
 
 
 def _overlaps(cand, placed, gap, axes, periodic, inclusion) -> bool:

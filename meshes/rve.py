@@ -76,7 +76,7 @@ def _make_periodic(faces: dict[str, list[int]]) -> None:
         Option("axis", "str", "z", "fibre direction", choices=("x", "y", "z")),
         Option("void", "bool", False, "remove the inclusions (porous RVE)"),
         Option("periodic", "bool", False, "periodic surface mesh on opposite faces"),
-        Option("max_attempts", "int", 200_000, "bound on random placement attempts",
+        Option("max_attempts", "int", 50_000, "bound on random placement attempts",
                positive=True),
     ])
 def rve(model, o) -> dict:
