@@ -142,7 +142,8 @@ def pack(
         raise MeshError(
             f"--volume-fraction={volume_fraction} not reached: random sequential addition placed "
             f"{len(placed)} of {n} {inclusion}s in {max_attempts} attempts (gap={gap}, "
-            f"placement={placement}); lower the volume fraction or gap, or use --placement cut (no walls)")
+            f"placement={placement}); lower the volume fraction or gap, or use --placement cut "
+            "(no walls)")
     return placed
 
 

@@ -4,8 +4,13 @@ import itertools
 
 import numpy as np
 import pytest
-from meshtest_helpers import (exterior_facets, facet_vertex_coords, measure, phase_partition_ok,
-                              tagged_facets)
+from meshtest_helpers import (
+    exterior_facets,
+    facet_vertex_coords,
+    measure,
+    phase_partition_ok,
+    tagged_facets,
+)
 from scipy.spatial import cKDTree
 
 import meshes
