@@ -25,7 +25,7 @@ test-serial: $(STAMP)
 
 # Every rank runs pytest on the `mpi`-marked tests; rank 0's report is the one to read.
 test-mpi: $(STAMP)
-	$(MPIENV) $(MPIEXEC) -n 2 $(PY) -m pytest -m mpi -p no:cacheprovider
+	$(MPIENV) $(MPIEXEC) -n 2 $(PY) -m pytest -m mpi -p no:cacheprovider --timeout=300
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -13,7 +13,7 @@ import importlib
 import sys
 from types import ModuleType
 
-COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.demo")
+COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.train_cli", "coupling.demo")
 
 USAGE_EXIT = 2
 

@@ -1,0 +1,216 @@
+"""From a run config and a mesh to torch data: the residual estimator and the error probe.
+
+Everything comes from DOLFINx on this rank's owned part of the mesh (see
+:mod:`fem.operators` and :mod:`fem.data`): the assembled K, M, b with Dirichlet data,
+node coordinates (owned, ghosts, extra couplings), volume and boundary quadrature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import fem.data
+from fem.errors import ConfigError
+from fem.operators import Operators, assemble_operators, assemble_owned_vector
+from fem.problems import build_problem
+from meshes import DistributedMesh
+from meshes._dolfinx import dolfinx, ufl
+
+from . import sp
+from .boundary import BoundaryValues, dirichlet_boundaries, distance_and_lift_specs, normalised
+from .config import RunConfig
+from .parallel import fetch_from_owners
+from .residuals import (
+    AutogradResidual,
+    GalerkinEnergy,
+    NeumannTerm,
+    Residual,
+    SoftDirichlet,
+    SPResidual,
+)
+
+
+@dataclass
+class Discretisation:
+    """The estimator plus what the trainer needs to measure the network against FEM."""
+
+    residual: Residual
+    x_nodes: torch.Tensor  # (n_function_nodes, gdim) V's local dof nodes (owned + ghosts)
+    boundary: BoundaryValues  # the boundary map restricted to V's local dofs
+    weights: torch.Tensor  # (n_owned,) lumped-mass weights of owned (unrolled) dofs
+    n_owned: int  # owned unrolled dofs
+    block_size: int
+    problem: object
+    operators: Operators
+
+    def field(self, net: torch.nn.Module) -> torch.Tensor:
+        """The network as FE coefficients on V's local dofs (Dirichlet data imposed)."""
+        return self.boundary.apply(net(self.x_nodes).reshape(-1))
+
+
+def discretise(cfg: RunConfig, dmesh: DistributedMesh, dtype: torch.dtype) -> Discretisation:
+    """Assemble operators and data, and build the configured residual (collective)."""
+    problem = build_problem(dmesh, cfg.problem)
+    ops = assemble_operators(problem)
+    layout = ops.layout
+    gdim = dmesh.mesh.geometry.dim
+    x_all = layout.coordinates[:, :gdim]
+    bs, n_fun = layout.block_size, layout.n_function
+    lumped = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)
+    kind, mode = cfg.residual.kind, cfg.boundary.mode
+    if cfg.problem.vector and mode == "hard":
+        raise ConfigError("boundary.mode", "'hard' lifting is scalar-only; use 'exact' for "
+                          "elasticity")
+    boundary = _boundary_values(cfg, dmesh, problem, ops, mode, dtype)
+    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
+
+    if kind == "galerkin":
+        residual = GalerkinEnergy(ops.K.to(dtype), ops.b.to(dtype), boundary, t(x_all),
+                                  layout.n_owned)
+    elif kind == "sp":
+        residual = _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t)
+    else:
+        residual = _autograd_residual(cfg, dmesh, problem, t)
+    return Discretisation(residual, t(x_all[: n_fun // bs]), boundary.restrict(n_fun),
+                          t(lumped), layout.n_owned, bs, problem, ops)
+
+
+def _boundary_values(cfg, dmesh, problem, ops, mode, dtype) -> BoundaryValues:
+    """Dirichlet data on every local column (extra couplings fetched from their owners)."""
+    layout = ops.layout
+    comm = dmesh.comm
+    if mode in ("soft",):
+        return BoundaryValues("none")
+    if mode == "exact":
+        fixed = np.full(layout.n_function, np.nan)
+        fixed[ops.dirichlet_dofs] = ops.dirichlet_values
+        full = _extend_to_columns(fixed, problem.V, layout, comm)
+        idx = np.flatnonzero(~np.isnan(full))
+        return BoundaryValues("exact", torch.as_tensor(idx, dtype=torch.int64),
+                              torch.as_tensor(full[idx], dtype=dtype))
+    from fem.problems import solve
+
+    dspec, lspec = distance_and_lift_specs(cfg.problem)
+    D = solve(dmesh, dspec).u.x.array.copy()
+    G = solve(dmesh, lspec).u.x.array.copy()
+    D = normalised(_extend_to_columns(D, problem.V, layout, comm), comm)
+    G = _extend_to_columns(G, problem.V, layout, comm)
+    return BoundaryValues("hard", lift=torch.as_tensor(G, dtype=dtype),
+                          distance=torch.as_tensor(D, dtype=dtype))
+
+
+def _extend_to_columns(values: np.ndarray, V, layout, comm) -> np.ndarray:
+    """Values on V's local dofs extended to the layout's extra columns (from their owners)."""
+    extra = layout.local_to_global[layout.n_function:]
+    if comm.size == 1:
+        return values.copy()
+    first = V.dofmap.index_map.local_range[0] * layout.block_size
+    got = fetch_from_owners(comm, values[: layout.n_owned], first, extra,
+                            layout.owners[layout.n_function:])
+    return np.concatenate([values, got])
+
+
+def _dirichlet_names(cfg: RunConfig) -> list:
+    return dirichlet_boundaries(cfg.problem)
+
+
+def _soft_dirichlet(cfg, dmesh, t) -> SoftDirichlet:
+    """∫_ΓD (u − g)² at boundary quadrature points of every Dirichlet boundary."""
+    bd = fem.data.boundary_data(dmesh, degree=2)
+    gdim = dmesh.mesh.geometry.dim
+    xs, gs, ws = [], [], []
+    for bc in _dirichlet_names(cfg):
+        sel = (np.ones(len(bd.weights), bool) if bc.boundary == "*"
+               else bd.tags == dmesh.facet_names.get(bc.boundary, -2))
+        if bc.boundary not in ("*",) and bc.boundary not in dmesh.facet_names:
+            raise ConfigError(f"{bc.key}.boundary", f"no facet group {bc.boundary!r} in this mesh "
+                              f"(it has {sorted(dmesh.facet_names)})")
+        pts = bd.points[sel]
+        xs.append(pts[:, :gdim])
+        gs.append(bc.value[0].numpy()(pts.T))
+        ws.append(bd.weights[sel])
+    return SoftDirichlet(t(np.concatenate(xs)), t(np.concatenate(gs)), t(np.concatenate(ws)),
+                         cfg.boundary.weight)
+
+
+def _node_coefficient(problem, ops) -> np.ndarray:
+    """k at owned nodes: ∫kφ_i / ∫φ_i (the cell average around a node; exact for constant k)."""
+    v = ufl.TestFunction(problem.V)
+    num = assemble_owned_vector(problem.k * v * problem.dx)
+    den = assemble_owned_vector(dolfinx.fem.Constant(problem.V.mesh, 1.0) * v * problem.dx)
+    return num / den
+
+
+def _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t) -> SPResidual:
+    """NeuroPINNs' residual: Laplacian from the SP operator applied twice, at owned free nodes."""
+    r = cfg.residual
+    if any(bc.type == "neumann" for bc in cfg.problem.bcs):
+        raise ConfigError("residual.kind", "'sp' imposes no Neumann data (use 'galerkin', which "
+                          "has them in its load vector, or 'autograd')")
+    layout = ops.layout
+    gdim = dmesh.mesh.geometry.dim
+    x = layout.coordinates[:, :gdim]
+    n_owned = layout.n_owned
+    free = np.ones(n_owned, bool)
+    free[ops.dirichlet_dofs[ops.dirichlet_dofs < n_owned]] = False
+    centres = np.flatnonzero(free)
+    if r.neighbours == "mesh":
+        cells = problem.V.dofmap.list
+        offsets = np.arange(0, cells.size + 1, cells.shape[1], dtype=np.int64)
+        graph = sp.cell_vertex_adjacency(offsets, cells.reshape(-1), len(x))
+        source = sp.MeshAdjacency(graph, rings=r.rings)
+    elif r.neighbours == "knn":
+        source = sp.KNearest(r.k)
+    else:
+        source = sp.Radius(r.radius)
+    op = sp.build_sp_operator(x, source, centres, second_order=True, order=r.order)
+    lap = op.laplacian_matrix()  # rows: the centres
+    k = _node_coefficient(problem, ops)[centres]
+    f = (cfg.problem.source[0].numpy()(layout.coordinates[centres].T) if cfg.problem.source
+         else np.zeros(len(centres)))
+    soft = _soft_dirichlet(cfg, dmesh, t) if cfg.boundary.mode == "soft" else None
+    return SPResidual(sp.to_torch_csr(lap, dtype=t(np.zeros(0)).dtype),
+                      torch.as_tensor(centres, dtype=torch.int64), t(k),
+                      cfg.problem.kappa**2, t(f), t(lumped[centres]), boundary, t(x), soft)
+
+
+def _phase_values(coefficients, names: dict[str, int], tags: np.ndarray) -> np.ndarray:
+    if not isinstance(coefficients, dict):
+        return np.full(len(tags), float(coefficients))
+    out = np.full(len(tags), np.nan)
+    for name, value in coefficients.items():
+        out[tags == names[name]] = value
+    return out
+
+
+def _autograd_residual(cfg, dmesh, problem, t) -> AutogradResidual:
+    """Vanilla PINN residual at volume quadrature points, soft Dirichlet, Neumann by autograd."""
+    gdim = dmesh.mesh.geometry.dim
+    qd = fem.data.quadrature_data(dmesh, degree=cfg.residual.quadrature_degree)
+    k = _phase_values(cfg.problem.coefficients, qd.phase_names, qd.phase)
+    f = (cfg.problem.source[0].numpy()(qd.points.T) if cfg.problem.source
+         else np.zeros(len(qd.weights)))
+    soft = _soft_dirichlet(cfg, dmesh, t) if dirichlet_boundaries(cfg.problem) else None
+    neumann = None
+    nbcs = [bc for bc in cfg.problem.bcs if bc.type == "neumann"]
+    if nbcs:
+        bd = fem.data.boundary_data(dmesh, degree=2)
+        tdim = dmesh.tdim
+        f2c = dmesh.mesh.topology.connectivity(tdim - 1, tdim)
+        cell_phase = fem.data._cell_tag_array(dmesh, dmesh.mesh.topology.index_map(tdim).size_local)
+        xs, ns, hs, ws, ks = [], [], [], [], []
+        for bc in nbcs:
+            sel = bd.tags == dmesh.facet_names.get(bc.boundary, -2)
+            xs.append(bd.points[sel][:, :gdim])
+            ns.append(bd.normals[sel][:, :gdim])
+            hs.append(bc.value[0].numpy()(bd.points[sel].T))
+            ws.append(bd.weights[sel])
+            cells = np.array([f2c.links(f)[0] for f in bd.facets[sel]], dtype=np.int64)
+            ks.append(_phase_values(cfg.problem.coefficients, dmesh.cell_names, cell_phase[cells]))
+        neumann = NeumannTerm(t(np.concatenate(xs)), t(np.concatenate(ns)), t(np.concatenate(ks)),
+                              t(np.concatenate(hs)), t(np.concatenate(ws)), cfg.boundary.weight)
+    return AutogradResidual(t(qd.points[:, :gdim]), t(k), cfg.problem.kappa**2, t(f),
+                            t(qd.weights), soft, neumann)

@@ -1,0 +1,187 @@
+"""Residual estimators: a network's outputs at mesh points → this rank's part of the loss.
+
+Three estimators behind one interface (:class:`Residual`), each usable with any network
+from :mod:`spiking`:
+
+- :class:`GalerkinEnergy` (ours): the network evaluated at the P1 dofs gives FE
+  coefficients u; the loss is the discrete energy E(u) = ½ uᵀKu − bᵀu with the
+  DOLFINx-assembled K and b. Its minimiser is the FEM solution and E(u) − E(u_h) =
+  ½‖u − u_h‖²_K, so it needs no derivative of the network with respect to its input.
+- :class:`SPResidual` (NeuroPINNs, Garg & Chakraborty, arXiv 2511.06081): strong-form
+  residual −k Δu + κ²u − f at the owned nodes, Δ from the stochastic-projection operator
+  (:mod:`coupling.sp`) applied twice.
+- :class:`AutogradResidual` (vanilla PINN): the same residual by automatic
+  differentiation at volume quadrature points; ANN only (spikes have no input derivative).
+
+Every loss is an integral (quadrature or lumped-mass weights), so it does not depend on
+mesh density, and it is this rank's part only: the global loss is the sum over ranks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from fem.errors import ConfigError
+
+from .boundary import BoundaryValues
+
+
+class Residual(Protocol):
+    """What the trainer needs from an estimator."""
+
+    def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """This rank's loss and its named terms (each a 0-d tensor)."""
+
+    def batch_size(self) -> int:
+        """Number of rows a mini-batch draws from (0: full batch only)."""
+
+
+def _spmv(A: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Sparse CSR (n, m) times a vector (m,) → (n,), differentiable in u."""
+    return torch.sparse.mm(A, u.unsqueeze(1)).squeeze(1)
+
+
+@dataclass
+class GalerkinEnergy:
+    """Discrete energy ½ uᵀKu − bᵀu of the network's FE coefficients (owned rows)."""
+
+    K: torch.Tensor  # sparse CSR (n_owned, n_local), unrolled blocked dofs
+    b: torch.Tensor  # (n_owned,)
+    boundary: BoundaryValues  # maps raw network values to dofs with Dirichlet data imposed
+    x: torch.Tensor  # (n_nodes_local, gdim) coordinates where the network is evaluated
+    n_owned: int
+
+    def coefficients(self, net: torch.nn.Module) -> torch.Tensor:
+        """FE coefficients on all local dofs (owned, ghosts, extra columns), unrolled."""
+        return self.boundary.apply(net(self.x).reshape(-1))
+
+    def loss(self, net, batch=None):
+        u = self.coefficients(net)
+        uo = u[: self.n_owned]
+        energy = 0.5 * torch.dot(uo, _spmv(self.K, u)) - torch.dot(self.b, uo)
+        return energy, {"energy": energy}
+
+    def batch_size(self) -> int:
+        return 0
+
+
+@dataclass
+class SPResidual:
+    """Strong-form residual −kΔu + κ²u − f by stochastic projection at owned interior nodes."""
+
+    laplacian: torch.Tensor  # sparse CSR (n_centres, n_local): Σ_k G_k G_k
+    centres: torch.Tensor  # (n_centres,) local node index of each residual point
+    k: torch.Tensor  # (n_centres,) conductivity at the centres
+    kappa2: float
+    f: torch.Tensor  # (n_centres,) source at the centres
+    w: torch.Tensor  # (n_centres,) lumped-mass weights (∫ of the hat function)
+    boundary: BoundaryValues
+    x: torch.Tensor  # (n_local, gdim) all local nodes
+    soft: SoftDirichlet | None = None
+
+    def values(self, net: torch.nn.Module) -> torch.Tensor:
+        """Network values (with hard lifting when configured) at all local nodes."""
+        return self.boundary.apply(net(self.x).reshape(-1))
+
+    def loss(self, net, batch=None):
+        u = self.values(net)
+        lap, k, f, w, uc = self.laplacian, self.k, self.f, self.w, u[self.centres]
+        if batch is not None:  # rows of a mini-batch; weights rescaled to keep an unbiased integral
+            lap = _csr_rows(lap, batch)
+            k, f, uc = k[batch], f[batch], uc[batch]
+            w = w[batch] * (len(self.w) / len(batch))
+        r = -k * _spmv(lap, u) + self.kappa2 * uc - f
+        pde = torch.sum(w * r * r)
+        terms = {"pde": pde}
+        if self.soft is not None:
+            terms["bc"] = self.soft.penalty(net)
+        return sum(terms.values()), terms
+
+    def batch_size(self) -> int:
+        return len(self.w)
+
+
+@dataclass
+class AutogradResidual:
+    """Strong-form residual by autograd at volume quadrature points (ANN only)."""
+
+    x: torch.Tensor  # (n_q, gdim) quadrature points of owned cells
+    k: torch.Tensor  # (n_q,) coefficient per point (piecewise constant: ∇k = 0 inside cells)
+    kappa2: float
+    f: torch.Tensor  # (n_q,)
+    w: torch.Tensor  # (n_q,) w·|det J|
+    soft: SoftDirichlet | None = None
+    neumann: NeumannTerm | None = None
+
+    def loss(self, net, batch=None):
+        x, k, f, w = self.x, self.k, self.f, self.w
+        if batch is not None:
+            x, k, f = x[batch], k[batch], f[batch]
+            w = w[batch] * (len(self.w) / len(batch))
+        x = x.detach().requires_grad_(True)
+        u = net(x).reshape(-1)
+        (grad,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+        lap = sum(torch.autograd.grad(grad[:, i].sum(), x, create_graph=True)[0][:, i]
+                  for i in range(x.shape[1]))
+        r = -k * lap + self.kappa2 * u - f
+        terms = {"pde": torch.sum(w * r * r)}
+        if self.soft is not None:
+            terms["bc"] = self.soft.penalty(net)
+        if self.neumann is not None:
+            terms["neumann"] = self.neumann.penalty(net)
+        return sum(terms.values()), terms
+
+    def batch_size(self) -> int:
+        return len(self.w)
+
+
+@dataclass
+class SoftDirichlet:
+    """Penalty weight · ∫_ΓD (u − g)² at boundary quadrature points."""
+
+    x: torch.Tensor  # (n_b, gdim)
+    g: torch.Tensor  # (n_b,)
+    w: torch.Tensor  # (n_b,) facet quadrature weights
+    weight: float
+
+    def penalty(self, net: torch.nn.Module) -> torch.Tensor:
+        d = net(self.x).reshape(-1) - self.g
+        return self.weight * torch.sum(self.w * d * d)
+
+
+@dataclass
+class NeumannTerm:
+    """Penalty weight · ∫_ΓN (k ∂u/∂n − h)² at boundary quadrature points (autograd)."""
+
+    x: torch.Tensor
+    n: torch.Tensor  # (n_b, gdim) outward unit normals
+    k: float | torch.Tensor
+    h: torch.Tensor
+    w: torch.Tensor
+    weight: float
+
+    def penalty(self, net: torch.nn.Module) -> torch.Tensor:
+        x = self.x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(net(x).sum(), x, create_graph=True)
+        d = self.k * (grad * self.n).sum(1) - self.h
+        return self.weight * torch.sum(self.w * d * d)
+
+
+def _csr_rows(A: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows of a sparse CSR tensor (for mini-batches of residual points)."""
+    return torch.index_select(A.to_sparse_coo(), 0, rows).to_sparse_csr()
+
+
+def refuse_spiking_autograd(net: torch.nn.Module) -> None:
+    """Autograd residuals differentiate the network in its input: not defined for spikes."""
+    neuron = getattr(net, "neuron", "ann")
+    if neuron != "ann":
+        raise ConfigError("network.neuron", f"the autograd residual needs an ANN, got {neuron!r}: "
+                          "spikes have no derivative with respect to the input "
+                          "(use residual.kind = \"sp\" or \"galerkin\")")
+
+

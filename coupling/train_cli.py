@@ -1,0 +1,106 @@
+"""`neurofem train CONFIG --out DIR` and `neurofem resume RUN_DIR`: MPI-parallel training runs.
+
+Launch in parallel with ``mpiexec -n N neurofem train run.toml --out runs/x``. Every rank
+runs the same command; rank 0 alone prints and writes. Errors end all ranks with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from fem.errors import FemError
+from spiking import SpikingConfigError
+
+from .checkpoint import CheckpointError
+
+USER_ERRORS = (FemError, SpikingConfigError, CheckpointError)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `train` and `resume` subcommands."""
+    p = sub.add_parser("train", help="train a network on a PDE (mpiexec -n N for parallel)",
+                       description="Train the network of CONFIG on its PDE residual; writes "
+                       "DIR/config.toml, DIR/metrics.jsonl and checkpoints.")
+    p.add_argument("config", help="run config (TOML): [mesh] [problem] [network] [residual] "
+                   "[boundary] [training]")
+    p.add_argument("--out", required=True, help="run directory to create")
+    p.add_argument("--steps", type=int, help="override training.steps")
+    p.add_argument("--force", action="store_true", help="reuse a run directory that has a run")
+    p.set_defaults(handler=train)
+    r = sub.add_parser("resume", help="continue a run from its latest checkpoint",
+                       description="Continue RUN_DIR from its latest checkpoint with its own "
+                       "config.toml (refused if the checkpoint is from another config).")
+    r.add_argument("run_dir", help="run directory written by `neurofem train`")
+    r.add_argument("--steps", type=int, help="train up to this many steps in total")
+    r.set_defaults(handler=resume)
+
+
+def resolved_document(cfg) -> dict:
+    """The config as resolved: the given tables plus every training/residual/boundary default."""
+    doc = copy.deepcopy(cfg.raw)
+    for key, spec in (("residual", cfg.residual), ("boundary", cfg.boundary),
+                      ("training", cfg.training)):
+        doc[key] = {k: v for k, v in asdict(spec).items() if v is not None}
+    return doc
+
+
+def _with_steps(doc: dict, steps: int | None) -> dict:
+    if steps is not None:
+        doc = copy.deepcopy(doc)
+        doc.setdefault("training", {})["steps"] = steps
+    return doc
+
+
+def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
+    import tomli_w
+
+    from meshes._dolfinx import MPI
+
+    from .checkpoint import atomic_write
+    from .config import parse_run_config
+    from .parallel import collective_errors, set_threads_per_rank
+    from .trainer import CONFIG, Trainer
+
+    comm = MPI.COMM_WORLD
+    with collective_errors(comm, user_errors=USER_ERRORS):
+        cfg = parse_run_config(doc)
+        set_threads_per_rank(comm)
+        trainer = Trainer(cfg, run_dir, comm)
+        trainer.setup()
+        if comm.rank == 0:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            text = tomli_w.dumps(resolved_document(cfg)).encode()
+            atomic_write(run_dir / CONFIG, lambda f: f.write(text))
+        result = trainer.train(resume=resume_run)
+    if comm.rank == 0:
+        err = f"{result.rel_l2:.3%}" if result.rel_l2 is not None else "n/a"
+        act = f"{result.activity:.1%}" if result.activity is not None else "n/a"
+        how = "stopped by signal at" if result.stopped_by_signal else "finished"
+        print(f"neurofem: {how} step {result.step}: loss {result.loss:.6g}, rel L2 vs FEM {err}, "
+              f"activity {act}, {result.wall_s:.1f} s -> {run_dir}", file=sys.stderr, flush=True)
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from fem.config import load_toml
+
+    run_dir = Path(args.out)
+    if (run_dir / "metrics.jsonl").exists() and not args.force:
+        raise CheckpointError(f"{run_dir} already holds a run; use `neurofem resume {run_dir}` "
+                              "or pass --force to start over")
+    return _run(_with_steps(load_toml(args.config), args.steps), run_dir, resume_run=False)
+
+
+def resume(args: argparse.Namespace) -> int:
+    from fem.config import load_toml
+
+    from .trainer import CONFIG
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / CONFIG).exists():
+        raise CheckpointError(f"{run_dir / CONFIG} not found: not a run directory")
+    return _run(_with_steps(load_toml(run_dir / CONFIG), args.steps), run_dir, resume_run=True)
