@@ -137,7 +137,7 @@ def write_fields_file(fields: dict[str, dolfinx.fem.Function], stem: Path) -> Pa
     u = next(iter(fields.values()))
     mesh = u.function_space.mesh
     degree = u.function_space.ufl_element().embedded_superdegree
-    if degree == 1 and mesh.geometry.cmap.degree == 1:
+    if degree == 1 and mesh.geometry.cmaps[0].degree == 1:
         path = stem.with_suffix(".xdmf")
         with dolfinx.io.XDMFFile(mesh.comm, str(path), "w") as f:
             f.write_mesh(mesh)

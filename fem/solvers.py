@@ -53,8 +53,9 @@ class SolverSettings:
         return opts
 
 
-def rigid_body_modes(V: dolfinx.fem.FunctionSpace) -> PETSc.NullSpace:
-    """The rigid-body motions of a 2D/3D vector space as an orthonormal PETSc near-nullspace."""
+def rigid_body_modes(V: dolfinx.fem.FunctionSpace) -> tuple[PETSc.NullSpace, list]:
+    """Rigid-body motions of a 2D/3D vector space: (PETSc near-nullspace, the dolfinx vectors
+    whose memory it borrows — keep them alive as long as the nullspace)."""
     gdim = V.mesh.geometry.dim
     imap, bs = V.dofmap.index_map, V.dofmap.index_map_bs
     n_local = imap.size_local
@@ -72,9 +73,7 @@ def rigid_body_modes(V: dolfinx.fem.FunctionSpace) -> PETSc.NullSpace:
         b[5][:, 2], b[5][:, 1] = x[:, 1], -x[:, 2]
     dolfinx.la.orthonormalize(basis)
     vecs = [v.petsc_vec for v in basis]
-    ns = PETSc.NullSpace().create(vectors=vecs, comm=V.mesh.comm)
-    ns._keep = basis  # the PETSc vectors borrow the dolfinx arrays
-    return ns
+    return PETSc.NullSpace().create(vectors=vecs, comm=V.mesh.comm), basis
 
 
 class LinearSolver:
@@ -92,7 +91,8 @@ class LinearSolver:
         self.A = dolfinx.fem.petsc.assemble_matrix(self.a, bcs=bcs)
         self.A.assemble()
         if near_nullspace and self.method != "lu":
-            self.A.setNearNullSpace(rigid_body_modes(V))
+            nullspace, self._rbm = rigid_body_modes(V)
+            self.A.setNearNullSpace(nullspace)
         self.b = dolfinx.fem.petsc.create_vector(V)
         self.ksp = PETSc.KSP().create(V.mesh.comm)
         self.ksp.setOperators(self.A)
