@@ -189,6 +189,12 @@ def build_model(kind: str, size: float | None = None, **options: Any) -> dict[st
     gmsh.option.setNumber("General.NumThreads", 1)  # same input → same mesh, bit for bit
     gmsh.option.setNumber("Mesh.RandomSeed", 1)
     info = b.func(gmsh.model, opts)
+    # Free points (e.g. arc centres, stray STEP vertices) carry mesh nodes outside every
+    # cell, which DOLFINx's model_to_mesh cannot distribute: drop them.
+    orphans = [(0, t) for _, t in gmsh.model.getEntities(0)
+               if len(gmsh.model.getAdjacencies(0, t)[0]) == 0]
+    if orphans:
+        gmsh.model.removeEntities(orphans)
     if opts["order"] == 2:
         gmsh.model.mesh.setOrder(2)
     info["quality"] = quality()

@@ -142,6 +142,7 @@ def bracket(model, o) -> dict:
     curves = [occ.addLine(p[0], p[1]), occ.addLine(p[1], p[2]), occ.addLine(p[2], p[3]),
               occ.addCircleArc(p[3], centre, p[4]), occ.addLine(p[4], p[5]),
               occ.addLine(p[5], p[6]), occ.addLine(p[6], p[0])]
+    occ.remove([(0, centre)])  # a free point would become an orphan mesh node
     face = occ.addPlaneSurface([occ.addCurveLoop(curves)])
     ext = occ.extrude([(2, face)], 0, W, 0)
     vol = [(d, tg) for d, tg in ext if d == 3]
