@@ -51,12 +51,21 @@ def solve_command(args: argparse.Namespace) -> int:
     save(ref, out)
     tdim = dmesh.tdim
     summary = {
-        "problem": spec.raw, "mesh": {"kind": dmesh.kind, "options": dmesh.options,
-                                      "cells": dmesh.mesh.topology.index_map(tdim).size_global},
-        "dofs": ref.info.get("global_dofs"), "solve_time_s": ref.info.get("solve_time_s"),
-        "solver_iterations": ref.info.get("iterations"), "solver": ref.info.get("method"),
-        "norms": ref.info.get("norms"), "mesh_time_s": t_mesh, "ranks": comm.size,
-        "from_cache": ref.from_cache, "results": ref.results,
+        "problem": spec.raw,
+        "mesh": {
+            "kind": dmesh.kind,
+            "options": dmesh.options,
+            "cells": dmesh.mesh.topology.index_map(tdim).size_global,
+        },
+        "dofs": ref.info.get("global_dofs"),
+        "solve_time_s": ref.info.get("solve_time_s"),
+        "solver_iterations": ref.info.get("iterations"),
+        "solver": ref.info.get("method"),
+        "norms": ref.info.get("norms"),
+        "mesh_time_s": t_mesh,
+        "ranks": comm.size,
+        "from_cache": ref.from_cache,
+        "results": ref.results,
     }
     if spec.exact is not None:
         from .errors_norms import l2_error
@@ -71,9 +80,12 @@ def solve_command(args: argparse.Namespace) -> int:
             extra = f", K={ref.results['K']:.6g}, G={ref.results['G']:.6g}"
         if "l2_error" in summary:
             extra += f", L2 error={summary['l2_error']:.3e}"
-        print(f"fem solve: {spec.type} P{spec.degree} on {dmesh.kind or 'mesh'} "
-              f"({summary['mesh']['cells']} cells, {summary['dofs']} dofs, {comm.size} ranks): "
-              f"{summary['solver']} {summary['solver_iterations']} its, "
-              f"{summary['solve_time_s']:.3g} s, |u|_L2={n.get('l2', float('nan')):.6g}{extra} "
-              f"-> {out}", flush=True)
+        print(
+            f"fem solve: {spec.type} P{spec.degree} on {dmesh.kind or 'mesh'} "
+            f"({summary['mesh']['cells']} cells, {summary['dofs']} dofs, {comm.size} ranks): "
+            f"{summary['solver']} {summary['solver_iterations']} its, "
+            f"{summary['solve_time_s']:.3g} s, |u|_L2={n.get('l2', float('nan')):.6g}{extra} "
+            f"-> {out}",
+            flush=True,
+        )
     return 0

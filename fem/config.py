@@ -8,7 +8,8 @@ poisson, ...)``.
 Problem table::
 
     [problem]
-    type = "poisson"           # poisson | poisson_boltzmann | heat | burgers | elasticity | homogenisation
+    type = "poisson"           # poisson | poisson_boltzmann | heat | burgers |
+                               # elasticity | homogenisation
     degree = 1                 # Lagrange degree, 1 or 2 (3 allowed)
     source = "sin(pi*x)"       # f: number or expression in x, y, z (t); a list for elasticity
     coefficients = {domain = 1.0}          # k per phase (cell-group name), or one number
@@ -44,15 +45,27 @@ from .errors import ConfigError, FemError
 from .expressions import ScalarExpr
 from .solvers import LU_MAX_DOFS, SolverSettings
 
-PROBLEM_TYPES = ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity",
-                 "homogenisation")
+PROBLEM_TYPES = ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity", "homogenisation")
 SCALAR_BC_TYPES = ("dirichlet", "neumann")
 VECTOR_BC_TYPES = ("dirichlet", "traction", "pressure", "roller", "affine")
 SOLVER_METHODS = ("auto", "lu", "cg")
 DEFAULT_THETA = {"heat": 0.5, "burgers": 1.0}
 
-_PROBLEM_KEYS = {"type", "degree", "source", "coefficients", "materials", "kappa", "viscosity",
-                 "exact", "bcs", "time", "output", "solver", "quadrature_degree"}
+_PROBLEM_KEYS = {
+    "type",
+    "degree",
+    "source",
+    "coefficients",
+    "materials",
+    "kappa",
+    "viscosity",
+    "exact",
+    "bcs",
+    "time",
+    "output",
+    "solver",
+    "quadrature_degree",
+}
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,9 @@ class MeshSpec:
 
             bad = sorted(set(kwargs) - {"size", "x0", "x1"})
             if bad:
-                raise ConfigError(f"mesh.{bad[0]}", "unknown option for kind 'interval' "
-                                  "(allowed: size, x0, x1)")
+                raise ConfigError(
+                    f"mesh.{bad[0]}", "unknown option for kind 'interval' (allowed: size, x0, x1)"
+                )
             return interval(comm=comm, **kwargs)
         return meshes.build(self.kind, comm=comm, **kwargs)
 
@@ -135,7 +149,9 @@ class ProblemSpec:
 
     def digest(self) -> str:
         """A stable hash of the problem table (cache keys)."""
-        return hashlib.sha256(json.dumps(self.raw, sort_keys=True, default=str).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(self.raw, sort_keys=True, default=str).encode()
+        ).hexdigest()
 
 
 def load_toml(path: str | Path) -> dict:
@@ -163,7 +179,7 @@ def parse_mesh(table: dict, key: str = "mesh") -> MeshSpec:
     if not isinstance(table, dict):
         raise ConfigError(key, f"expected a table, got {table!r}")
     if "kind" not in table:
-        raise ConfigError(f"{key}.kind", "missing (e.g. kind = \"plate_with_holes\")")
+        raise ConfigError(f"{key}.kind", 'missing (e.g. kind = "plate_with_holes")')
     kind = table["kind"]
     if not isinstance(kind, str):
         raise ConfigError(f"{key}.kind", f"expected a string, got {kind!r}")
@@ -183,12 +199,16 @@ def parse_problem(table: dict, key: str = "problem") -> ProblemSpec:
         raise ConfigError(key, f"expected a table, got {table!r}")
     unknown = sorted(set(table) - _PROBLEM_KEYS)
     if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PROBLEM_KEYS))})")
+        raise ConfigError(
+            f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PROBLEM_KEYS))})"
+        )
     ptype = table.get("type")
     if ptype is None:
         raise ConfigError(f"{key}.type", f"missing (choose from {', '.join(PROBLEM_TYPES)})")
     if ptype not in PROBLEM_TYPES:
-        raise ConfigError(f"{key}.type", f"unknown value {ptype!r} (choose from {', '.join(PROBLEM_TYPES)})")
+        raise ConfigError(
+            f"{key}.type", f"unknown value {ptype!r} (choose from {', '.join(PROBLEM_TYPES)})"
+        )
     spec = ProblemSpec(type=ptype, raw=json.loads(json.dumps(table, default=str)))
     degree = table.get("degree", 1)
     if not isinstance(degree, int) or isinstance(degree, bool) or degree not in (1, 2, 3):
@@ -206,7 +226,9 @@ def parse_problem(table: dict, key: str = "problem") -> ProblemSpec:
     else:
         if "source" in table:
             spec.source = _exprs(table["source"], f"{key}.source", vector=False)
-        spec.coefficients = _parse_coefficients(table.get("coefficients", 1.0), f"{key}.coefficients")
+        spec.coefficients = _parse_coefficients(
+            table.get("coefficients", 1.0), f"{key}.coefficients"
+        )
     if "exact" in table:
         spec.exact = _exprs(table["exact"], f"{key}.exact", vector=spec.vector)
     if ptype == "poisson_boltzmann":
@@ -236,7 +258,9 @@ def _positive(v, key: str, allow_zero: bool = False) -> float:
     if v is None:
         raise ConfigError(key, "missing (a positive number)")
     if not _is_number(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ConfigError(key, f"expected a {'non-negative' if allow_zero else 'positive'} number, got {v!r}")
+        raise ConfigError(
+            key, f"expected a {'non-negative' if allow_zero else 'positive'} number, got {v!r}"
+        )
     return float(v)
 
 
@@ -308,13 +332,17 @@ def _parse_bcs(value, key: str, spec: ProblemSpec) -> list[BoundarySpec]:
             raise ConfigError(k, f"expected a table, got {bc!r}")
         extra = sorted(set(bc) - {"boundary", "type", "value", "component", "strain"})
         if extra:
-            raise ConfigError(f"{k}.{extra[0]}", "unknown key (allowed: boundary, type, value, component, strain)")
+            raise ConfigError(
+                f"{k}.{extra[0]}", "unknown key (allowed: boundary, type, value, component, strain)"
+            )
         name = bc.get("boundary")
         if not isinstance(name, str):
             raise ConfigError(f"{k}.boundary", f"expected a facet-group name, got {name!r}")
         btype = bc.get("type")
         if btype not in allowed:
-            raise ConfigError(f"{k}.type", f"unknown value {btype!r} (choose from {', '.join(allowed)})")
+            raise ConfigError(
+                f"{k}.type", f"unknown value {btype!r} (choose from {', '.join(allowed)})"
+            )
         b = BoundarySpec(name, btype, key=k)
         if btype == "affine":
             b.strain = _parse_strain(bc.get("strain"), f"{k}.strain")
@@ -341,8 +369,13 @@ def _parse_strain(value, key: str) -> list[list[float]]:
     if isinstance(value, list) and len(value) == 6 and all(_is_number(v) for v in value):
         e11, e22, e33, g23, g13, g12 = map(float, value)
         return [[e11, g12 / 2, g13 / 2], [g12 / 2, e22, g23 / 2], [g13 / 2, g23 / 2, e33]]
-    if (isinstance(value, list) and len(value) in (2, 3)
-            and all(isinstance(r, list) and len(r) == len(value) and all(map(_is_number, r)) for r in value)):
+    if (
+        isinstance(value, list)
+        and len(value) in (2, 3)
+        and all(
+            isinstance(r, list) and len(r) == len(value) and all(map(_is_number, r)) for r in value
+        )
+    ):
         return [[float(v) for v in r] for r in value]
     raise ConfigError(key, f"expected a 3x3 (or 2x2) matrix or 6 Voigt values, got {value!r}")
 
@@ -352,10 +385,15 @@ def _parse_solver(value, key: str) -> SolverSettings:
         raise ConfigError(key, "expected a table")
     extra = sorted(set(value) - {"method", "rtol", "atol", "max_it", "lu_max_dofs", "petsc"})
     if extra:
-        raise ConfigError(f"{key}.{extra[0]}", "unknown key (allowed: method, rtol, atol, max_it, lu_max_dofs, petsc)")
+        raise ConfigError(
+            f"{key}.{extra[0]}",
+            "unknown key (allowed: method, rtol, atol, max_it, lu_max_dofs, petsc)",
+        )
     method = value.get("method", "auto")
     if method not in SOLVER_METHODS:
-        raise ConfigError(f"{key}.method", f"unknown value {method!r} (choose from {', '.join(SOLVER_METHODS)})")
+        raise ConfigError(
+            f"{key}.method", f"unknown value {method!r} (choose from {', '.join(SOLVER_METHODS)})"
+        )
     s = SolverSettings(method=method)
     for name in ("rtol", "atol"):
         if name in value:

@@ -6,7 +6,8 @@
 - :func:`boundary_data`: quadrature points on the owned exterior facets with outward unit
   normals, weights w·|J_f| (facet measure) and facet tags.
 - :func:`dof_adjacency`: for each owned dof its neighbour dofs through shared cells
-  (local indices incl. ghosts) — the stochastic-projection neighbourhoods.
+  (local indices incl. ghosts, completed across ranks) — the stochastic-projection
+  neighbourhoods.
 
 The geometry is evaluated through UFL (``SpatialCoordinate``, ``Jacobian``), so curved
 (higher-order) cells are mapped exactly. Plain dataclasses of NumPy arrays; coupling
@@ -62,15 +63,15 @@ class Adjacency:
     """Dof neighbourhoods through cells: CSR over owned dofs, columns local (incl. ghosts)."""
 
     offsets: np.ndarray  # (n_owned + 1,) int64
-    neighbours: np.ndarray  # local node indices, self excluded
-    local_to_global: np.ndarray  # (n_local,) int64
-    coordinates: np.ndarray  # (n_local, 3) coordinates of all local nodes
+    neighbours: np.ndarray  # local node indices (owned, ghosts, then extras), self excluded
+    local_to_global: np.ndarray  # (n_nodes,) int64 global node index of every local index
+    coordinates: np.ndarray  # (n_nodes, 3) coordinates of every local index
     n_owned: int
-    complete: np.ndarray  # (n_owned,) bool: all cells around the dof are on this rank
+    complete: np.ndarray  # (n_owned,) bool: the neighbourhood holds every global neighbour
 
     def of(self, i: int) -> np.ndarray:
         """Neighbours of owned dof i."""
-        return self.neighbours[self.offsets[i]: self.offsets[i + 1]]
+        return self.neighbours[self.offsets[i] : self.offsets[i + 1]]
 
 
 def _cell_type(mesh) -> basix.CellType:
@@ -120,8 +121,13 @@ def quadrature_data(dmesh: DistributedMesh, degree: int = 2) -> QuadratureData:
     pts, J = _eval_geometry(mesh, X, cells)
     weights = w[None, :] * _pseudo_det(J)
     phase = np.repeat(_cell_tag_array(dmesh, n_owned), len(w))
-    return QuadratureData(pts.reshape(-1, 3), weights.reshape(-1), phase,
-                          np.repeat(cells, len(w)), dict(dmesh.cell_names))
+    return QuadratureData(
+        pts.reshape(-1, 3),
+        weights.reshape(-1),
+        phase,
+        np.repeat(cells, len(w)),
+        dict(dmesh.cell_names),
+    )
 
 
 def boundary_data(dmesh: DistributedMesh, degree: int = 2) -> BoundaryData:
@@ -136,10 +142,15 @@ def boundary_data(dmesh: DistributedMesh, degree: int = 2) -> BoundaryData:
     facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
     facets = facets[facets < n_owned_f]
     cells = np.array([f2c.links(f)[0] for f in facets], dtype=np.int32)
-    local = np.array([np.flatnonzero(c2f.links(c) == f)[0] for c, f in zip(cells, facets)],
-                     dtype=np.int32)
-    ftags = np.full(mesh.topology.index_map(fdim).size_local + mesh.topology.index_map(fdim).num_ghosts,
-                    UNTAGGED, dtype=np.int32)
+    local = np.array(
+        [np.flatnonzero(c2f.links(c) == f)[0] for c, f in zip(cells, facets, strict=True)],
+        dtype=np.int32,
+    )
+    ftags = np.full(
+        mesh.topology.index_map(fdim).size_local + mesh.topology.index_map(fdim).num_ghosts,
+        UNTAGGED,
+        dtype=np.int32,
+    )
     if dmesh.facet_tags is not None:
         ftags[dmesh.facet_tags.indices] = dmesh.facet_tags.values
     ct = _cell_type(mesh)
@@ -173,11 +184,20 @@ def boundary_data(dmesh: DistributedMesh, degree: int = 2) -> BoundaryData:
         out["facets"].append(np.repeat(facets[sel], nq))
     if not out["points"]:
         empty = np.zeros((0, 3))
-        return BoundaryData(empty, empty.copy(), np.zeros(0), np.zeros(0, np.int32),
-                            np.zeros(0, np.int32), dict(dmesh.facet_names))
-    return BoundaryData(*(np.concatenate(out[k]) for k in ("points", "normals", "weights")),
-                        np.concatenate(out["tags"]).astype(np.int32),
-                        np.concatenate(out["facets"]).astype(np.int32), dict(dmesh.facet_names))
+        return BoundaryData(
+            empty,
+            empty.copy(),
+            np.zeros(0),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+            dict(dmesh.facet_names),
+        )
+    return BoundaryData(
+        *(np.concatenate(out[k]) for k in ("points", "normals", "weights")),
+        np.concatenate(out["tags"]).astype(np.int32),
+        np.concatenate(out["facets"]).astype(np.int32),
+        dict(dmesh.facet_names),
+    )
 
 
 def dof_data(V: dolfinx.fem.FunctionSpace) -> DofData:
@@ -188,31 +208,90 @@ def dof_data(V: dolfinx.fem.FunctionSpace) -> DofData:
     return DofData(V.tabulate_dof_coordinates()[: imap.size_local].copy(), l2g, imap.size_local)
 
 
-def dof_adjacency(V: dolfinx.fem.FunctionSpace) -> Adjacency:
-    """Neighbours of each owned dof node through the cells of this rank (P1: vertex graph)."""
+def dof_adjacency(V: dolfinx.fem.FunctionSpace, complete: bool = True) -> Adjacency:
+    """Neighbours of each owned dof node through cells (P1: the vertex graph); collective.
+
+    With ``complete=True`` the neighbourhoods of dofs on partition boundaries are completed
+    with the couplings seen by other ranks; neighbours that are not local here are appended
+    after the ghosts (their global index and coordinates come along), exactly like the
+    extra columns of :mod:`fem.operators`. With ``complete=False`` only this rank's cells are
+    used and ``Adjacency.complete`` flags the dofs whose neighbourhood is whole.
+    """
     import scipy.sparse as sp
 
     mesh = V.mesh
+    comm = mesh.comm
     imap = V.dofmap.index_map
     n_owned, n_local = imap.size_local, imap.size_local + imap.num_ghosts
-    tdim = mesh.topology.dim
-    cmap = mesh.topology.index_map(tdim)
+    cmap = mesh.topology.index_map(mesh.topology.dim)
     dofs = V.dofmap.list[: cmap.size_local + cmap.num_ghosts]
     k = dofs.shape[1]
     rows = np.repeat(dofs, k, axis=1).reshape(-1)
     cols = np.tile(dofs, (1, k)).reshape(-1)
     A = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, cols)), shape=(n_local, n_local))
-    A.setdiag(0)
-    A.eliminate_zeros()
-    A = A[:n_owned].tocsr()
-    A.sort_indices()
+    l2g = imap.local_to_global(np.arange(n_local, dtype=np.int32)).astype(np.int64)
+    coords = V.tabulate_dof_coordinates()[:n_local].copy()
     # completeness: cells around each dof on this rank == cells around it globally
     local_count = np.bincount(dofs.reshape(-1), minlength=n_local)
-    owned_cells = V.dofmap.list[: cmap.size_local]
     counter = dolfinx.la.vector(imap, 1, dtype=np.float64)
-    counter.array[:] = np.bincount(owned_cells.reshape(-1), minlength=n_local)
+    counter.array[:] = np.bincount(V.dofmap.list[: cmap.size_local].reshape(-1), minlength=n_local)
     counter.scatter_reverse(dolfinx.la.InsertMode.add)
-    complete = local_count[:n_owned] == np.rint(counter.array[:n_owned]).astype(int)
-    l2g = imap.local_to_global(np.arange(n_local, dtype=np.int32)).astype(np.int64)
-    return Adjacency(A.indptr.astype(np.int64), A.indices.astype(np.int32), l2g,
-                     V.tabulate_dof_coordinates()[:n_local].copy(), n_owned, complete)
+    whole = local_count[:n_owned] == np.rint(counter.array[:n_owned]).astype(int)
+    if complete and comm.size > 1:
+        A, l2g, coords = _complete_rows(A, l2g, coords, imap, comm)
+        whole[:] = True
+    A = A[:n_owned].tocsr()
+    A.setdiag(0)
+    A.eliminate_zeros()
+    A.sort_indices()
+    return Adjacency(
+        A.indptr.astype(np.int64), A.indices.astype(np.int32), l2g, coords, n_owned, whole
+    )
+
+
+def _complete_rows(A, l2g, coords, imap, comm):
+    """Send the couplings of ghost rows to their owners and merge them (Alltoallv)."""
+    import scipy.sparse as sp
+
+    from meshes._dolfinx import MPI
+
+    n_owned, n_local = imap.size_local, A.shape[0]
+    G = A[n_owned:].tocoo()
+    dest = np.asarray(imap.owners, dtype=np.int32)[G.row]
+    order = np.argsort(dest, kind="stable")
+    ints = np.ascontiguousarray(np.c_[l2g[n_owned + G.row], l2g[G.col]][order], dtype=np.int64)
+    xs = np.ascontiguousarray(coords[G.col][order], dtype=np.float64)
+    sc = np.bincount(dest, minlength=comm.size).astype(np.int64)
+    rc = np.empty_like(sc)
+    comm.Alltoall(sc, rc)
+
+    def exchange(arr, width, mpitype):
+        recv = np.empty((int(rc.sum()), width), dtype=arr.dtype)
+        s, r = sc * width, rc * width
+        comm.Alltoallv([arr, (s, _displs(s)), mpitype], [recv, (r, _displs(r)), mpitype])
+        return recv
+
+    pairs = exchange(ints, 2, MPI.INT64_T)
+    xr = exchange(xs, 3, MPI.DOUBLE)
+    rows = pairs[:, 0] - imap.local_range[0]
+    # columns: known local index, or a new extra node appended after the ghosts
+    order_l = np.argsort(l2g)
+    pos = np.clip(np.searchsorted(l2g[order_l], pairs[:, 1]), 0, n_local - 1)
+    known = l2g[order_l][pos] == pairs[:, 1]
+    cols = np.where(known, order_l[pos], -1)
+    new_g, first, inv = np.unique(pairs[~known, 1], return_index=True, return_inverse=True)
+    cols[~known] = n_local + inv
+    n_all = n_local + len(new_g)
+    A = A.tocoo()
+    merged = sp.csr_matrix(
+        (
+            np.ones(len(A.row) + len(rows), dtype=np.int8),
+            (np.concatenate([A.row, rows]), np.concatenate([A.col, cols])),
+        ),
+        shape=(n_all, n_all),
+    )
+    return (merged, np.concatenate([l2g, new_g]), np.vstack([coords, xr[~known][first]]))
+
+
+def _displs(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)

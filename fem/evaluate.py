@@ -56,8 +56,9 @@ class PointEvaluator:
         local = np.ascontiguousarray(local, dtype=np.float64)
         recv = np.empty((int(self.recv_counts.sum()), bs), dtype=np.float64)
         sc, rc = self.send_counts * bs, self.recv_counts * bs
-        comm.Alltoallv([local, (sc, _displs(sc)), MPI.DOUBLE],
-                       [recv, (rc, _displs(rc)), MPI.DOUBLE])
+        comm.Alltoallv(
+            [local, (sc, _displs(sc)), MPI.DOUBLE], [recv, (rc, _displs(rc)), MPI.DOUBLE]
+        )
         out = np.full((len(self.points), bs), np.nan)
         out[self.order] = recv
         return out[:, 0] if not u.ufl_shape else out

@@ -17,8 +17,26 @@ import numpy as np
 
 from .errors import FemError
 
-FUNCTIONS = ("sin", "cos", "tan", "exp", "log", "sqrt", "tanh", "sinh", "cosh",
-             "atan", "asin", "acos", "atan2", "abs", "sign", "erf", "min", "max")
+FUNCTIONS = (
+    "sin",
+    "cos",
+    "tan",
+    "exp",
+    "log",
+    "sqrt",
+    "tanh",
+    "sinh",
+    "cosh",
+    "atan",
+    "asin",
+    "acos",
+    "atan2",
+    "abs",
+    "sign",
+    "erf",
+    "min",
+    "max",
+)
 VARIABLES = ("x", "y", "z", "t")
 CONSTANTS = {"pi": math.pi, "e": math.e}
 _OPS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd)
@@ -47,11 +65,15 @@ class ScalarExpr:
 
         x = ufl.SpatialCoordinate(mesh)
         gdim = mesh.geometry.dim
-        names = {"x": x[0], "y": x[1] if gdim > 1 else 0.0, "z": x[2] if gdim > 2 else 0.0,
-                 "t": 0.0 if t is None else t, **CONSTANTS}
+        names = {
+            "x": x[0],
+            "y": x[1] if gdim > 1 else 0.0,
+            "z": x[2] if gdim > 2 else 0.0,
+            "t": 0.0 if t is None else t,
+            **CONSTANTS,
+        }
         funcs = {f: getattr(ufl, f) for f in FUNCTIONS if hasattr(ufl, f)}
-        funcs.update(abs=abs, atan2=ufl.atan2, sign=ufl.sign,
-                     min=ufl.min_value, max=ufl.max_value)
+        funcs.update(abs=abs, atan2=ufl.atan2, sign=ufl.sign, min=ufl.min_value, max=ufl.max_value)
         return _evaluate(self.tree, {**names, **funcs})
 
     def numpy(self, t: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
@@ -59,8 +81,15 @@ class ScalarExpr:
         from scipy.special import erf
 
         funcs = {f: getattr(np, f) for f in FUNCTIONS if hasattr(np, f)}
-        funcs.update(atan=np.arctan, asin=np.arcsin, acos=np.arccos, atan2=np.arctan2,
-                     erf=erf, min=np.minimum, max=np.maximum)
+        funcs.update(
+            atan=np.arctan,
+            asin=np.arcsin,
+            acos=np.arccos,
+            atan2=np.arctan2,
+            erf=erf,
+            min=np.minimum,
+            max=np.maximum,
+        )
 
         def f(x: np.ndarray) -> np.ndarray:
             names = {"x": x[0], "y": x[1], "z": x[2], "t": t, **CONSTANTS}
@@ -85,10 +114,16 @@ def parse(value: Value, key: str = "expression") -> ScalarExpr:
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
             if node.id not in VARIABLES and node.id not in CONSTANTS and node.id not in FUNCTIONS:
-                raise FemError(f"{key}: unknown name {node.id!r} in {value!r} "
-                               f"(allowed: {', '.join(VARIABLES + tuple(CONSTANTS) + FUNCTIONS)})")
+                raise FemError(
+                    f"{key}: unknown name {node.id!r} in {value!r} "
+                    f"(allowed: {', '.join(VARIABLES + tuple(CONSTANTS) + FUNCTIONS)})"
+                )
         elif isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            if (
+                not isinstance(node.func, ast.Name)
+                or node.func.id not in FUNCTIONS
+                or node.keywords
+            ):
                 raise FemError(f"{key}: only calls of {', '.join(FUNCTIONS)} allowed in {value!r}")
         elif isinstance(node, ast.Constant):
             if not isinstance(node.value, int | float) or isinstance(node.value, bool):

@@ -14,8 +14,9 @@ from meshes._dolfinx import MPI, dolfinx
 from .errors import ConfigError
 
 
-def interval(size: float = 0.02, comm: MPI.Comm = MPI.COMM_WORLD, x0: float = 0.0,
-             x1: float = 1.0) -> DistributedMesh:
+def interval(
+    size: float = 0.02, comm: MPI.Comm = MPI.COMM_WORLD, x0: float = 0.0, x1: float = 1.0
+) -> DistributedMesh:
     """Uniform interval [x0, x1] with cells of length ≈ size (collective)."""
     if not x1 > x0:
         raise ConfigError("mesh.x1", f"must exceed x0 = {x0}, got {x1}")
@@ -32,5 +33,12 @@ def interval(size: float = 0.02, comm: MPI.Comm = MPI.COMM_WORLD, x0: float = 0.
     vals = np.concatenate([np.full(len(left), 2), np.full(len(right), 3)]).astype(np.int32)
     order = np.argsort(idx)
     ft = dolfinx.mesh.meshtags(mesh, 0, idx[order], vals[order])
-    return DistributedMesh(mesh, ct, ft, {"domain": 1}, {"x0": 2, "x1": 3}, kind="interval",
-                           options={"size": size, "x0": x0, "x1": x1, "n": n})
+    return DistributedMesh(
+        mesh,
+        ct,
+        ft,
+        {"domain": 1},
+        {"x0": 2, "x1": 3},
+        kind="interval",
+        options={"size": size, "x0": x0, "x1": x1, "n": n},
+    )

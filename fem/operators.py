@@ -49,8 +49,12 @@ def _function_globals(V) -> tuple[np.ndarray, np.ndarray]:
     n_nodes = imap.size_local + imap.num_ghosts
     nodes = imap.local_to_global(np.arange(n_nodes, dtype=np.int32)).astype(np.int64)
     l2g = (nodes[:, None] * bs + np.arange(bs)[None, :]).reshape(-1)
-    owners = np.concatenate([np.full(imap.size_local, V.mesh.comm.rank, dtype=np.int32),
-                             np.asarray(imap.owners, dtype=np.int32)])
+    owners = np.concatenate(
+        [
+            np.full(imap.size_local, V.mesh.comm.rank, dtype=np.int32),
+            np.asarray(imap.owners, dtype=np.int32),
+        ]
+    )
     return l2g, np.repeat(owners, bs)
 
 
@@ -68,8 +72,9 @@ def _fetch_node_coordinates(V, nodes: np.ndarray, owners: np.ndarray) -> np.ndar
     x = V.tabulate_dof_coordinates()
     reply = np.ascontiguousarray(x[req - imap.local_range[0]], dtype=np.float64)
     got = np.empty((len(send), 3), dtype=np.float64)
-    comm.Alltoallv([reply, (rc * 3, _displs(rc * 3)), MPI.DOUBLE],
-                   [got, (sc * 3, _displs(sc * 3)), MPI.DOUBLE])
+    comm.Alltoallv(
+        [reply, (rc * 3, _displs(rc * 3)), MPI.DOUBLE], [got, (sc * 3, _displs(sc * 3)), MPI.DOUBLE]
+    )
     out = np.empty_like(got)
     out[order] = got
     return out
@@ -79,8 +84,11 @@ def _displs(counts: np.ndarray) -> np.ndarray:
     return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
 
 
-def index_layout(V: dolfinx.fem.FunctionSpace, extra_globals: np.ndarray | None = None,
-                 extra_owners: np.ndarray | None = None) -> IndexLayout:
+def index_layout(
+    V: dolfinx.fem.FunctionSpace,
+    extra_globals: np.ndarray | None = None,
+    extra_owners: np.ndarray | None = None,
+) -> IndexLayout:
     """The dof layout of V (unrolled), extended by `extra_globals` couplings (collective)."""
     imap, bs = V.dofmap.index_map, V.dofmap.index_map_bs
     l2g, owners = _function_globals(V)
@@ -94,21 +102,32 @@ def index_layout(V: dolfinx.fem.FunctionSpace, extra_globals: np.ndarray | None 
     node_owners = np.asarray(extra_owners)[first].astype(np.int32)
     extra_coords = _fetch_node_coordinates(V, nodes, node_owners)
     extra = (nodes[:, None] * bs + np.arange(bs)[None, :]).reshape(-1)
-    return IndexLayout(imap.size_local * bs, n_function + len(extra), n_function, bs,
-                       np.concatenate([l2g, extra]),
-                       np.concatenate([owners, np.repeat(node_owners, bs)]),
-                       np.vstack([coords, extra_coords]), imap.size_global * bs)
+    return IndexLayout(
+        imap.size_local * bs,
+        n_function + len(extra),
+        n_function,
+        bs,
+        np.concatenate([l2g, extra]),
+        np.concatenate([owners, np.repeat(node_owners, bs)]),
+        np.vstack([coords, extra_coords]),
+        imap.size_global * bs,
+    )
 
 
 def _assemble_matrix(form: ufl.Form):
-    A = dolfinx.fem.assemble_matrix(dolfinx.fem.form(form),
-                                    block_mode=dolfinx.la.BlockMode.expanded)
+    A = dolfinx.fem.assemble_matrix(
+        dolfinx.fem.form(form), block_mode=dolfinx.la.BlockMode.expanded
+    )
     A.scatter_reverse()
     cm = A.index_map(1)
     n = cm.size_local + cm.num_ghosts
     col_globals = cm.local_to_global(np.arange(n, dtype=np.int32)).astype(np.int64)
-    col_owners = np.concatenate([np.full(cm.size_local, -1, dtype=np.int32),  # set by caller
-                                 np.asarray(cm.owners, dtype=np.int32)])
+    col_owners = np.concatenate(
+        [
+            np.full(cm.size_local, -1, dtype=np.int32),  # set by caller
+            np.asarray(cm.owners, dtype=np.int32),
+        ]
+    )
     return A.to_scipy(ghosted=False).tocsr().copy(), col_globals, col_owners
 
 
@@ -159,8 +178,10 @@ def to_torch_csr(A, dtype=None):
         return torch.sparse_csr_tensor(
             torch.from_numpy(A.indptr.astype(np.int64)),
             torch.from_numpy(A.indices.astype(np.int64)),
-            torch.from_numpy(A.data.astype(np.float64)), size=A.shape,
-            dtype=dtype or torch.float64)
+            torch.from_numpy(A.data.astype(np.float64)),
+            size=A.shape,
+            dtype=dtype or torch.float64,
+        )
 
 
 @dataclass
@@ -191,5 +212,6 @@ def assemble_operators(problem) -> Operators:
     (K, M), layout = assemble_owned_csr([problem.stiffness, problem.mass], problem.V)
     b = assemble_owned_vector(problem.load)
     dofs, values = dirichlet_arrays(problem.V, problem.bcs)
-    return Operators(to_torch_csr(K), to_torch_csr(M), torch.from_numpy(b), dofs, values,
-                     layout, K, M)
+    return Operators(
+        to_torch_csr(K), to_torch_csr(M), torch.from_numpy(b), dofs, values, layout, K, M
+    )

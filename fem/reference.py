@@ -56,21 +56,32 @@ def mesh_fingerprint(dmesh: DistributedMesh) -> dict:
     n_nodes = mesh.geometry.index_map().size_local
     x = mesh.geometry.x[:n_nodes]
     moments = comm.allreduce(np.concatenate([x.sum(0), (x**2).sum(0)]), op=MPI.SUM)
-    return {"cells": mesh.topology.index_map(tdim).size_global,
-            "nodes": mesh.geometry.index_map().size_global, "cell": mesh.topology.cell_name(),
-            "moments": [float(f"{m:.10g}") for m in moments],
-            "cell_names": dmesh.cell_names, "facet_names": dmesh.facet_names}
+    return {
+        "cells": mesh.topology.index_map(tdim).size_global,
+        "nodes": mesh.geometry.index_map().size_global,
+        "cell": mesh.topology.cell_name(),
+        "moments": [float(f"{m:.10g}") for m in moments],
+        "cell_names": dmesh.cell_names,
+        "facet_names": dmesh.facet_names,
+    }
 
 
 def cache_key(dmesh: DistributedMesh, spec: ProblemSpec) -> str:
     """Hex digest identifying (mesh, problem, degree)."""
-    blob = json.dumps({"mesh": mesh_fingerprint(dmesh), "problem": spec.raw,
-                       "degree": spec.degree}, sort_keys=True, default=str)
+    blob = json.dumps(
+        {"mesh": mesh_fingerprint(dmesh), "problem": spec.raw, "degree": spec.degree},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def reference(dmesh: DistributedMesh, spec: ProblemSpec, cache_dir: str | Path | None = None,
-              write_fields: bool = True) -> Reference:
+def reference(
+    dmesh: DistributedMesh,
+    spec: ProblemSpec,
+    cache_dir: str | Path | None = None,
+    write_fields: bool = True,
+) -> Reference:
     """The reference solution, from `cache_dir` when present, else solved (and cached)."""
     comm = dmesh.comm
     problem = build_problem(dmesh, spec)
@@ -123,8 +134,13 @@ def save(ref: Reference, folder: str | Path, write_fields: bool = True) -> Path:
         tmp = folder / "field.tmp.npz"
         np.savez(tmp, **arrays)
         tmp.replace(folder / "field.npz")
-        meta = {"fields": list(ref.fields), "info": ref.info, "results": ref.results,
-                "element": str(ref.V.ufl_element()), "saved": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        meta = {
+            "fields": list(ref.fields),
+            "info": ref.info,
+            "results": ref.results,
+            "element": str(ref.V.ufl_element()),
+            "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=float))
     if write_fields:
         write_fields_file(ref.fields, folder / "field")
@@ -169,8 +185,10 @@ def load(folder: str | Path, V: dolfinx.fem.FunctionSpace) -> Reference:
     dist, idx = cKDTree(coords).query(x)
     bad = comm.allreduce(int((dist > 1e-8 * diam).sum()), op=MPI.SUM)
     if bad:
-        raise FemError(f"cached reference {folder}: {bad} dofs of this mesh have no match "
-                       "(different mesh or element?)")
+        raise FemError(
+            f"cached reference {folder}: {bad} dofs of this mesh have no match "
+            "(different mesh or element?)"
+        )
     fields = {}
     for name in meta["fields"]:
         u = dolfinx.fem.Function(V, name=name)

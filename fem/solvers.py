@@ -45,10 +45,17 @@ class SolverSettings:
         if self.resolve(global_dofs) == "lu":
             opts = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
         else:
-            opts = {"ksp_type": "cg", "pc_type": "gamg", "ksp_rtol": self.rtol,
-                    "ksp_atol": self.atol, "ksp_max_it": self.max_it,
-                    "pc_gamg_coarse_eq_limit": 1000, "mg_levels_ksp_type": "chebyshev",
-                    "mg_levels_pc_type": "jacobi", "pc_gamg_threshold": 0.02}
+            opts = {
+                "ksp_type": "cg",
+                "pc_type": "gamg",
+                "ksp_rtol": self.rtol,
+                "ksp_atol": self.atol,
+                "ksp_max_it": self.max_it,
+                "pc_gamg_coarse_eq_limit": 1000,
+                "mg_levels_ksp_type": "chebyshev",
+                "mg_levels_pc_type": "jacobi",
+                "pc_gamg_threshold": 0.02,
+            }
         opts.update(self.extra)
         return opts
 
@@ -79,8 +86,15 @@ def rigid_body_modes(V: dolfinx.fem.FunctionSpace) -> tuple[PETSc.NullSpace, lis
 class LinearSolver:
     """Assemble a(u, v) with Dirichlet rows once; solve a = L for changing L or bc values."""
 
-    def __init__(self, a: ufl.Form, L: ufl.Form, bcs: list, u: dolfinx.fem.Function,
-                 settings: SolverSettings | None = None, near_nullspace: bool = False):
+    def __init__(
+        self,
+        a: ufl.Form,
+        L: ufl.Form,
+        bcs: list,
+        u: dolfinx.fem.Function,
+        settings: SolverSettings | None = None,
+        near_nullspace: bool = False,
+    ):
         self.settings = settings or SolverSettings()
         self.u, self.bcs = u, bcs
         self.a, self.L = dolfinx.fem.form(a), dolfinx.fem.form(L)
@@ -122,9 +136,11 @@ class LinearSolver:
         self.ksp.solve(self.b, self.u.x.petsc_vec)
         reason = self.ksp.getConvergedReason()
         if reason < 0:
-            raise SolverError(f"linear solver ({self.method}) did not converge: "
-                              f"KSP reason {reason} after {self.ksp.getIterationNumber()} "
-                              f"iterations")
+            raise SolverError(
+                f"linear solver ({self.method}) did not converge: "
+                f"KSP reason {reason} after {self.ksp.getIterationNumber()} "
+                f"iterations"
+            )
         self.u.x.scatter_forward()
         self.iterations += self.ksp.getIterationNumber()
         self.solves += 1
@@ -133,15 +149,19 @@ class LinearSolver:
 
     def info(self) -> dict:
         """Solver statistics for summaries."""
-        return {"method": self.method, "ksp_type": self.ksp.getType(),
-                "pc_type": self.ksp.getPC().getType(), "global_dofs": int(self.global_dofs),
-                "iterations": int(self.iterations), "solves": int(self.solves),
-                "assemble_time_s": float(self.assemble_time),
-                "solve_time_s": float(self.solve_time)}
+        return {
+            "method": self.method,
+            "ksp_type": self.ksp.getType(),
+            "pc_type": self.ksp.getPC().getType(),
+            "global_dofs": int(self.global_dofs),
+            "iterations": int(self.iterations),
+            "solves": int(self.solves),
+            "assemble_time_s": float(self.assemble_time),
+            "solve_time_s": float(self.solve_time),
+        }
 
     def __del__(self):
-        for obj in (getattr(self, "ksp", None), getattr(self, "A", None),
-                    getattr(self, "b", None)):
+        for obj in (getattr(self, "ksp", None), getattr(self, "A", None), getattr(self, "b", None)):
             if obj is not None:
                 obj.destroy()
 
@@ -156,6 +176,8 @@ def global_norms(u: dolfinx.fem.Function) -> dict:
     local_max = float(np.max(np.abs(u.x.array[:n]))) if n else 0.0
     from meshes._dolfinx import MPI
 
-    return {"l2": float(np.sqrt(comm.allreduce(l2, op=MPI.SUM))),
-            "h1_semi": float(np.sqrt(comm.allreduce(h1, op=MPI.SUM))),
-            "max": float(comm.allreduce(local_max, op=MPI.MAX))}
+    return {
+        "l2": float(np.sqrt(comm.allreduce(l2, op=MPI.SUM))),
+        "h1_semi": float(np.sqrt(comm.allreduce(h1, op=MPI.SUM))),
+        "max": float(comm.allreduce(local_max, op=MPI.MAX)),
+    }

@@ -45,7 +45,24 @@ def solve(dmesh: DistributedMesh, spec: ProblemSpec) -> Solution:
     return build_problem(dmesh, spec).solve()
 
 
-__all__ = ["PROBLEMS", "BurgersProblem", "ElasticityProblem", "HeatProblem", "Homogenised",
-           "HomogenisationProblem", "ScalarEllipticProblem", "Solution", "SpaceTimeSeries",
-           "build_problem", "bulk_shear", "dirichlet_arrays", "hashin_shtrikman", "homogenise",
-           "isotropic_moduli", "lame", "phase_field", "solve", "unit_strain"]
+__all__ = [
+    "PROBLEMS",
+    "BurgersProblem",
+    "ElasticityProblem",
+    "HeatProblem",
+    "Homogenised",
+    "HomogenisationProblem",
+    "ScalarEllipticProblem",
+    "Solution",
+    "SpaceTimeSeries",
+    "build_problem",
+    "bulk_shear",
+    "dirichlet_arrays",
+    "hashin_shtrikman",
+    "homogenise",
+    "isotropic_moduli",
+    "lame",
+    "phase_field",
+    "solve",
+    "unit_strain",
+]

@@ -36,15 +36,18 @@ class Solution:
     results: dict = field(default_factory=dict)  # e.g. homogenised stiffness
 
 
-def phase_field(dmesh: DistributedMesh, values: dict[str, float] | float, key: str,
-                name: str = "k") -> dolfinx.fem.Function | float:
+def phase_field(
+    dmesh: DistributedMesh, values: dict[str, float] | float, key: str, name: str = "k"
+) -> dolfinx.fem.Function | float:
     """A piecewise-constant (DG0) coefficient from {phase name: value}; a number stays a number."""
     if not isinstance(values, dict):
         return float(values)
     unknown = [n for n in values if n not in dmesh.cell_names]
     if unknown:
-        raise ConfigError(f"{key}.{unknown[0]}",
-                          f"no cell group {unknown[0]!r} in this mesh (it has {sorted(dmesh.cell_names)})")
+        raise ConfigError(
+            f"{key}.{unknown[0]}",
+            f"no cell group {unknown[0]!r} in this mesh (it has {sorted(dmesh.cell_names)})",
+        )
     Q = dolfinx.fem.functionspace(dmesh.mesh, ("DG", 0))
     f = dolfinx.fem.Function(Q, name=name)
     f.x.array[:] = np.nan
@@ -54,8 +57,11 @@ def phase_field(dmesh: DistributedMesh, values: dict[str, float] | float, key: s
     missing = int(np.isnan(f.x.array[:n_local]).sum())
     missing = dmesh.comm.allreduce(missing)
     if missing:
-        raise ConfigError(key, f"{missing} cells belong to no listed phase "
-                          f"(phases of this mesh: {sorted(dmesh.cell_names)})")
+        raise ConfigError(
+            key,
+            f"{missing} cells belong to no listed phase "
+            f"(phases of this mesh: {sorted(dmesh.cell_names)})",
+        )
     f.x.scatter_forward()
     return f
 
@@ -65,8 +71,10 @@ def boundary_facets(dmesh: DistributedMesh, name: str, key: str) -> np.ndarray:
     if name == ALL_BOUNDARY:
         return dolfinx.mesh.exterior_facet_indices(dmesh.mesh.topology)
     if name not in dmesh.facet_names:
-        raise ConfigError(f"{key}.boundary",
-                          f"no facet group {name!r} in this mesh (it has {sorted(dmesh.facet_names)})")
+        raise ConfigError(
+            f"{key}.boundary",
+            f"no facet group {name!r} in this mesh (it has {sorted(dmesh.facet_names)})",
+        )
     return dmesh.facets(name)
 
 
@@ -80,9 +88,15 @@ def facet_measure(dmesh: DistributedMesh, name: str, key: str, metadata=None) ->
     return ds(dmesh.facet_names[name])
 
 
-def dirichlet(V: dolfinx.fem.FunctionSpace, dmesh: DistributedMesh, name: str, key: str,
-              values: list[ScalarExpr] | None = None, component: int | None = None,
-              func=None) -> tuple[dolfinx.fem.DirichletBC, dolfinx.fem.Function, object]:
+def dirichlet(
+    V: dolfinx.fem.FunctionSpace,
+    dmesh: DistributedMesh,
+    name: str,
+    key: str,
+    values: list[ScalarExpr] | None = None,
+    component: int | None = None,
+    func=None,
+) -> tuple[dolfinx.fem.DirichletBC, dolfinx.fem.Function, object]:
     """A Dirichlet condition on boundary `name` for V (or its `component`).
 
     Values come from expressions (re-interpolated by the returned updater at time t) or
@@ -95,8 +109,10 @@ def dirichlet(V: dolfinx.fem.FunctionSpace, dmesh: DistributedMesh, name: str, k
         dofs = dolfinx.fem.locate_dofs_topological(V, fdim, facets)
     else:
         if V.dofmap.index_map_bs <= component:
-            raise ConfigError(f"{key}.component", f"{component} out of range for a "
-                              f"{V.dofmap.index_map_bs}-component field")
+            raise ConfigError(
+                f"{key}.component",
+                f"{component} out of range for a {V.dofmap.index_map_bs}-component field",
+            )
         W = V.sub(component).collapse()[0]
         dofs = dolfinx.fem.locate_dofs_topological((V.sub(component), W), fdim, facets)
     g = dolfinx.fem.Function(W)
@@ -114,8 +130,11 @@ def dirichlet(V: dolfinx.fem.FunctionSpace, dmesh: DistributedMesh, name: str, k
     if values is not None and bs > 1 and len(values) < bs:
         raise ConfigError(f"{key}.value", f"expected {bs} components, got {len(values)}")
     update(0.0)
-    bc = (dolfinx.fem.dirichletbc(g, dofs) if component is None
-          else dolfinx.fem.dirichletbc(g, dofs, V.sub(component)))
+    bc = (
+        dolfinx.fem.dirichletbc(g, dofs)
+        if component is None
+        else dolfinx.fem.dirichletbc(g, dofs, V.sub(component))
+    )
     return bc, g, update
 
 
@@ -144,5 +163,7 @@ def dirichlet_arrays(V: dolfinx.fem.FunctionSpace, bcs: list) -> tuple[np.ndarra
 def require_dimension(dmesh: DistributedMesh, allowed: tuple[int, ...], what: str) -> None:
     """Raise a ConfigError naming mesh.kind when the mesh dimension does not fit."""
     if dmesh.tdim not in allowed:
-        raise ConfigError("mesh.kind", f"{what} needs a mesh of dimension "
-                          f"{' or '.join(map(str, allowed))}, got {dmesh.tdim}D")
+        raise ConfigError(
+            "mesh.kind",
+            f"{what} needs a mesh of dimension {' or '.join(map(str, allowed))}, got {dmesh.tdim}D",
+        )

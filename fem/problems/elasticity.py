@@ -58,10 +58,12 @@ class ElasticityProblem:
             E, nu = next(iter(mats.values()))  # one material for the whole mesh
             self.lmbda, self.mu = lame(E, nu)
         else:
-            self.lmbda = phase_field(dmesh, {k: lame(*m)[0] for k, m in mats.items()},
-                                     "problem.materials", "lambda")
-            self.mu = phase_field(dmesh, {k: lame(*m)[1] for k, m in mats.items()},
-                                  "problem.materials", "mu")
+            self.lmbda = phase_field(
+                dmesh, {k: lame(*m)[0] for k, m in mats.items()}, "problem.materials", "lambda"
+            )
+            self.mu = phase_field(
+                dmesh, {k: lame(*m)[1] for k, m in mats.items()}, "problem.materials", "mu"
+            )
         md = {"quadrature_degree": spec.quadrature_degree} if spec.quadrature_degree else None
         self.dx = ufl.Measure("dx", domain=mesh, metadata=md)
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
@@ -75,13 +77,19 @@ class ElasticityProblem:
                 self.bcs.append(dirichlet(self.V, dmesh, bc.boundary, bc.key, bc.value)[0])
             elif bc.type == "roller":
                 if bc.component >= gdim:
-                    raise ConfigError(f"{bc.key}.component", f"{bc.component} out of range in {gdim}D")
-                self.bcs.append(dirichlet(self.V, dmesh, bc.boundary, bc.key, bc.value,
-                                          component=bc.component)[0])
+                    raise ConfigError(
+                        f"{bc.key}.component", f"{bc.component} out of range in {gdim}D"
+                    )
+                self.bcs.append(
+                    dirichlet(self.V, dmesh, bc.boundary, bc.key, bc.value, component=bc.component)[
+                        0
+                    ]
+                )
             elif bc.type == "affine":
                 strain = np.asarray(bc.strain)[:gdim, :gdim]
-                b, g, _ = dirichlet(self.V, dmesh, bc.boundary, bc.key,
-                                    func=affine_displacement(strain))
+                b, g, _ = dirichlet(
+                    self.V, dmesh, bc.boundary, bc.key, func=affine_displacement(strain)
+                )
                 self.bcs.append(b)
                 self.affine.append(g)
             elif bc.type == "traction":
@@ -93,8 +101,9 @@ class ElasticityProblem:
 
     def solver(self, u: dolfinx.fem.Function) -> LinearSolver:
         """A LinearSolver for this problem writing into `u` (GAMG gets rigid-body modes)."""
-        return LinearSolver(self.stiffness, self.load, self.bcs, u, self.spec.solver,
-                            near_nullspace=True)
+        return LinearSolver(
+            self.stiffness, self.load, self.bcs, u, self.spec.solver, near_nullspace=True
+        )
 
     def solve(self) -> Solution:
         """Solve with the configured linear solver."""

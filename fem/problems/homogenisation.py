@@ -52,7 +52,9 @@ def bulk_shear(E: float, nu: float) -> tuple[float, float]:
     return E / (3 * (1 - 2 * nu)), E / (2 * (1 + nu))
 
 
-def hashin_shtrikman(K: list[float], G: list[float], f: list[float]) -> dict[str, tuple[float, float]]:
+def hashin_shtrikman(
+    K: list[float], G: list[float], f: list[float]
+) -> dict[str, tuple[float, float]]:
     """Hashin–Shtrikman bounds on (K, G) of an isotropic n-phase composite.
 
     Hashin & Shtrikman, J. Mech. Phys. Solids 11 (1963) 127; the general (not necessarily
@@ -69,8 +71,10 @@ def hashin_shtrikman(K: list[float], G: list[float], f: list[float]) -> dict[str
         zeta = g_ref / 6.0 * (9 * k_ref + 8 * g_ref) / (k_ref + 2 * g_ref)
         return 1.0 / np.sum(f / (G + zeta)) - zeta
 
-    return {"K": (k_bound(G.min()), k_bound(G.max())),
-            "G": (g_bound(K.min(), G.min()), g_bound(K.max(), G.max()))}
+    return {
+        "K": (k_bound(G.min()), k_bound(G.max())),
+        "G": (g_bound(K.min(), G.min()), g_bound(K.max(), G.max())),
+    }
 
 
 @dataclass
@@ -84,10 +88,14 @@ class Homogenised:
     fractions: dict[str, float]  # measured phase volume fractions
 
     def as_dict(self) -> dict:
-        return {"C_voigt": self.C.tolist(), "K": self.K, "G": self.G, "volume": self.volume,
-                "volume_fractions": self.fractions,
-                "voigt_convention": "sigma=[s11,s22,s33,s23,s13,s12], "
-                                    "eps=[e11,e22,e33,2e23,2e13,2e12]"}
+        return {
+            "C_voigt": self.C.tolist(),
+            "K": self.K,
+            "G": self.G,
+            "volume": self.volume,
+            "volume_fractions": self.fractions,
+            "voigt_convention": "sigma=[s11,s22,s33,s23,s13,s12], eps=[e11,e22,e33,2e23,2e13,2e12]",
+        }
 
 
 class HomogenisationProblem:
@@ -99,12 +107,14 @@ class HomogenisationProblem:
         if dmesh.tdim != 3:
             raise ConfigError("mesh.kind", f"homogenisation needs a 3D RVE, got {dmesh.tdim}D")
         self.dmesh, self.spec = dmesh, spec
-        bc = BoundarySpec(ALL_BOUNDARY, "affine", strain=unit_strain(0).tolist(),
-                          key="problem.bcs")
+        bc = BoundarySpec(ALL_BOUNDARY, "affine", strain=unit_strain(0).tolist(), key="problem.bcs")
         self.elastic = ElasticityProblem(dmesh, replace(spec, bcs=[bc], source=[]))
         self.V = self.elastic.V
-        self.stiffness, self.mass, self.load = (self.elastic.stiffness, self.elastic.mass,
-                                                self.elastic.load)
+        self.stiffness, self.mass, self.load = (
+            self.elastic.stiffness,
+            self.elastic.mass,
+            self.elastic.load,
+        )
         self.bcs = self.elastic.bcs
 
     def solve(self) -> Solution:
@@ -117,38 +127,49 @@ class HomogenisationProblem:
         uh = dolfinx.fem.Function(self.V, name="u")
         solver = self.elastic.solver(uh)
         dx = self.elastic.dx
-        volume = comm.allreduce(dolfinx.fem.assemble_scalar(
-            dolfinx.fem.form(1.0 * ufl.dx(domain=self.dmesh.mesh))), op=MPI.SUM)
+        volume = comm.allreduce(
+            dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * ufl.dx(domain=self.dmesh.mesh))),
+            op=MPI.SUM,
+        )
         stress = sigma(uh, self.elastic.lmbda, self.elastic.mu)
         forms = [dolfinx.fem.form(stress[a, b] * dx) for a, b in VOIGT]
         for j in range(6):
             g.interpolate(affine_displacement(unit_strain(j)))
             solver.solve()
-            C[:, j] = [comm.allreduce(dolfinx.fem.assemble_scalar(f), op=MPI.SUM) / volume
-                       for f in forms]
+            C[:, j] = [
+                comm.allreduce(dolfinx.fem.assemble_scalar(f), op=MPI.SUM) / volume for f in forms
+            ]
             fields[f"u_{j}"] = uh.copy()
             fields[f"u_{j}"].name = f"u_case{j}"
         K, G = isotropic_moduli(C)
         fractions = {}
         for name in self.dmesh.cell_names:
             dxp = ufl.Measure("dx", domain=self.dmesh.mesh, subdomain_data=self.dmesh.cell_tags)
-            vol = dolfinx.fem.assemble_scalar(dolfinx.fem.form(
-                1.0 * dxp(self.dmesh.cell_names[name])))
+            vol = dolfinx.fem.assemble_scalar(
+                dolfinx.fem.form(1.0 * dxp(self.dmesh.cell_names[name]))
+            )
             fractions[name] = comm.allreduce(vol, op=MPI.SUM) / volume
         hom = Homogenised(C, float(K), float(G), float(volume), fractions)
         info = {**solver.info(), "norms": global_norms(fields["u_0"])}
         return Solution(fields["u_0"], info, self, fields=fields, results=hom.as_dict())
 
 
-def homogenise(dmesh: DistributedMesh, materials: dict[str, tuple[float, float]],
-               degree: int = 1, **solver) -> tuple[Homogenised, Solution]:
+def homogenise(
+    dmesh: DistributedMesh, materials: dict[str, tuple[float, float]], degree: int = 1, **solver
+) -> tuple[Homogenised, Solution]:
     """Apparent 6x6 stiffness of the RVE `dmesh` with isotropic (E, ν) per phase."""
     from ..config import parse_problem
 
-    spec = parse_problem({"type": "homogenisation", "degree": degree,
-                          "materials": {k: {"E": e, "nu": n} for k, (e, n) in materials.items()},
-                          "solver": solver})
+    spec = parse_problem(
+        {
+            "type": "homogenisation",
+            "degree": degree,
+            "materials": {k: {"E": e, "nu": n} for k, (e, n) in materials.items()},
+            "solver": solver,
+        }
+    )
     sol = HomogenisationProblem(dmesh, spec).solve()
     r = sol.results
-    return Homogenised(np.array(r["C_voigt"]), r["K"], r["G"], r["volume"],
-                       r["volume_fractions"]), sol
+    return Homogenised(
+        np.array(r["C_voigt"]), r["K"], r["G"], r["volume"], r["volume_fractions"]
+    ), sol

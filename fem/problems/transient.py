@@ -37,8 +37,9 @@ from .common import (
 def output_steps(n_steps: int, n_times: int) -> np.ndarray:
     """Step numbers at which to record n_times snapshots (0 and n_steps included)."""
     if n_times - 1 > n_steps:
-        raise ConfigError("problem.output.times",
-                          f"{n_times} output times but only {n_steps} time steps")
+        raise ConfigError(
+            "problem.output.times", f"{n_times} output times but only {n_steps} time steps"
+        )
     return np.unique(np.round(np.linspace(0, n_steps, n_times)).astype(int))
 
 
@@ -88,9 +89,11 @@ class HeatProblem(_Transient):
         f_new = source_term(spec.source, mesh, self.t_new)
         f_old = source_term(spec.source, mesh, self.t_old)
         a = u * v * dx + th * dt * self.k * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx
-        L = (self.u_n * v * dx
-             - (1 - th) * dt * self.k * ufl.inner(ufl.grad(self.u_n), ufl.grad(v)) * dx
-             + dt * (th * f_new + (1 - th) * f_old) * v * dx)
+        L = (
+            self.u_n * v * dx
+            - (1 - th) * dt * self.k * ufl.inner(ufl.grad(self.u_n), ufl.grad(v)) * dx
+            + dt * (th * f_new + (1 - th) * f_old) * v * dx
+        )
         for bc in spec.bcs:
             if bc.type == "neumann":
                 ds = facet_measure(dmesh, bc.boundary, bc.key, self.md)
@@ -141,8 +144,9 @@ class BurgersProblem(_Transient):
 
         f_new = source_term(spec.source, dmesh.mesh, self.t_new)
         f_old = source_term(spec.source, dmesh.mesh, self.t_old)
-        self.F = ((u - self.u_n) * v * dx
-                  + dt * (th * spatial(u, f_new) + (1 - th) * spatial(self.u_n, f_old)))
+        self.F = (u - self.u_n) * v * dx + dt * (
+            th * spatial(u, f_new) + (1 - th) * spatial(self.u_n, f_old)
+        )
         self.stiffness = nu * uu.dx(0) * w.dx(0) * dx  # the linear (diffusion) part
         self.mass = uu * w * dx
         self.load = f_new * w * dx
@@ -151,12 +155,23 @@ class BurgersProblem(_Transient):
         """March from 0 to t_end with one Newton solve per step."""
         spec = self.spec
         self.uh.x.array[:] = self.u_n.x.array
-        opts = {"snes_type": "newtonls", "snes_linesearch_type": "bt", "snes_rtol": 1e-10,
-                "snes_atol": 1e-12, "snes_max_it": 30, "ksp_type": "preonly", "pc_type": "lu",
-                "pc_factor_mat_solver_type": "mumps"}
+        opts = {
+            "snes_type": "newtonls",
+            "snes_linesearch_type": "bt",
+            "snes_rtol": 1e-10,
+            "snes_atol": 1e-12,
+            "snes_max_it": 30,
+            "ksp_type": "preonly",
+            "pc_type": "lu",
+            "pc_factor_mat_solver_type": "mumps",
+        }
         problem = dolfinx.fem.petsc.NonlinearProblem(
-            self.F, self.uh, bcs=self.bcs, petsc_options=opts,
-            petsc_options_prefix=f"neurofem_burgers_{id(self)}_")
+            self.F,
+            self.uh,
+            bcs=self.bcs,
+            petsc_options=opts,
+            petsc_options_prefix=f"neurofem_burgers_{id(self)}_",
+        )
         n_steps = spec.time.steps
         rec = output_steps(n_steps, spec.output_times)
         evaluator = PointEvaluator(self.dmesh.mesh, self.points)
@@ -178,8 +193,13 @@ class BurgersProblem(_Transient):
             if k < len(rec) and step == rec[k]:
                 values[k], k = evaluator(self.uh), k + 1
         gdofs = self.V.dofmap.index_map.size_global
-        info = {"method": "newton+lu", "global_dofs": int(gdofs), "iterations": int(newton),
-                "time_steps": n_steps, "solve_time_s": time.perf_counter() - t0,
-                "norms": global_norms(self.uh)}
+        info = {
+            "method": "newton+lu",
+            "global_dofs": int(gdofs),
+            "iterations": int(newton),
+            "time_steps": n_steps,
+            "solve_time_s": time.perf_counter() - t0,
+            "norms": global_norms(self.uh),
+        }
         series = SpaceTimeSeries(rec * spec.time.dt, self.points, values)
         return Solution(self.uh, info, self, series=series)

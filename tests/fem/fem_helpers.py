@@ -32,6 +32,13 @@ def trapezoid_weights(x: np.ndarray) -> np.ndarray:
 
 def dirichlet_everywhere(ptype: str, degree: int, source: str, exact: str, **extra):
     """A scalar problem with the exact solution imposed on every exterior facet."""
-    return parse_problem({"type": ptype, "degree": degree, "source": source, "exact": exact,
-                          "bcs": [{"boundary": "*", "type": "dirichlet", "value": exact}],
-                          **extra})
+    return parse_problem(
+        {
+            "type": ptype,
+            "degree": degree,
+            "source": source,
+            "exact": exact,
+            "bcs": [{"boundary": "*", "type": "dirichlet", "value": exact}],
+            **extra,
+        }
+    )

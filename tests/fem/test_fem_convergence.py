@@ -8,15 +8,13 @@ measure the FE approximation, not the straight-sided geometry error of the holes
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from fem_helpers import dirichlet_everywhere, fitted_rate, mesh_size
 
 import meshes
 from fem.config import parse_problem
 from fem.errors_norms import l2_error
 from fem.problems import solve
-
-from fem_helpers import dirichlet_everywhere, fitted_rate, mesh_size
 
 U2 = "sin(2*x)*cos(3*y) + x*y"
 F2 = "13*sin(2*x)*cos(3*y)"
@@ -53,12 +51,20 @@ def rectangle():
 def test_p2_reproduces_quadratic_with_neumann_data(rectangle):
     """u = 1 + x² − 2y² + xy is in P2: Dirichlet on x0/x1, Neumann on y0/y1 → exact."""
     exact = "1 + x**2 - 2*y**2 + x*y"
-    spec = parse_problem({
-        "type": "poisson", "degree": 2, "source": 2.0, "exact": exact,  # −Δu = −(2 − 4)
-        "bcs": [{"boundary": "x0", "type": "dirichlet", "value": exact},
+    spec = parse_problem(
+        {
+            "type": "poisson",
+            "degree": 2,
+            "source": 2.0,
+            "exact": exact,  # −Δu = −(2 − 4)
+            "bcs": [
+                {"boundary": "x0", "type": "dirichlet", "value": exact},
                 {"boundary": "x1", "type": "dirichlet", "value": exact},
-                {"boundary": "y0", "type": "neumann", "value": "4*y - x"},   # −∂u/∂y
-                {"boundary": "y1", "type": "neumann", "value": "-4*y + x"}]})
+                {"boundary": "y0", "type": "neumann", "value": "4*y - x"},  # −∂u/∂y
+                {"boundary": "y1", "type": "neumann", "value": "-4*y + x"},
+            ],
+        }
+    )
     assert l2_error(solve(rectangle, spec).u, spec.exact) < 1e-12
 
 
@@ -67,9 +73,15 @@ def test_piecewise_coefficient_two_layers():
     u = min(1.6 z, 0.6 + 0.4 z) (continuous flux 1.6) is reproduced exactly by P1."""
     dm = meshes.build("cube_minus_spheres", 0.25, layers=2)
     exact = "min(1.6*z, 0.6 + 0.4*z)"
-    spec = parse_problem({
-        "type": "poisson", "degree": 1, "coefficients": {"layer0": 1.0, "layer1": 4.0},
-        "exact": exact, "bcs": [{"boundary": "*", "type": "dirichlet", "value": exact}]})
+    spec = parse_problem(
+        {
+            "type": "poisson",
+            "degree": 1,
+            "coefficients": {"layer0": 1.0, "layer1": 4.0},
+            "exact": exact,
+            "bcs": [{"boundary": "*", "type": "dirichlet", "value": exact}],
+        }
+    )
     assert l2_error(solve(dm, spec).u, spec.exact) < 1e-11
 
 

@@ -61,15 +61,19 @@ def test_boundary_data_normals_weights_tags(plate, cube):
         d = dm.tdim
         # divergence theorem: ∮ x·n ds = d |Ω|,  ∮ n ds = 0
         vol = dm.comm.allreduce(quadrature_data(dm, 2).weights.sum())
-        assert dm.comm.allreduce(np.sum(bd.weights * np.einsum("ij,ij->i", bd.points, bd.normals))) \
-            == pytest.approx(d * vol, rel=1e-12)
+        assert dm.comm.allreduce(
+            np.sum(bd.weights * np.einsum("ij,ij->i", bd.points, bd.normals))
+        ) == pytest.approx(d * vol, rel=1e-12)
         assert np.abs(dm.comm.allreduce(bd.normals.T @ bd.weights)).max() < 1e-12
         assert np.allclose(np.linalg.norm(bd.normals, axis=1), 1.0)
-        for name, tag in dm.facet_names.items():
+        for tag in dm.facet_names.values():
             ds = ufl.Measure("ds", domain=dm.mesh, subdomain_data=dm.facet_tags)
-            ref = dm.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(
-                1.0 * ds(tag))), op=MPI.SUM)
-            assert dm.comm.allreduce(bd.weights[bd.tags == tag].sum()) == pytest.approx(ref, rel=1e-12)
+            ref = dm.comm.allreduce(
+                dolfinx.fem.assemble_scalar(dolfinx.fem.form(1.0 * ds(tag))), op=MPI.SUM
+            )
+            assert dm.comm.allreduce(bd.weights[bd.tags == tag].sum()) == pytest.approx(
+                ref, rel=1e-12
+            )
     x0 = boundary_data(plate, 2)
     sel = x0.tags == plate.facet_names["x0"]
     assert np.allclose(x0.normals[sel], [-1, 0, 0]) and np.allclose(x0.points[sel, 0], -0.5)
@@ -94,8 +98,14 @@ def test_p1_adjacency_is_the_edge_graph(cube):
 
 
 def test_operators_poisson_identities(plate):
-    spec = parse_problem({"type": "poisson", "degree": 2, "source": "x*y + 1",
-                          "bcs": [{"boundary": "holes", "type": "dirichlet", "value": "x"}]})
+    spec = parse_problem(
+        {
+            "type": "poisson",
+            "degree": 2,
+            "source": "x*y + 1",
+            "bcs": [{"boundary": "holes", "type": "dirichlet", "value": "x"}],
+        }
+    )
     op = assemble_operators(build_problem(plate, spec))
     K, M, L = op.K_scipy, op.M_scipy, op.layout
     x = L.coordinates
@@ -105,8 +115,9 @@ def test_operators_poisson_identities(plate):
     u = 2 * x[:, 0] - x[:, 1]  # linear: uᵀKu = ∫|∇u|² = 5 |Ω|
     uKu, bu = op.energy(u, plate.comm)
     assert uKu == pytest.approx(5 * area, rel=1e-12)
-    assert bu == pytest.approx(assembled(plate, lambda x: (x[0] * x[1] + 1) * (2 * x[0] - x[1])),
-                               rel=1e-10)
+    assert bu == pytest.approx(
+        assembled(plate, lambda x: (x[0] * x[1] + 1) * (2 * x[0] - x[1])), rel=1e-10
+    )
     # Dirichlet data: the hole dofs with value x
     assert np.allclose(op.dirichlet_values, x[op.dirichlet_dofs, 0])
     assert op.K.layout is not None and op.K.shape == (L.n_owned, L.n_local)
@@ -117,9 +128,15 @@ def test_operators_poisson_identities(plate):
 
 
 def test_operators_elasticity_rigid_motions_and_layout(cube):
-    spec = parse_problem({"type": "elasticity", "degree": 1, "source": [0, 0, -1],
-                          "materials": {"domain": {"E": 10.0, "nu": 0.3}},
-                          "bcs": [{"boundary": "z0", "type": "roller", "component": 2}]})
+    spec = parse_problem(
+        {
+            "type": "elasticity",
+            "degree": 1,
+            "source": [0, 0, -1],
+            "materials": {"domain": {"E": 10.0, "nu": 0.3}},
+            "bcs": [{"boundary": "z0", "type": "roller", "component": 2}],
+        }
+    )
     op = assemble_operators(build_problem(cube, spec))
     L = op.layout
     assert L.block_size == 3 and L.n_local == 3 * len(L.coordinates)

@@ -20,13 +20,20 @@ def lame_ur(r):
 
 
 def sphere_spec(**solver):
-    return parse_problem({
-        "type": "elasticity", "degree": 2, "solver": solver,
-        "materials": {"domain": {"E": E, "nu": NU}},
-        "bcs": [{"boundary": "inner", "type": "pressure", "value": P},
+    return parse_problem(
+        {
+            "type": "elasticity",
+            "degree": 2,
+            "solver": solver,
+            "materials": {"domain": {"E": E, "nu": NU}},
+            "bcs": [
+                {"boundary": "inner", "type": "pressure", "value": P},
                 {"boundary": "x0", "type": "roller", "component": 0},
                 {"boundary": "y0", "type": "roller", "component": 1},
-                {"boundary": "z0", "type": "roller", "component": 2}]})
+                {"boundary": "z0", "type": "roller", "component": 2},
+            ],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +58,9 @@ def test_hollow_sphere_matches_lame(sphere, sphere_solution):
     dx = ufl.dx(metadata={"quadrature_degree": 6})
 
     def integral(e):
-        return mesh.comm.allreduce(dolfinx.fem.assemble_scalar(dolfinx.fem.form(e * dx)), op=MPI.SUM)
+        return mesh.comm.allreduce(
+            dolfinx.fem.assemble_scalar(dolfinx.fem.form(e * dx)), op=MPI.SUM
+        )
 
     rel = np.sqrt(integral((ur - exact) ** 2) / integral(exact**2))
     tangential = u - ur * x / r

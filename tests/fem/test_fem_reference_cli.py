@@ -36,8 +36,16 @@ def quadratic(plate):
 @given(arrays(np.float64, (7, 2), elements=st.floats(-0.6, 0.6)))
 def test_evaluate_reproduces_p2_field(quadratic, pts):
     vals = evaluate(quadratic, pts)
-    inside = np.min(np.linalg.norm(pts[:, None] - np.array(
-        [[0.3, 0.3], [0.3, -0.3], [-0.3, 0.3], [-0.3, -0.3]]), axis=2), axis=1) > 0.1 + 1e-3
+    inside = (
+        np.min(
+            np.linalg.norm(
+                pts[:, None] - np.array([[0.3, 0.3], [0.3, -0.3], [-0.3, 0.3], [-0.3, -0.3]]),
+                axis=2,
+            ),
+            axis=1,
+        )
+        > 0.1 + 1e-3
+    )
     inside &= np.all(np.abs(pts) < 0.5 - 1e-9, axis=1)
     exact = np.c_[pts[:, 0] ** 2 - pts[:, 0] * pts[:, 1], 3 * pts[:, 1] + 1]
     assert np.allclose(vals[inside], exact[inside], atol=1e-12)
@@ -55,9 +63,14 @@ def test_point_evaluator_reused_for_many_functions(quadratic):
     assert np.allclose(b[:2], 2 * a[:2]) and np.isnan(a[2]).all()
 
 
-POISSON = {"type": "poisson", "source": 1.0,
-           "bcs": [{"boundary": "holes", "type": "dirichlet", "value": 0.0},
-                   {"boundary": "x0", "type": "neumann", "value": "y"}]}
+POISSON = {
+    "type": "poisson",
+    "source": 1.0,
+    "bcs": [
+        {"boundary": "holes", "type": "dirichlet", "value": 0.0},
+        {"boundary": "x0", "type": "neumann", "value": "y"},
+    ],
+}
 
 
 @pytest.mark.parametrize("degree,suffix", [(1, ".xdmf"), (2, ".bp")])
@@ -130,8 +143,11 @@ BAD = [
     ("[mesh]", "[meshes]", "config mesh: missing table"),
     ('kind = "plate_with_holes"', 'kind = "plate"', "plate"),
     ("size = 0.1", "size = -1", "mesh.size"),
-    ("degree = 2", "degree = 2\ncoefficients = {matrix = 1.0}",
-     "problem.coefficients.matrix: no cell group 'matrix'"),
+    (
+        "degree = 2",
+        "degree = 2\ncoefficients = {matrix = 1.0}",
+        "problem.coefficients.matrix: no cell group 'matrix'",
+    ),
     ("degree = 2", "degree = 2\nwhatever = 1", "problem.whatever: unknown key"),
     ("[problem]", "[problem\n", "c.toml"),
 ]
@@ -140,8 +156,9 @@ BAD = [
 @pytest.mark.parametrize("old,new,message", BAD)
 def test_cli_bad_config_one_line_exit_2(tmp_path, capsys, old, new, message):
     assert old in GOOD
-    code = main(["fem", "solve", write(tmp_path, GOOD.replace(old, new, 1)),
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        ["fem", "solve", write(tmp_path, GOOD.replace(old, new, 1)), "--out", str(tmp_path / "o")]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and err.startswith("neurofem: error:")

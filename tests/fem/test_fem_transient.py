@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fem_helpers import trapezoid_weights
 
 import meshes
 from fem.config import parse_problem
 from fem.interval import interval
 from fem.problems import solve
-from fem_helpers import trapezoid_weights
 
 
 def space_time_rel_l2(series, exact) -> float:
@@ -23,15 +23,23 @@ def space_time_rel_l2(series, exact) -> float:
 
 
 def heat_spec(theta, dt, degree=2, times=101):
-    return parse_problem({
-        "type": "heat", "degree": degree, "source": "100*sin(pi*x)",
-        "time": {"t_end": 1.0, "dt": dt, "theta": theta}, "output": {"points": 101, "times": times},
-        "bcs": [{"boundary": "x0", "type": "dirichlet", "value": 0.0},
-                {"boundary": "x1", "type": "dirichlet", "value": 0.0}]})
+    return parse_problem(
+        {
+            "type": "heat",
+            "degree": degree,
+            "source": "100*sin(pi*x)",
+            "time": {"t_end": 1.0, "dt": dt, "theta": theta},
+            "output": {"points": 101, "times": times},
+            "bcs": [
+                {"boundary": "x0", "type": "dirichlet", "value": 0.0},
+                {"boundary": "x1", "type": "dirichlet", "value": 0.0},
+            ],
+        }
+    )
 
 
 def heat_exact(t, x):
-    return 100 / np.pi**2 * (1 - np.exp(-np.pi**2 * t)) * np.sin(np.pi * x)
+    return 100 / np.pi**2 * (1 - np.exp(-(np.pi**2) * t)) * np.sin(np.pi * x)
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +60,12 @@ def test_heat_time_order(unit_interval):
     """Crank–Nicolson converges at order 2 in dt, backward Euler at order 1."""
     errs = {}
     for theta in (0.5, 1.0):
-        errs[theta] = [space_time_rel_l2(solve(unit_interval, heat_spec(theta, dt, times=6)).series,
-                                         heat_exact) for dt in (0.04, 0.02)]
+        errs[theta] = [
+            space_time_rel_l2(
+                solve(unit_interval, heat_spec(theta, dt, times=6)).series, heat_exact
+            )
+            for dt in (0.04, 0.02)
+        ]
     rate_cn = np.log2(errs[0.5][0] / errs[0.5][1])
     rate_be = np.log2(errs[1.0][0] / errs[1.0][1])
     assert abs(rate_cn - 2) < 0.25, errs
@@ -65,11 +77,19 @@ def test_heat_2d_time_dependent_dirichlet():
     for linear-in-t solutions and P2 in space, so the field is reproduced to round-off."""
     dm = meshes.build("rectangle", 0.25)
     exact = "t*(x**2 + y**2)"
-    spec = parse_problem({
-        "type": "heat", "degree": 2, "source": "x**2 + y**2 - 4*t",
-        "time": {"t_end": 0.5, "dt": 0.1, "theta": 0.5}, "output": {"points": 5, "times": 6},
-        "bcs": [{"boundary": b, "type": "dirichlet", "value": exact}
-                for b in ("x0", "x1", "y0", "y1")]})
+    spec = parse_problem(
+        {
+            "type": "heat",
+            "degree": 2,
+            "source": "x**2 + y**2 - 4*t",
+            "time": {"t_end": 0.5, "dt": 0.1, "theta": 0.5},
+            "output": {"points": 5, "times": 6},
+            "bcs": [
+                {"boundary": b, "type": "dirichlet", "value": exact}
+                for b in ("x0", "x1", "y0", "y1")
+            ],
+        }
+    )
     s = solve(dm, spec).series
     X = s.points
     ex = s.times[:, None] * (X[None, :, 0] ** 2 + X[None, :, 1] ** 2)
@@ -80,7 +100,7 @@ def cole_hopf(t, x, nu, n=200):
     """Exact Burgers solution for u0 = −sin(πx) (Cole–Hopf with Gauss–Hermite quadrature)."""
     s, w = np.polynomial.hermite.hermgauss(n)
     out = np.empty_like(x)
-    for i, (ti, xi) in enumerate(zip(t.ravel(), x.ravel())):
+    for i, (ti, xi) in enumerate(zip(t.ravel(), x.ravel(), strict=True)):
         if ti == 0:
             out.flat[i] = -np.sin(np.pi * xi)
             continue
@@ -95,12 +115,19 @@ def test_burgers_matches_cole_hopf():
     """u_t + u u_x = ν u_xx, u0 = −sin(πx) on [−1, 1], ν = 0.05, t ≤ 0.5."""
     nu = 0.05
     dm = interval(1 / 64, x0=-1.0, x1=1.0)
-    spec = parse_problem({
-        "type": "burgers", "degree": 2, "viscosity": nu,
-        "time": {"t_end": 0.5, "dt": 0.005, "theta": 0.5, "initial": "-sin(pi*x)"},
-        "output": {"points": 41, "times": 11},
-        "bcs": [{"boundary": "x0", "type": "dirichlet", "value": 0.0},
-                {"boundary": "x1", "type": "dirichlet", "value": 0.0}]})
+    spec = parse_problem(
+        {
+            "type": "burgers",
+            "degree": 2,
+            "viscosity": nu,
+            "time": {"t_end": 0.5, "dt": 0.005, "theta": 0.5, "initial": "-sin(pi*x)"},
+            "output": {"points": 41, "times": 11},
+            "bcs": [
+                {"boundary": "x0", "type": "dirichlet", "value": 0.0},
+                {"boundary": "x1", "type": "dirichlet", "value": 0.0},
+            ],
+        }
+    )
     sol = solve(dm, spec)
     s = sol.series
     T, X = np.meshgrid(s.times, s.points[:, 0], indexing="ij")
