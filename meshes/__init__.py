@@ -11,7 +11,7 @@ from .api import build
 from .core import DistributedMesh, distribute, gmsh_session
 from .errors import MeshError
 from .export import preview, to_meshio, write, write_xdmf
-from .quality import group_measures, quality, summary_line
+from .mesh_quality import group_measures, quality, summary_line
 from .registry import build_model, describe, kinds, resolve
 
 __all__ = [

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the requested mesh, write it, preview it, print a one-line summary."""
     from .core import gmsh_session
     from .export import FORMATS, _suffix, preview, write
-    from .quality import summary_line
+    from .mesh_quality import summary_line
     from .registry import build_model
 
     _suffix(args.output, FORMATS, "-o/--output")  # fail before meshing, not after

@@ -85,7 +85,10 @@ def preview(path: str, window: tuple[int, int] = (900, 700)) -> str:
     """Render the current Gmsh mesh to a PNG off-screen, coloured by phase."""
     _suffix(path, (".png",), "--preview")
     import pyvista as pv
+    import vtk
 
+    # Off-screen rendering without a display works, but VTK warns about X on stderr.
+    vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_ERROR)
     pv.OFF_SCREEN = True
     mesh, names = to_meshio()
     grid = pv.from_meshio(mesh)

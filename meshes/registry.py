@@ -182,7 +182,7 @@ def check_cell_budget(opts: dict[str, Any], measure: float, dim: int,
 
 def build_model(kind: str, size: float | None = None, **options: Any) -> dict[str, Any]:
     """Build and mesh `kind` in the current Gmsh model (inside ``gmsh_session()``); return info."""
-    from .quality import group_measures, quality
+    from .mesh_quality import group_measures, quality
 
     opts = resolve(kind, size, options)
     b = get(kind)

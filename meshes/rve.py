@@ -124,7 +124,7 @@ def rve(model, o) -> dict:
     for name, tags in faces.items():
         add_group(2, tags, name)
     add_group(2, interface, "interface")
-    from .quality import group_measures
+    from .mesh_quality import group_measures
 
     m = group_measures()
     vf_mesh = m["inclusion"] / (m["inclusion"] + m["matrix"]) if incl else 1.0 - m["matrix"]

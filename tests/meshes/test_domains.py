@@ -157,7 +157,7 @@ def test_rectangle_area_exact_for_any_corners(x0, y0, w, h):
 
 
 def test_quality_angles_of_known_simplices():
-    from meshes.quality import min_angles, simplex_measures
+    from meshes.mesh_quality import min_angles, simplex_measures
 
     tri = np.array([[[0, 0, 0], [1, 0, 0], [0, 1, 0]]], dtype=float)
     assert min_angles(tri) == pytest.approx([45.0])
