@@ -102,7 +102,8 @@ def describe(kind: str) -> str:
 
 def _coerce(kind: str, opt: Option, value: Any) -> Any:
     """Turn `value` (python or CLI string) into opt's type, or MeshError naming it."""
-    where = f"{kind} option {opt.flag}={value!r}"
+    shown = value if isinstance(value, str) else repr(value)
+    where = f"{kind} option {opt.flag}={shown}"
     try:
         if opt.type in ("float", "int"):
             if isinstance(value, bool):
