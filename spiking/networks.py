@@ -111,10 +111,12 @@ class MLPConfig:
     out_dim: int = 1
     hidden: list[int] = field(default_factory=lambda: [64, 64])
     neuron: str = "vsn"
-    activation: str = "identity"
-    num_steps: int = 1
+    # Defaults = the configuration tests/spiking/test_training.py shows fitting a 2D field
+    # to < 2 % with ~50 % activity.
+    activation: str = "tanh"
+    num_steps: int = 2
     beta: float = 1.0
-    threshold: float = 0.1
+    threshold: float = 0.02
     learn_beta: bool = False
     learn_threshold: bool = False
     surrogate: str = "arctan"
@@ -366,6 +368,10 @@ def mlp_from_config(
     """Network from a ``[network]`` TOML table; ``in_dim``/``bounds`` come from the mesh."""
     if bounds is not None:
         bounds = [[float(v) for v in bounds[0]], [float(v) for v in bounds[1]]]
+    if isinstance(table, Mapping) and in_dim is not None and table.get("in_dim", in_dim) != in_dim:
+        raise SpikingConfigError(
+            f"{prefix}.in_dim = {table['in_dim']!r}: the data have {in_dim} coordinates"
+        )
     cfg = MLPConfig.from_dict(table, prefix=prefix, in_dim=in_dim, bounds=bounds)
     return MLP(cfg, dtype=dtype)
 
