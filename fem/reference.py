@@ -123,13 +123,10 @@ def save(ref: Reference, folder: str | Path, write_fields: bool = True) -> Path:
         g = _gather_field(u)
         if g is not None:
             arrays["coordinates"], arrays[f"values_{name}"] = g
-    if ref.series is not None:
-        pts = comm.gather(ref.series.points, root=0)
-        vals = comm.gather(ref.series.values, root=0)
-        if comm.rank == 0:  # each rank sampled its own points: keep them all
-            arrays["series_times"] = ref.series.times
-            arrays["series_points"] = np.vstack(pts)
-            arrays["series_values"] = np.concatenate(vals, axis=1)
+    if ref.series is not None and comm.rank == 0:  # the series is replicated on every rank
+        arrays["series_times"] = ref.series.times
+        arrays["series_points"] = ref.series.points
+        arrays["series_values"] = ref.series.values
     if comm.rank == 0:
         tmp = folder / "field.tmp.npz"
         np.savez(tmp, **arrays)
