@@ -5,30 +5,43 @@
 
 Every kind, its options and its physical groups: ``meshes.kinds()`` /
 ``meshes.describe(kind)`` / ``neurofem mesh KIND --help``.
+
+Names are imported on first use (PEP 562), so ``import meshes.cli`` (and hence
+``neurofem --help``) does not load DOLFINx.
 """
 
-from .api import build
-from .core import DistributedMesh, distribute, gmsh_session
-from .errors import MeshError
-from .export import preview, to_meshio, write, write_xdmf
-from .mesh_quality import group_measures, quality, summary_line
-from .registry import build_model, describe, kinds, resolve
+from importlib import import_module
 
-__all__ = [
-    "DistributedMesh",
-    "MeshError",
-    "build",
-    "build_model",
-    "describe",
-    "distribute",
-    "gmsh_session",
-    "group_measures",
-    "kinds",
-    "preview",
-    "quality",
-    "resolve",
-    "summary_line",
-    "to_meshio",
-    "write",
-    "write_xdmf",
-]
+from .errors import MeshError
+
+_LAZY = {
+    "build": "api",
+    "DistributedMesh": "core",
+    "distribute": "core",
+    "gmsh_session": "core",
+    "preview": "export",
+    "to_meshio": "export",
+    "write": "export",
+    "write_xdmf": "export",
+    "group_measures": "mesh_quality",
+    "quality": "mesh_quality",
+    "summary_line": "mesh_quality",
+    "build_model": "registry",
+    "describe": "registry",
+    "kinds": "registry",
+    "resolve": "registry",
+}
+
+__all__ = ["MeshError", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'meshes' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from .errors import MeshError
 
@@ -60,6 +59,7 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 def perram_wertheim(r: np.ndarray, ainv: np.ndarray, binv: np.ndarray) -> float:
     """max over λ in [0,1] of the Perram–Wertheim contact function (> 1: disjoint)."""
+    from scipy.optimize import minimize_scalar
 
     def neg_f(lam: float) -> float:
         m = (1 - lam) * ainv + lam * binv
