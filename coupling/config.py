@@ -152,7 +152,7 @@ def _fill(spec, table: Any, key: str):
         else:
             ok = isinstance(value, str)
         if not ok:
-            kind = type(default).__name__ if default is not None else "number"
+            kind = {bool: "boolean", int: "integer", str: "string"}.get(type(default), "number")
             raise ConfigError(f"{key}.{name}", f"expected a {kind}, got {value!r}")
         setattr(spec, name, value)
     return spec

@@ -13,11 +13,13 @@ from dataclasses import asdict
 from pathlib import Path
 
 from fem.errors import FemError
+from meshes.errors import MeshError
 from spiking import SpikingConfigError
 
 from .checkpoint import CheckpointError
+from .errors import TrainingError
 
-USER_ERRORS = (FemError, SpikingConfigError, CheckpointError)
+USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -29,14 +29,11 @@ from meshes._dolfinx import MPI
 from .checkpoint import CheckpointManager, atomic_write, config_hash, load_checkpoint
 from .config import RunConfig
 from .discretise import Discretisation, discretise
+from .errors import TrainingError
 from .parallel import allreduce_gradients, allreduce_scalars, broadcast_state
 
 METRICS = "metrics.jsonl"
 CONFIG = "config.toml"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (NaN/inf loss); the message says what was kept."""
 
 
 @dataclass

@@ -73,8 +73,12 @@ class ScalarExpr:
             **CONSTANTS,
         }
         funcs = {f: getattr(ufl, f) for f in FUNCTIONS if hasattr(ufl, f)}
-        funcs.update(abs=abs, atan2=ufl.atan2, sign=ufl.sign, min=ufl.min_value, max=ufl.max_value)
-        return _evaluate(self.tree, {**names, **funcs})
+        funcs.update(abs=abs, atan2=ufl.atan2, sign=ufl.sign, log=ufl.ln,
+                     min=ufl.min_value, max=ufl.max_value)
+        try:  # UFL folds constants eagerly: log(0), 1/0 fail here, not at assembly
+            return _evaluate(self.tree, {**names, **funcs})
+        except (ArithmeticError, ValueError) as exc:
+            raise FemError(f"expression {self.text!r}: {exc}") from None
 
     def numpy(self, t: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
         """A callable ``f(x)`` on points of shape (3, n) (DOLFINx interpolation layout)."""

@@ -1,0 +1,282 @@
+"""The trainer: Galerkin consistency, accuracy of the acceptance runs, configs, resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from coupling.cli import main
+from coupling.config import parse_run_config
+from coupling.discretise import discretise
+from coupling.trainer import Trainer
+from meshes._dolfinx import MPI
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def example(name: str) -> dict:
+    with open(EXAMPLES / name, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def small_lshape(steps: int = 20, dtype: str = "float64", **training) -> dict:
+    doc = example("lshape-vsn-galerkin.toml")
+    doc["mesh"]["size"] = 0.25
+    doc["network"]["hidden"] = [16, 16]
+    doc["training"].update(steps=steps, dtype=dtype, log_every=5, checkpoint_every=5,
+                           progress=False, **training)
+    return doc
+
+
+class Table(torch.nn.Module):
+    """A 'network' that returns given nodal values: u is its only parameter."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        super().__init__()
+        self.u = torch.nn.Parameter(torch.as_tensor(values, dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.u.reshape(len(x), -1)
+
+
+@pytest.mark.parametrize("doc_name", ["lshape-vsn-galerkin.toml", "elasticity"])
+def test_galerkin_energy_gradient_vanishes_at_fem_solution(doc_name):
+    """∂E/∂u = Ku − b on the free dofs is 0 (to 1e-10 of |b|) at the DOLFINx solution."""
+    if doc_name == "elasticity":
+        doc = {"mesh": {"kind": "hollow_sphere", "size": 0.25, "eighth": True},
+               "problem": {"type": "elasticity", "degree": 1,
+                           "materials": {"domain": {"E": 1.0, "nu": 0.3}},
+                           "bcs": [{"boundary": b, "type": "roller", "component": i}
+                                   for i, b in enumerate(("x0", "y0", "z0"))]
+                           + [{"boundary": "inner", "type": "pressure", "value": 1.0}]},
+               "network": {"neuron": "ann"}, "residual": {"kind": "galerkin"}}
+    else:
+        doc = small_lshape()
+    cfg = parse_run_config(doc)
+    dmesh = cfg.mesh.build(MPI.COMM_SELF)
+    disc = discretise(cfg, dmesh, torch.float64)
+    from fem.problems import solve
+
+    uh = solve(dmesh, cfg.problem).u
+    res = disc.residual
+    net = Table(uh.x.array.copy())
+    loss, _ = res.loss(net)
+    loss.backward()
+    g = net.u.grad.numpy()
+    scale = np.abs(disc.operators.b.numpy()).max()
+    assert np.abs(g).max() < 1e-10 * scale
+    # and the energy rises when the solution is perturbed on a free dof
+    free = np.setdiff1d(np.arange(len(g)), disc.operators.dirichlet_dofs)
+    bumped = uh.x.array.copy()
+    bumped[free[len(free) // 2]] += 1e-2
+    assert res.loss(Table(bumped))[0].item() > loss.item()
+
+
+BAD_CONFIGS = [
+    (("residual", "kind"), "galerkn", "residual.kind"),
+    (("residual", "neighbours"), "all", "residual.neighbours"),
+    (("residual", "rings"), 3, "residual.rings"),
+    (("residual", "order"), 4, "residual.order"),
+    (("boundary", "mode"), "hrad", "boundary.mode"),
+    (("boundary", "weight"), -1.0, "boundary.weight"),
+    (("training", "lr"), -0.1, "training.lr"),
+    (("training", "steps"), 0, "training.steps"),
+    (("training", "dtype"), "float16", "training.dtype"),
+    (("training", "schedule"), "warmup", "training.schedule"),
+    (("training", "batch"), 64, "training.batch"),  # galerkin is full-batch
+    (("training", "stepz"), 10, "training.stepz"),
+    (("training", "seed"), "one", "training.seed"),
+    (("network", "hidden"), 64, "network.hidden"),
+    (("network", "neuron"), "izhikevich", "network.neuron"),
+    (("network", "in_dim"), 3, "network.in_dim"),
+    (("problem", "type"), "poison", "problem.type"),
+    (("problem", "degree"), 2, "problem.degree"),  # galerkin trains P1
+    (("mesh", "size"), -0.1, "mesh.size"),
+    (("optimiser",), {}, "optimiser"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "key"), BAD_CONFIGS, ids=[b[2] for b in BAD_CONFIGS])
+def test_invalid_config_one_line_exit_2(tmp_path, capsys, path, value, key):
+    import tomli_w
+
+    doc = copy.deepcopy(small_lshape())
+    table = doc
+    for p in path[:-1]:
+        table = table.setdefault(p, {})
+    table[path[-1]] = value
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(tomli_w.dumps(doc))
+    code = main(["train", str(cfg), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("neurofem: error:") and key in err, err
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_autograd_refuses_spiking_network(tmp_path, capsys):
+    import tomli_w
+
+    doc = example("sinsin-vsn-sp.toml")
+    doc["residual"] = {"kind": "autograd"}
+    doc["boundary"] = {"mode": "soft"}
+    (tmp_path / "c.toml").write_text(tomli_w.dumps(doc))
+    assert main(["train", str(tmp_path / "c.toml"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "residual.kind" in err and "spikes" in err
+
+
+def _train(doc: dict, run_dir: Path, comm=MPI.COMM_SELF) -> Trainer:
+    tr = Trainer(parse_run_config(doc), run_dir, comm)
+    tr.setup()
+    tr.train()
+    return tr
+
+
+def test_lshape_vsn_galerkin_reaches_two_percent(tmp_path):
+    """examples/lshape-vsn-galerkin.toml: < 2% relative L2 vs FEM, mean activity < 60%."""
+    torch.set_num_threads(1)
+    doc = example("lshape-vsn-galerkin.toml")
+    doc["training"]["progress"] = False
+    tr = _train(doc, tmp_path / "run")
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    print(f"lshape VSN+galerkin: rel_l2={last['rel_l2']:.4f} activity={last['activity']}")
+    assert last["step"] == doc["training"]["steps"] == tr.step
+    assert {"step", "loss", "rel_l2", "activity", "wall_s"} <= set(last)
+    assert set(last["activity"]) == {"mean", "layers"} and len(last["activity"]["layers"]) == 3
+    assert last["rel_l2"] < 0.02
+    assert last["activity"]["mean"] < 0.60
+
+
+def test_sinsin_vsn_sp_reaches_five_percent(tmp_path):
+    """examples/sinsin-vsn-sp.toml (NeuroPINNs): < 5% relative L2 vs FEM."""
+    torch.set_num_threads(1)
+    doc = example("sinsin-vsn-sp.toml")
+    doc["training"]["progress"] = False
+    _train(doc, tmp_path / "run")
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    print(f"sinsin VSN+sp: rel_l2={last['rel_l2']:.4f} activity={last['activity']['mean']:.3f}")
+    assert last["rel_l2"] < 0.05
+
+
+def test_sinsin_ann_autograd_reaches_one_percent(tmp_path):
+    """The vanilla PINN (ANN + autograd residual, soft boundary) on the same problem: < 1%."""
+    torch.set_num_threads(1)
+    doc = example("sinsin-ann-autograd.toml")
+    doc["training"]["progress"] = False
+    _train(doc, tmp_path / "run")
+    last = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    print(f"sinsin ANN+autograd: rel_l2={last['rel_l2']:.4f}")
+    assert last["rel_l2"] < 0.01
+    assert "activity" not in last  # an ANN has no spiking layers
+
+
+def _params(run_dir: Path) -> list[np.ndarray]:
+    from coupling.checkpoint import read_checkpoint
+
+    name = (run_dir / "latest").read_text().strip()
+    state = read_checkpoint(run_dir / name)["model"]
+    return [v.numpy() for k, v in sorted(state.items())]
+
+
+def test_sigterm_then_resume_equals_uninterrupted(tmp_path):
+    """SIGTERM checkpoints and stops; `neurofem resume` then ends where a clean run ends."""
+    import tomli_w
+
+    doc = small_lshape(steps=400, checkpoint_every=1000, log_every=50)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(tomli_w.dumps(doc))
+    exe = [sys.executable, "-m", "coupling.cli"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full = subprocess.run([*exe, "train", str(cfg), "--out", str(tmp_path / "full")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    proc = subprocess.Popen([*exe, "train", str(cfg), "--out", str(tmp_path / "cut")], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and metrics.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "stopped by signal" in err
+    stopped_at = int((tmp_path / "cut" / "latest").read_text().split("-")[1].split(".")[0])
+    assert 0 < stopped_at < 400
+    res = subprocess.run([*exe, "resume", str(tmp_path / "cut")], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    for a, b in zip(_params(tmp_path / "full"), _params(tmp_path / "cut"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+    steps = [json.loads(ln)["step"] for ln in metrics.read_text().splitlines()]
+    assert steps == sorted(set(steps)) and steps[-1] == 400
+
+
+def test_resume_refuses_another_config(tmp_path, capsys):
+    import tomli_w
+
+    doc = small_lshape(steps=10)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(tomli_w.dumps(doc))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "r")]) == 0
+    stored = tomllib.loads((tmp_path / "r" / "config.toml").read_text())
+    stored["training"]["lr"] = 0.5  # not a resume key: a different run
+    (tmp_path / "r" / "config.toml").write_text(tomli_w.dumps(stored))
+    capsys.readouterr()
+    assert main(["resume", str(tmp_path / "r"), "--steps", "20"]) == 2
+    err = capsys.readouterr().err
+    assert "different config" in err and len(err.strip().splitlines()) == 1
+
+
+def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
+    """A loss that turns NaN stops the run with a message; the last checkpoint stays good."""
+    from coupling.errors import TrainingError
+
+    doc = small_lshape(steps=10)
+    tr = _train(doc, tmp_path / "r")
+    before = _params(tmp_path / "r")
+    tr.cfg.training.steps = 30
+    tr.disc.residual.b[0] = float("nan")  # the data go bad mid-run
+    with pytest.raises(TrainingError, match="not finite at step 11.*step 10"):
+        tr.train()
+    assert tr.step == 10  # the NaN step was not taken
+    after = _params(tmp_path / "r")
+    for a, b in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nan_source_gives_one_line_exit_2(tmp_path, capsys):
+    import tomli_w
+
+    doc = small_lshape(steps=10)
+    doc["problem"]["source"] = "log(x - 10)"  # NaN everywhere: the load vector is not finite
+    (tmp_path / "c.toml").write_text(tomli_w.dumps(doc))
+    assert main(["train", str(tmp_path / "c.toml"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not finite" in err, err
+
+
+@pytest.mark.mpi
+def test_two_ranks_train_like_one(tmp_path_factory):
+    """20 float64 steps on 2 ranks give the parameters of 20 steps on 1 rank (to 1e-8)."""
+    comm = MPI.COMM_WORLD
+    base = Path(comm.bcast(str(tmp_path_factory.mktemp("mpi")) if comm.rank == 0 else None))
+    doc = small_lshape(steps=20)
+    par = _train(doc, base / "par", comm)
+    ser = _train(doc, base / f"ser{comm.rank}", MPI.COMM_SELF)
+    for (n, a), (_, b) in zip(par.net.state_dict().items(), ser.net.state_dict().items(),
+                              strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-8, err_msg=n)
