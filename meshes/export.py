@@ -4,6 +4,8 @@ an off-screen PyVista preview (3D: a corner clipped away so inclusions and holes
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
 
@@ -34,14 +36,15 @@ def to_meshio() -> tuple[meshio.Mesh, dict[int, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         fname = os.path.join(tmp, "mesh.msh")
         gmsh.write(fname)  # meshio's Gmsh reader knows the node orderings of every cell type
-        m = meshio.read(fname)
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints stray blank lines
+            m = meshio.read(fname)
     top = {"triangle", "triangle6"} if dim == 2 else {"tetra", "tetra10"}
     blocks, phase = [], []
     for block, tags in zip(m.cells, m.cell_data["gmsh:physical"], strict=True):
         if block.type in top:
             blocks.append(block)
             phase.append(np.asarray(tags, dtype=np.int32))
-    points = m.points[:, :2] if dim == 2 else m.points
+    points = m.points  # always 3 components (VTU needs them; z = 0 in 2D)
     names = {t: gmsh.model.getPhysicalName(dim, t) for _, t in gmsh.model.getPhysicalGroups(dim)}
     return meshio.Mesh(points, blocks, cell_data={"phase": phase}), names
 
@@ -93,15 +96,14 @@ def preview(path: str, window: tuple[int, int] = (900, 700)) -> str:
     mesh, names = to_meshio()
     grid = pv.from_meshio(mesh)
     phases = sorted(names)
-    dim = 2 if mesh.points.shape[1] == 2 else 3
+    dim = 2 if mesh.cells[0].type.startswith("triangle") else 3
     plotter = pv.Plotter(off_screen=True, window_size=window)
     plotter.set_background("white")
     for i, tag in enumerate(phases):
         part = grid.extract_cells(np.flatnonzero(grid.cell_data["phase"] == tag))
         if part.n_cells == 0:
             continue
-        matrix_like = i == 0 and len(phases) > 1 or len(phases) == 1
-        if dim == 3 and matrix_like:
+        if dim == 3 and names[tag] != "inclusion":  # inclusions stay whole, the rest is cut
             # Remove a corner so the inclusions / holes behind the faces are visible.
             lo, hi = np.array(part.bounds[::2]), np.array(part.bounds[1::2])
             mid = lo + 0.4 * (hi - lo)
@@ -109,7 +111,8 @@ def preview(path: str, window: tuple[int, int] = (900, 700)) -> str:
                                  invert=True, crinkle=True)
         plotter.add_mesh(part, color=_PALETTE[i % len(_PALETTE)], show_edges=True,
                          edge_color="#404040", line_width=0.5, label=names[tag] or str(tag))
-    plotter.add_legend(bcolor="white", size=(0.25, 0.06 * len(phases)))
+    plotter.add_legend(bcolor="white", loc="upper left", face="rectangle",
+                       size=(0.22, 0.05 * len(phases)))
     if dim == 2:
         plotter.view_xy()
     else:

@@ -97,7 +97,7 @@ def from_file(model, o) -> dict:
             raise MeshError(f"--path={path!r}: the STL surface is not closed (no volume mesh)")
     _ensure_groups(dim)
     return {"gdim": 3 if dim == 3 or suffix != ".msh" else _gdim_of_msh(), "source": path,
-            "tdim": dim}
+            "tdim": dim, "keep_mesh": suffix == ".msh"}
 
 
 def _gdim_of_msh() -> int:

@@ -52,6 +52,8 @@ class Builder:
 COMMON = [
     Option("refine", "float", 0.5, "local size near interfaces/holes/corners, as a fraction of "
            "size (1 = uniform)", positive=True),
+    Option("optimize", "bool", True, "3D: improve the worst tetrahedra with Gmsh's Netgen "
+           "optimiser (keeps the surface mesh)"),
     Option("order", "int", 1, "geometric order of the elements (1 or 2)", choices=("1", "2")),
     Option("max_cells", "int", 2_000_000, "refuse requests expected to exceed this many cells",
            positive=True),
@@ -196,10 +198,15 @@ def build_model(kind: str, size: float | None = None, **options: Any) -> dict[st
                if len(gmsh.model.getAdjacencies(0, t)[0]) == 0]
     if orphans:
         gmsh.model.removeEntities(orphans)
+    if opts["optimize"] and not info.get("keep_mesh") and gmsh.model.getEntities(3):
+        gmsh.model.mesh.optimize("Netgen")  # min dihedral ~3° → ~15° on RVEs, ~1 s
     if opts["order"] == 2:
         gmsh.model.mesh.setOrder(2)
     info["quality"] = quality()
-    info["measures"] = group_measures()
+    info["measures"] = m = group_measures()
+    if kind == "rve":  # what the mesh really holds (straight facets cut the curved surfaces)
+        info["volume_fraction_mesh"] = m["inclusion"] / (m["inclusion"] + m["matrix"]) \
+            if "inclusion" in m else 1.0 - m["matrix"]
     info.setdefault("bbox", list(gmsh.model.getBoundingBox(-1, -1)))
     info["kind"] = kind
     info["options"] = opts

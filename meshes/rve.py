@@ -124,17 +124,12 @@ def rve(model, o) -> dict:
     for name, tags in faces.items():
         add_group(2, tags, name)
     add_group(2, interface, "interface")
-    from .mesh_quality import group_measures
-
-    m = group_measures()
-    vf_mesh = m["inclusion"] / (m["inclusion"] + m["matrix"]) if incl else 1.0 - m["matrix"]
     return {
         "gdim": 3,
         "inclusion": kind,
         "void": o["void"],
         "volume_fraction": o["volume_fraction"],
         "volume_fraction_geometry": float(vf_geom),
-        "volume_fraction_mesh": float(vf_mesh),
         "centres": [i.centre.tolist() for i in incs],
         "radii": [float(i.semi_axes[0]) for i in incs] if kind != "ellipsoid" else
         [float(np.prod(i.semi_axes) ** (1 / 3)) for i in incs],
