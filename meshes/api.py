@@ -13,7 +13,15 @@ from .registry import build_model, resolve
 
 def build(kind: str, size: float | None = None, comm: MPI.Comm = MPI.COMM_WORLD,
           **options: Any) -> DistributedMesh:
-    """Build mesh `kind` with Gmsh on rank 0 and distribute it over `comm` (collective)."""
+    """Build mesh `kind` with Gmsh on rank 0 and distribute it over `comm` (collective).
+
+    ``size=None`` takes the kind's default size. The result carries ``kind``, ``options``
+    (every option resolved, ``size`` included: a cache key) and ``info``, identical on all
+    ranks: ``gdim``, ``quality`` (cells, min/mean minSICN and gamma, min (dihedral) angle),
+    ``measures`` (area/volume per cell group), ``bbox`` and the builder's extras, e.g. for
+    RVEs ``centres``, ``radii``, ``semi_axes``, ``axes``, ``volume_fraction_mesh``.
+    An invalid request raises :class:`MeshError` on every rank.
+    """
     opts = resolve(kind, size, options)  # every rank checks the request: same error everywhere
     failure, info = None, None
     if comm.rank == 0:

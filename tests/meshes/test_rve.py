@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from meshtest_helpers import (
     exterior_facets,
     facet_vertex_coords,
@@ -178,3 +180,26 @@ def test_rsa_refuses_unreachable_fraction_in_bounded_attempts():
     with pytest.raises(meshes.MeshError, match="not reachable"):
         pack("sphere", 0.5, 8, 0.0, "inside", 0)
 
+
+
+@settings(max_examples=25, deadline=None)
+@given(vf=st.floats(0.02, 0.25), n=st.integers(1, 12), gap=st.floats(0.0, 0.04),
+       seed=st.integers(0, 10_000), placement=st.sampled_from(["inside", "cut"]))
+def test_rsa_packing_never_overlaps(vf, n, gap, seed, placement):
+    try:
+        incs = pack("sphere", vf, n, gap, placement, seed, max_attempts=5000)
+    except meshes.MeshError as exc:  # allowed: a clear refusal, never a bad packing
+        assert "not reached" in str(exc)
+        return
+    c = np.array([i.centre for i in incs])
+    r = np.array([i.semi_axes[0] for i in incs])
+    assert len(incs) == n and np.sum(4 / 3 * np.pi * r**3) == pytest.approx(vf, rel=1e-12)
+    axes = [0, 1, 2] if placement == "cut" else []
+    for i, j in itertools.combinations(range(n), 2):
+        assert np.linalg.norm(_min_image(c[i] - c[j], axes)) >= r[i] + r[j] + gap - 1e-12
+    if placement == "inside":
+        assert np.all(c - r[:, None] >= gap - 1e-12) and np.all(c + r[:, None] <= 1 - gap + 1e-12)
+    else:  # no near-tangent cut by a face (no slivers)
+        for k in range(3):
+            for f in (0.0, 1.0):
+                assert np.all(np.abs(np.abs(c[:, k] - f) - r) >= np.maximum(gap, 0.1 * r) - 1e-12)
