@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from fem.config import MeshSpec, ProblemSpec, load_toml, parse_mesh, parse_problem, require_table
@@ -103,6 +103,15 @@ class RunConfig:
     boundary: BoundarySpec
     training: TrainingSpec
     raw: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as resolved: the tables as given plus every residual/boundary/training
+        default (what a run directory's config.toml holds, and what its hash is taken of)."""
+        doc = copy.deepcopy(self.raw)
+        for key, spec in (("residual", self.residual), ("boundary", self.boundary),
+                          ("training", self.training)):
+            doc[key] = {k: v for k, v in asdict(spec).items() if v is not None}
+        return doc
 
 
 def load_run_config(path) -> RunConfig:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from fem.errors import FemError
@@ -41,15 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(handler=resume)
 
 
-def resolved_document(cfg) -> dict:
-    """The config as resolved: the given tables plus every training/residual/boundary default."""
-    doc = copy.deepcopy(cfg.raw)
-    for key, spec in (("residual", cfg.residual), ("boundary", cfg.boundary),
-                      ("training", cfg.training)):
-        doc[key] = {k: v for k, v in asdict(spec).items() if v is not None}
-    return doc
-
-
 def _with_steps(doc: dict, steps: int | None) -> dict:
     if steps is not None:
         doc = copy.deepcopy(doc)
@@ -75,7 +65,7 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
         trainer.setup()
         if comm.rank == 0:
             run_dir.mkdir(parents=True, exist_ok=True)
-            text = tomli_w.dumps(resolved_document(cfg)).encode()
+            text = tomli_w.dumps(cfg.resolved()).encode()
             atomic_write(run_dir / CONFIG, lambda f: f.write(text))
         result = trainer.train(resume=resume_run)
     if comm.rank == 0:

@@ -77,7 +77,7 @@ class Trainer:
         self.comm = comm or MPI.COMM_WORLD
         self.run_dir = Path(run_dir)
         self.dtype = torch.float64 if cfg.training.dtype == "float64" else torch.float32
-        self.hash = config_hash(cfg.raw)
+        self.hash = config_hash(cfg.resolved())
         self.reference_cache = Path(reference_cache or self.run_dir / "reference")
         self.rank0 = self.comm.rank == 0
 
@@ -104,8 +104,9 @@ class Trainer:
     def _network(self) -> spiking.MLP:
         gdim = self.dmesh.mesh.geometry.dim
         x = self.dmesh.mesh.geometry.x[:, :gdim]
-        lo = self.comm.allreduce(x.min(axis=0), op=MPI.MIN)
-        hi = self.comm.allreduce(x.max(axis=0), op=MPI.MAX)
+        lo, hi = np.empty(gdim), np.empty(gdim)  # the global bounding box (input normalisation)
+        self.comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
+        self.comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
         table = dict(self.cfg.network)
         table.setdefault("seed", self.cfg.training.seed)
         table.setdefault("out_dim", self.disc.block_size)

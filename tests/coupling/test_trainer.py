@@ -35,8 +35,8 @@ def small_lshape(steps: int = 20, dtype: str = "float64", **training) -> dict:
     doc = example("lshape-vsn-galerkin.toml")
     doc["mesh"]["size"] = 0.25
     doc["network"]["hidden"] = [16, 16]
-    doc["training"].update(steps=steps, dtype=dtype, log_every=5, checkpoint_every=5,
-                           progress=False, **training)
+    doc["training"].update({"steps": steps, "dtype": dtype, "log_every": 5,
+                            "checkpoint_every": 5, "progress": False, **training})
     return doc
 
 
