@@ -141,11 +141,16 @@ def dirichlet(
 def source_term(spec_source: list[ScalarExpr], mesh, t=None, dim: int | None = None):
     """The UFL source: 0 if empty, a scalar, or a vector of `dim` components."""
     # an empty source is a zero Constant (a literal 0 would make the load form empty)
+    def term(e: ScalarExpr):
+        if e.is_constant:  # UFL folds a literal 0 away and the form would become empty
+            return dolfinx.fem.Constant(mesh, float(e.numpy()(np.zeros((3, 1)))[0]))
+        return e.ufl(mesh, t)
+
     if dim is None:
-        return spec_source[0].ufl(mesh, t) if spec_source else dolfinx.fem.Constant(mesh, 0.0)
+        return term(spec_source[0]) if spec_source else dolfinx.fem.Constant(mesh, 0.0)
     if not spec_source:
         return dolfinx.fem.Constant(mesh, np.zeros(dim))
-    comps = [e.ufl(mesh, t) for e in spec_source]
+    comps = [term(e) for e in spec_source]
     comps += [0.0] * (dim - len(comps))
     return ufl.as_vector(comps[:dim])
 

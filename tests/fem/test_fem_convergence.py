@@ -97,3 +97,18 @@ def test_poisson_boltzmann_manufactured(rectangle):
         hs.append(mesh_size(dm))
     assert errs[1] < 2e-4
     assert abs(fitted_rate(hs, errs) - 3) < 0.4
+
+
+def test_zero_source_laplace_is_solved_exactly():
+    """source = 0 (a literal zero, which UFL folds away) still assembles: Laplace with linear data."""
+    import meshes
+    from fem.config import parse_problem
+    from fem.problems import solve
+    from meshes._dolfinx import MPI
+
+    dm = meshes.build("rectangle", 0.25, MPI.COMM_SELF)
+    spec = parse_problem({"type": "poisson", "degree": 1, "source": 0.0,
+                          "bcs": [{"boundary": "*", "type": "dirichlet", "value": "1 + 2*x - y"}]})
+    u = solve(dm, spec).u
+    x = u.function_space.tabulate_dof_coordinates()
+    assert abs(u.x.array - (1 + 2 * x[:, 0] - x[:, 1])).max() < 1e-12
