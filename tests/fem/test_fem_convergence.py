@@ -103,7 +103,7 @@ def test_poisson_boltzmann_manufactured(rectangle):
 
 
 def test_zero_source_laplace_is_solved_exactly():
-    """source = 0 (a literal zero, which UFL folds away) still assembles: Laplace with linear data."""
+    """source = 0 (a literal zero UFL folds away) still assembles: Laplace, linear data."""
     import meshes
     from fem.config import parse_problem
     from fem.problems import solve
