@@ -42,7 +42,7 @@ NEIGHBOURS = ("mesh", "knn", "radius")
 OPTIMIZERS = ("adam",)
 SCHEDULES = ("none", "cosine", "step")
 DTYPES = ("float32", "float64")
-TOP_LEVEL = ("mesh", "problem", "network", "residual", "boundary", "training", "energy")
+TOP_LEVEL = ("model", "mesh", "problem", "network", "residual", "boundary", "training", "energy")
 # Problems each residual can train (time-dependent problems are space-time point sets).
 SUPPORTED = {
     "galerkin": ("poisson", "poisson_boltzmann", "elasticity"),
@@ -124,6 +124,8 @@ def parse_run_config(doc: dict[str, Any]) -> RunConfig:
     unknown = sorted(set(doc) - set(TOP_LEVEL))
     if unknown:
         raise ConfigError(unknown[0], f"unknown table (allowed: {', '.join(TOP_LEVEL)})")
+    if doc.get("model", "network") != "network":
+        raise ConfigError("model", f"expected \"network\" here, got {doc['model']!r}")
     mesh = parse_mesh(require_table(doc, "mesh"))
     problem = parse_problem(require_table(doc, "problem"))
     network = doc.get("network", {})

@@ -47,27 +47,28 @@ def _with_steps(doc: dict, steps: int | None) -> dict:
     return doc
 
 
-def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
-    import tomli_w
+# What `model = "..."` in a run config trains: module and function (doc, run_dir, comm,
+# resume) -> trainer.RunResult. "network": a coordinate network on a PDE residual;
+# "clif": the conservative spiking solver (C-LIF neurons moving flux quanta).
+MODELS = {"network": ("coupling.trainer", "train_network"), "clif": ("coupling.clif", "train_clif")}
 
+
+def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
+    import importlib
+
+    from fem.errors import ConfigError
     from meshes._dolfinx import MPI
 
-    from .checkpoint import atomic_write
-    from .config import parse_run_config
     from .parallel import collective_errors, set_threads_per_rank
-    from .trainer import CONFIG, Trainer
 
     comm = MPI.COMM_WORLD
     with collective_errors(comm, user_errors=USER_ERRORS):
-        cfg = parse_run_config(doc)
+        model = doc.get("model", "network")
+        if model not in MODELS:
+            raise ConfigError("model", f"unknown value {model!r} (choose from {', '.join(MODELS)})")
         set_threads_per_rank(comm)
-        trainer = Trainer(cfg, run_dir, comm)
-        trainer.setup()
-        if comm.rank == 0:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            text = tomli_w.dumps(cfg.resolved()).encode()
-            atomic_write(run_dir / CONFIG, lambda f: f.write(text))
-        result = trainer.train(resume=resume_run)
+        module, function = MODELS[model]
+        result = getattr(importlib.import_module(module), function)(doc, run_dir, comm, resume_run)
     if comm.rank == 0:
         err = f"{result.rel_l2:.3%}" if result.rel_l2 is not None else "n/a"
         act = f"{result.activity:.1%}" if result.activity is not None else "n/a"

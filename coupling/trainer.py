@@ -273,6 +273,22 @@ class Trainer:
         return getattr(self, "_resumed_wall", 0.0) if resume else 0.0
 
 
+def train_network(doc: dict, run_dir: Path, comm: MPI.Comm, resume: bool) -> RunResult:
+    """Validate `doc`, set up, write the resolved config.toml and train (collective)."""
+    import tomli_w
+
+    from .config import parse_run_config
+
+    cfg = parse_run_config(doc)
+    trainer = Trainer(cfg, run_dir, comm)
+    trainer.setup()
+    if comm.rank == 0:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        text = tomli_w.dumps(cfg.resolved()).encode()
+        atomic_write(Path(run_dir) / CONFIG, lambda f: f.write(text))
+    return trainer.train(resume=resume)
+
+
 def _truncate_metrics(path: Path, step: int) -> None:
     lines = path.read_text().splitlines() if path.exists() else []
     keep = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= step]
