@@ -89,9 +89,7 @@ class Trainer:
         np.random.seed(cfg.training.seed)
         self.dmesh = cfg.mesh.build(self.comm)
         self.ref = reference(self.dmesh, cfg.problem, cache_dir=self.reference_cache)
-        self.disc: Discretisation = discretise(cfg, self.dmesh, self.dtype)
-        n = self.disc.n_owned
-        self.u_ref = torch.as_tensor(self.ref.u.x.array[:n].copy(), dtype=torch.float64)
+        self.disc: Discretisation = discretise(cfg, self.dmesh, self.dtype, self.ref)
         self.net = self._network()
         broadcast_state(self.net, self.comm)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.training.lr)
@@ -102,11 +100,6 @@ class Trainer:
         self.step = 0
 
     def _network(self) -> spiking.MLP:
-        gdim = self.dmesh.mesh.geometry.dim
-        x = self.dmesh.mesh.geometry.x[:, :gdim]
-        lo, hi = np.empty(gdim), np.empty(gdim)  # the global bounding box (input normalisation)
-        self.comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
-        self.comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
         table = dict(self.cfg.network)
         table.setdefault("seed", self.cfg.training.seed)
         table.setdefault("out_dim", self.disc.block_size)
@@ -115,7 +108,7 @@ class Trainer:
 
             raise ConfigError("network.out_dim", f"the problem has {self.disc.block_size} "
                               f"components, got {table['out_dim']}")
-        return spiking.mlp_from_config(table, in_dim=gdim, bounds=[lo.tolist(), hi.tolist()],
+        return spiking.mlp_from_config(table, in_dim=self.disc.in_dim, bounds=self.disc.bounds,
                                        dtype=self.dtype)
 
     def _scheduler(self):
@@ -157,10 +150,10 @@ class Trainer:
     def measure(self) -> dict:
         """Relative L2 error against the FEM reference and spiking activity (collective)."""
         with torch.no_grad(), self.monitor:
-            u = self.disc.field(self.net)[: self.disc.n_owned].to(torch.float64)
-        w = self.disc.weights.to(torch.float64)
-        err = float(torch.sum(w * (u - self.u_ref) ** 2))
-        ref = float(torch.sum(w * self.u_ref**2))
+            u = self.disc.evaluate(self.net).to(torch.float64)
+        w, target = self.disc.weights.to(torch.float64), self.disc.target
+        err = float(torch.sum(w * (u - target) ** 2))
+        ref = float(torch.sum(w * target**2))
         layers = self.monitor.layers()
         names = list(layers)
         counts = [v for name in names for v in (layers[name].spikes, layers[name].neuron_steps)]
@@ -322,3 +315,25 @@ def _progress(total: int, initial: int, enabled: bool):
 def result_dict(result: RunResult) -> dict:
     """A RunResult as plain JSON data."""
     return asdict(result)
+
+
+def load_trained(run_dir: str | os.PathLike, comm: MPI.Comm | None = None) -> Trainer:
+    """A run's Trainer rebuilt from run_dir/config.toml with its latest checkpoint loaded
+    (collective; the reference comes from the run's cache). For reports and evaluation."""
+    from fem.config import load_toml
+
+    from .checkpoint import CheckpointError
+    from .config import parse_run_config
+
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).exists():
+        raise CheckpointError(f"{run_dir / CONFIG} not found: not a run directory")
+    trainer = Trainer(parse_run_config(load_toml(run_dir / CONFIG)), run_dir, comm)
+    trainer.setup()
+    found = trainer.checkpoints.latest()
+    if found is None:
+        raise CheckpointError(f"{run_dir}: no checkpoint to evaluate")
+    payload = load_checkpoint(found[0], trainer.hash, model=trainer.net, restore_rng=False)
+    trainer.step = int(payload["step"])
+    trainer.net.eval()
+    return trainer
