@@ -13,7 +13,8 @@ import importlib
 import sys
 from types import ModuleType
 
-COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.train_cli", "coupling.demo")
+COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.train_cli", "coupling.demo",
+                   "coupling.report_cli")
 
 USAGE_EXIT = 2
 

@@ -165,8 +165,9 @@ def force_balance(problem, u: dolfinx.fem.Function, dmesh, scale: float | None =
     react = np.where(fixed, -r, 0.0)  # K u − b at the fixed dofs (r = b − K u)
     nodal = (react + b).reshape(-1, bs)  # every external nodal force
     x = V.tabulate_dof_coordinates()[: n // bs, :bs]
-    lo = comm.allreduce(x.min(axis=0, initial=np.inf), op=MPI.MIN)
-    hi = comm.allreduce(x.max(axis=0, initial=-np.inf), op=MPI.MAX)
+    lo, hi = np.empty(x.shape[1]), np.empty(x.shape[1])
+    comm.Allreduce(np.ascontiguousarray(x.min(axis=0, initial=np.inf)), lo, op=MPI.MIN)
+    comm.Allreduce(np.ascontiguousarray(x.max(axis=0, initial=-np.inf)), hi, op=MPI.MAX)
     centre = 0.5 * (lo + hi)
     force = _sum(comm, nodal.sum(axis=0))
     arm = x - centre

@@ -1,0 +1,129 @@
+"""Reports of a run: summary.json, report.md and report.html (same tables, same numbers).
+
+Every number in the tables is read from the summary dict that is also written as
+summary.json, so the three files cannot disagree. Rank 0 alone writes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """(title, header, rows) of every report table, formatted from the summary."""
+    out = []
+    e = summary["errors"]
+    rows = []
+    for key, label in (("l2", "L2 (displacement / field)"), ("h1", "H1 seminorm"),
+                       ("energy", "energy norm (strain energy)"), ("stress", "stress L2"),
+                       ("von_mises", "von Mises L2")):
+        if key in e:
+            rows.append([label, _fmt(e[key]["absolute"]), _fmt(e[key]["relative"])]
+                        + [_fmt(e[key]["phases"].get(p, {}).get("relative"))
+                           for p in summary["mesh"]["phases"]])
+    rows.append(["max (nodal)", _fmt(e["max"]["absolute"]), _fmt(e["max"]["relative"])]
+                + ["–" for _ in summary["mesh"]["phases"]])
+    out.append(("Errors of the network against FEM",
+                ["quantity", "absolute", "relative"]
+                + [f"relative ({p})" for p in summary["mesh"]["phases"]], rows))
+    c = summary["conservation"]
+    keys = [k for k in ("relative", "direct_relative", "force_relative", "moment_relative",
+                        "local_l1_relative", "net_force", "boundary_flux", "sources")
+            if k in c["fem"]]
+    rows = [[k, _fmt(c["network"].get(k)), _fmt(c["fem"].get(k))] for k in keys]
+    if "traction_jump" in c["fem"] and c["fem"]["traction_jump"].get("available"):
+        rows.append(["interface traction jump (relative)",
+                     _fmt(c["network"]["traction_jump"]["relative"]),
+                     _fmt(c["fem"]["traction_jump"]["relative"])])
+    for name, r in c["fem"].get("reactions", {}).items():
+        rows.append([f"reaction on {name}", _fmt(c["network"]["reactions"][name]), _fmt(r)])
+    out.append(("Conservation: network vs FEM", ["check", "network", "FEM"], rows))
+    a = summary["activity"]
+    rows = [[name, _fmt(v)] for name, v in a["layers"].items()] + [["mean", _fmt(a["mean"])]]
+    out.append(("Spiking activity per layer (fraction of neuron-steps with a spike)",
+                ["layer", "activity"], rows))
+    en = summary.get("energy")
+    if en:
+        rows = [[la["name"], _fmt(la["ann_pj"]), _fmt(la["snn_pj"]), _fmt(la.get("activity"))]
+                for la in en["layers"]]
+        rows.append(["total", _fmt(en["ann_pj"]), _fmt(en["snn_pj"]), ""])
+        rows.append(["ratio SNN / ANN", "", _fmt(en["ratio"]), ""])
+        out.append(("Energy per inference point (pJ) vs an ANN of the same shape",
+                    ["layer", "ANN", "SNN", "activity"], rows))
+    m = summary["mesh"]
+    rows = [["cells", _fmt(m["cells"])], ["vertices", _fmt(m["vertices"])],
+            ["cell type", m["cell_type"]], ["h min / max", f"{m['h_min']:.3g} / {m['h_max']:.3g}"],
+            ["ranks", _fmt(m["ranks"])]]
+    rows += [[f"phase {p}", f"volume {_fmt(v['volume'])} ({v['fraction']:.2%})"]
+             for p, v in m["phases"].items()]
+    out.insert(0, ("Mesh", ["quantity", "value"], rows))
+    t = summary["timings"]
+    out.append(("Timings (s)", ["stage", "seconds"], [[k, _fmt(v)] for k, v in t.items()]))
+    return out
+
+
+def write_markdown(summary: dict, figures: dict[str, str], path: Path) -> Path:
+    """report.md: headline, tables, figures, the command that reproduces the run."""
+    lines = [f"# neurofem report: {summary['title']}", "", summary["description"], "",
+             f"Headline: {summary['headline']}", ""]
+    for title, header, rows in tables(summary):
+        lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
+                  "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(r) + " |" for r in rows]
+        lines.append("")
+    lines += ["## Figures", ""]
+    lines += [f"![{cap}]({name})" + "\n" for name, cap in figures.items()]
+    lines += ["## Reproduce", "", "```bash", summary["command"], "```", "",
+              f"Fields for ParaView: {', '.join(summary['field_files'])}", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write_html(summary: dict, figures: dict[str, str], path: Path) -> Path:
+    """report.html: the same content, self-contained apart from the PNGs beside it."""
+    esc = html.escape
+    body = [f"<h1>neurofem report: {esc(summary['title'])}</h1>",
+            f"<p>{esc(summary['description'])}</p>",
+            f"<p><strong>{esc(summary['headline'])}</strong></p>"]
+    for title, header, rows in tables(summary):
+        body.append(f"<h2>{esc(title)}</h2>\n<table>")
+        body.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
+        body += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
+        body.append("</table>")
+    body.append("<h2>Figures</h2>")
+    for name, cap in figures.items():
+        body.append(f'<figure><img src="{esc(name)}" alt="{esc(cap)}">'
+                    f"<figcaption>{esc(cap)}</figcaption></figure>")
+    body += ["<h2>Reproduce</h2>", f"<pre>{esc(summary['command'])}</pre>",
+             f"<p>Fields for ParaView: {esc(', '.join(summary['field_files']))}</p>"]
+    style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;"
+             "padding:3px 8px;text-align:right}th{background:#eee}img{max-width:100%}")
+    doc = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+           f"<title>neurofem report: {esc(summary['title'])}</title>\n"
+           f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body)
+           + "\n</body>\n</html>\n")
+    path.write_text(doc)
+    return path
+
+
+def write_report(summary: dict, figures: dict[str, str], out_dir: str | Path) -> dict[str, Path]:
+    """summary.json, report.md and report.html into out_dir (call on rank 0 only)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return {"summary": out / "summary.json",
+            "markdown": write_markdown(summary, figures, out / "report.md"),
+            "html": write_html(summary, figures, out / "report.html")}
