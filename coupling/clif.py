@@ -31,7 +31,7 @@ Config (besides [mesh], [problem], [training] as for networks)::
     surrogate = "straight_through"   # gradient of trunc (any spiking.surrogate kind)
     slope = 1.0
     train_until = 0.2    # heat: training windows lie in [0, train_until]
-    window = 20          # steps per training rollout (grids; FEM: the steps of one FEM dt)
+    window = 20          # steps per training rollout (grids); FEM steps per rollout (meshes)
     batch = 8            # windows per optimizer step
     relax_time = 1.0     # steady problems: pseudo-time of the relaxation
     modes = 3            # steady problems: eigenmodes per axis in the training transients
@@ -458,12 +458,13 @@ class Problem:
             u1 = np.stack([self.reference(float(t) + steps * self.dt) for t in t0])
         else:
             dtf = self.cfg.problem.time.dt
-            last = max(int(math.floor(c.train_until / dtf + 1e-9)) - 1, 0)
+            r = min(c.window, len(self.fem_snaps) - 1)  # FEM steps per window
+            last = max(int(math.floor(c.train_until / dtf + 1e-9)) - r, 0)
             n = torch.randint(0, last + 1, (batch,), generator=gen)
-            steps = self.per_fem
+            steps = self.per_fem * r
             t0 = n.to(torch.float64) * dtf
             u0 = self.fem_snaps[n.numpy()]
-            u1 = self.fem_snaps[n.numpy() + 1]
+            u1 = self.fem_snaps[n.numpy() + r]
         return torch.as_tensor(u0), t0, torch.as_tensor(u1), steps
 
     def _relaxation_windows(self, gen, batch):

@@ -229,14 +229,16 @@ class FluxNet(nn.Module):
     def forward(self, a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """Flux from the cell of value a to the cell of value b through a facet of weight w."""
         s = self.scale
-        # One pass of g over both orientations: rows (a, b) then (b, a).
-        x = torch.stack([torch.cat([a, b], -1) / s, torch.cat([b, a], -1) / s], dim=-1)
+        # Two passes of identical shape: row k of both sees the same kernel path, so
+        # F(a, b) = −F(b, a) and F(a, a) = 0 hold bit for bit.
+        x_ab, x_ba = [a / s, b / s], [b / s, a / s]
         if self.geometry:
             lw = torch.log(w).expand_as(a)
-            x = torch.cat([x, torch.cat([lw, lw], -1).unsqueeze(-1)], dim=-1)
-        g = self.g(x).squeeze(-1)
-        m = a.shape[-1]
-        return w * s * (g[..., :m] - g[..., m:])
+            x_ab.append(lw)
+            x_ba.append(lw)
+        g_ab = self.g(torch.stack(x_ab, dim=-1)).squeeze(-1)
+        g_ba = self.g(torch.stack(x_ba, dim=-1)).squeeze(-1)
+        return w * s * (g_ab - g_ba)
 
     def ops_per_evaluation(self) -> OpCounts:
         """Operation counts of one F evaluation (two passes of g, one subtraction, scaling)."""
@@ -303,7 +305,8 @@ class CLIFSolver(nn.Module):
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta: expected a number in [0, 1], got {beta!r}")
         if surrogate not in SURROGATE_KINDS:
-            raise ValueError(f"surrogate: unknown kind {surrogate!r}; choose one of {SURROGATE_KINDS}")
+            raise ValueError(f"surrogate: unknown kind {surrogate!r}; choose one of "
+                             f"{SURROGATE_KINDS}")
         self.geometry = geometry
         self.flux = flux
         self.q, self.dt, self.beta = float(quantum), float(dt), float(beta)
