@@ -14,7 +14,8 @@
     order = 1                # sp: 1 = NeuroPINNs projection, 2 = quadratic (our extension)
     quadrature_degree = 2    # autograd: volume quadrature of the residual integral
     [boundary]
-    mode = "exact"           # exact (galerkin) | hard (u = g + D·N) | soft (penalty)
+    mode = "exact"           # exact | hard (u = g + D·N) | soft (penalty); default: exact for
+                             # galerkin, hard for sp, soft for autograd and space-time runs
     weight = 100.0           # soft: penalty weight of ∫_ΓD (u − g)²
     [training]
     steps = 2000, lr = 1e-3, optimizer = "adam", lbfgs_steps = 0,
@@ -44,10 +45,11 @@ SCHEDULES = ("none", "cosine", "step")
 DTYPES = ("float32", "float64")
 TOP_LEVEL = ("model", "mesh", "problem", "network", "residual", "boundary", "training", "energy")
 # Problems each residual can train (time-dependent problems are space-time point sets).
+SPACE_TIME = ("heat", "burgers")  # trained on (x, t) points: see coupling/spacetime.py
 SUPPORTED = {
     "galerkin": ("poisson", "poisson_boltzmann", "elasticity"),
-    "sp": ("poisson", "poisson_boltzmann"),
-    "autograd": ("poisson", "poisson_boltzmann"),
+    "sp": ("poisson", "poisson_boltzmann", "heat", "burgers"),
+    "autograd": ("poisson", "poisson_boltzmann", "heat", "burgers"),
 }
 
 
@@ -138,6 +140,12 @@ def parse_run_config(doc: dict[str, Any]) -> RunConfig:
     boundary = _fill(BoundarySpec(), doc.get("boundary", {}), "boundary")
     training = _fill(TrainingSpec(), doc.get("training", {}), "training")
     _check_residual(residual, problem, network)
+    if "mode" not in doc.get("boundary", {}):  # the natural choice for each residual
+        boundary.mode = ("soft" if problem.type in SPACE_TIME or residual.kind == "autograd"
+                         else "exact" if residual.kind == "galerkin" else "hard")
+    if problem.type in SPACE_TIME and boundary.mode != "soft":
+        raise ConfigError("boundary.mode", f"{problem.type!r} trains on space-time points with "
+                          "initial and boundary penalties: set mode = \"soft\"")
     _check_boundary(boundary, residual)
     _check_training(training, residual)
     return RunConfig(mesh, problem, dict(network), residual, boundary, training,
@@ -191,7 +199,7 @@ def _check_residual(r: ResidualSpec, problem: ProblemSpec, network: dict) -> Non
     if r.kind == "galerkin" and problem.degree != 1:
         raise ConfigError("problem.degree", "the galerkin residual evaluates the network at "
                           f"vertices and needs degree 1, got {problem.degree}")
-    if r.kind == "sp" and problem.degree != 1:
+    if r.kind == "sp" and problem.degree != 1 and problem.type not in SPACE_TIME:
         raise ConfigError("problem.degree", f"the sp residual uses P1 nodes, got {problem.degree}")
     _choice(r.neighbours, NEIGHBOURS, "residual.neighbours")
     if r.rings not in (1, 2):

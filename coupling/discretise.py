@@ -45,14 +45,46 @@ class Discretisation:
     block_size: int
     problem: object
     operators: Operators
+    target: torch.Tensor | None = None  # (n_owned,) float64 FEM reference at the owned dofs
+    bounds: tuple[list[float], list[float]] | None = None  # global bounding box of the mesh
+
+    @property
+    def in_dim(self) -> int:
+        return self.x_nodes.shape[1]
 
     def field(self, net: torch.nn.Module) -> torch.Tensor:
         """The network as FE coefficients on V's local dofs (Dirichlet data imposed)."""
         return self.boundary.apply(net(self.x_nodes).reshape(-1))
 
+    def evaluate(self, net: torch.nn.Module) -> torch.Tensor:
+        """The network at the owned dofs (what `target` and `weights` refer to)."""
+        return self.field(net)[: self.n_owned]
 
-def discretise(cfg: RunConfig, dmesh: DistributedMesh, dtype: torch.dtype) -> Discretisation:
-    """Assemble operators and data, and build the configured residual (collective)."""
+
+def bounding_box(dmesh: DistributedMesh) -> tuple[list[float], list[float]]:
+    """The global bounding box of the mesh (collective), e.g. for input normalisation."""
+    from meshes._dolfinx import MPI
+
+    gdim = dmesh.mesh.geometry.dim
+    x = dmesh.mesh.geometry.x[:, :gdim]
+    lo, hi = np.empty(gdim), np.empty(gdim)
+    dmesh.comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
+    dmesh.comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
+    return lo.tolist(), hi.tolist()
+
+
+def discretise(cfg: RunConfig, dmesh: DistributedMesh, dtype: torch.dtype, ref=None):
+    """Assemble operators and data, and build the configured residual (collective).
+
+    `ref` (a :class:`fem.reference.Reference`) supplies the target values; time-dependent
+    problems are discretised in space-time (:mod:`coupling.spacetime`).
+    """
+    from .config import SPACE_TIME
+
+    if cfg.problem.type in SPACE_TIME:
+        from .spacetime import discretise_space_time
+
+        return discretise_space_time(cfg, dmesh, ref, dtype, dmesh.comm)
     problem = build_problem(dmesh, cfg.problem)
     ops = assemble_operators(problem)
     layout = ops.layout
@@ -74,8 +106,10 @@ def discretise(cfg: RunConfig, dmesh: DistributedMesh, dtype: torch.dtype) -> Di
         residual = _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t)
     else:
         residual = _autograd_residual(cfg, dmesh, problem, t)
+    target = (torch.as_tensor(ref.u.x.array[: layout.n_owned].copy(), dtype=torch.float64)
+              if ref is not None else None)
     return Discretisation(residual, t(x_all[: n_fun // bs]), boundary.restrict(n_fun),
-                          t(lumped), layout.n_owned, bs, problem, ops)
+                          t(lumped), layout.n_owned, bs, problem, ops, target, bounding_box(dmesh))
 
 
 def _boundary_values(cfg, dmesh, problem, ops, mode, dtype) -> BoundaryValues:
