@@ -70,7 +70,13 @@ from spiking.clif import (
 )
 from spiking.surrogate import SURROGATE_KINDS
 
-from .checkpoint import CheckpointError, CheckpointManager, atomic_write, config_hash, load_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    atomic_write,
+    config_hash,
+    load_checkpoint,
+)
 from .trainer import CONFIG, METRICS, RunResult, _progress, _truncate_metrics
 
 TOP_LEVEL = ("model", "mesh", "problem", "clif", "training", "energy")
@@ -148,7 +154,8 @@ def _num(v, key: str, *, positive=True, integer=False, lo=None, hi=None):
     if not ok:
         what = "integer" if integer else "number"
         rng = f" in [{lo}, {hi}]" if lo is not None and hi is not None else ""
-        raise ConfigError(key, f"expected a {'positive ' if positive else ''}{what}{rng}, got {v!r}")
+        pos = "positive " if positive else ""
+        raise ConfigError(key, f"expected a {pos}{what}{rng}, got {v!r}")
     return v
 
 
@@ -156,7 +163,8 @@ def parse_clif_config(doc: dict) -> CLIFRunConfig:
     """Validate a run config with ``model = "clif"`` (errors name the key)."""
     for key in doc:
         if key not in TOP_LEVEL:
-            raise ConfigError(key, f"unknown table for model 'clif' (allowed: {', '.join(TOP_LEVEL)})")
+            raise ConfigError(key, "unknown table for model 'clif' (allowed: "
+                              f"{', '.join(TOP_LEVEL)})")
     mesh_t = require_table(doc, "mesh")
     grid, mesh = None, None
     if mesh_t.get("kind") == "grid":
@@ -180,7 +188,8 @@ def parse_clif_config(doc: dict) -> CLIFRunConfig:
                                    float(problem.source[0](np.zeros((3, 1)))[0]) == 0.0):
             raise ConfigError("problem.source", "steady C-LIF runs solve Laplace: source must be 0")
     if grid is not None and problem.type == "heat" and problem.exact is None:
-        raise ConfigError("problem.exact", "missing: a grid run is compared with the exact solution")
+        raise ConfigError("problem.exact",
+                          "missing: a grid run is compared with the exact solution")
     for i, bc in enumerate(problem.bcs):
         if grid is not None and bc.boundary not in ("*", *[f"{a}{s}" for a in "xyz"[:len(grid['n'])]
                                                            for s in "01"]):
@@ -196,7 +205,8 @@ def parse_clif_config(doc: dict) -> CLIFRunConfig:
 def _parse_grid(t: dict) -> dict:
     extra = sorted(set(t) - {"kind", "n", "lower", "upper"})
     if extra:
-        raise ConfigError(f"mesh.{extra[0]}", "unknown key for kind 'grid' (allowed: n, lower, upper)")
+        raise ConfigError(f"mesh.{extra[0]}",
+                          "unknown key for kind 'grid' (allowed: n, lower, upper)")
     n = t.get("n")
     if not (isinstance(n, list) and 1 <= len(n) <= 3 and all(
             isinstance(k, int) and not isinstance(k, bool) and k >= 2 for k in n)):
@@ -239,13 +249,15 @@ def _parse_clif(t: Any) -> CLIFSpec:
                 raise ConfigError(k, f"expected a list of positive layer widths, got {v!r}")
         elif key == "activation":
             if v not in ("tanh", "softplus", "gelu", "silu"):
-                raise ConfigError(k, f"unknown value {v!r} (choose from gelu, silu, softplus, tanh)")
+                raise ConfigError(k, f"unknown value {v!r} "
+                                  "(choose from gelu, silu, softplus, tanh)")
         elif key == "geometry":
             if not isinstance(v, bool):
                 raise ConfigError(k, f"expected true or false, got {v!r}")
         elif key == "surrogate":
             if v not in SURROGATE_KINDS:
-                raise ConfigError(k, f"unknown value {v!r} (choose from {', '.join(SURROGATE_KINDS)})")
+                raise ConfigError(k, f"unknown value {v!r} "
+                                  f"(choose from {', '.join(SURROGATE_KINDS)})")
         setattr(spec, key, v)
     if spec.records < 2:
         raise ConfigError("clif.records", f"expected an integer >= 2, got {spec.records}")
@@ -259,7 +271,8 @@ def _parse_training(t: Any) -> CLIFTraining:
     for key, v in t.items():
         k = f"training.{key}"
         if key not in TRAINING_KEYS:
-            raise ConfigError(k, f"unknown key for model 'clif' (allowed: {', '.join(TRAINING_KEYS)})")
+            raise ConfigError(k, "unknown key for model 'clif' "
+                              f"(allowed: {', '.join(TRAINING_KEYS)})")
         if key == "lr":
             v = float(_num(v, k))
         elif key == "progress":
@@ -434,7 +447,7 @@ class Problem:
             return self.cfg.clif.scale
         times = np.linspace(0.0, self.t_end, 11)
         vals = [np.abs(self.reference(self._snap(t))).max() for t in times]
-        vals.append(float(np.abs(self.bc_data(0.0)).max()) if len(self.bc_kind) else 0.0)
+        vals.append(float(self.bc_data(0.0).abs().max()) if len(self.bc_kind) else 0.0)
         return float(max(vals)) or 1.0
 
     def _snap(self, t: float) -> float:
@@ -570,7 +583,8 @@ class CLIFRun:
             r = pb.reference(pb._snap(state.t) if not pb.steady else 0.0)
             den = float(np.sum(w * r**2))
             curve["t"].append(state.t)
-            curve["rel_l2"].append(math.sqrt(float(np.sum(w * (u - r) ** 2)) / den) if den else None)
+            err = float(np.sum(w * (u - r) ** 2))
+            curve["rel_l2"].append(math.sqrt(err / den) if den else None)
             curve["mass_drift"].append(state.drift())
             curve["total_quanta"].append(state.total())
 

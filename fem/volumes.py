@@ -39,10 +39,10 @@ def _simplex_measure(x: np.ndarray) -> np.ndarray:
 def _local_cells(dmesh: DistributedMesh):
     mesh = dmesh.mesh
     tdim, gdim = mesh.topology.dim, mesh.geometry.dim
-    if mesh.geometry.cmap.degree != 1 or mesh.topology.cell_name() not in (
+    if mesh.geometry.cmaps[0].degree != 1 or mesh.topology.cell_name() not in (
             "interval", "triangle", "tetrahedron"):
         raise FemError(f"finite volumes need an affine simplex mesh, got "
-                       f"{mesh.topology.cell_name()} of degree {mesh.geometry.cmap.degree}")
+                       f"{mesh.topology.cell_name()} of degree {mesh.geometry.cmaps[0].degree}")
     mesh.topology.create_connectivity(tdim, 0)
     n = mesh.topology.index_map(tdim).size_local
     c2v = mesh.topology.connectivity(tdim, 0).array.reshape(-1, tdim + 1)[:n]

@@ -185,7 +185,7 @@ class _TruncSpike(torch.autograd.Function):
 
 def trunc_spike(v: torch.Tensor, kind: str = "straight_through", slope: float = 1.0
                 ) -> torch.Tensor:
-    """Signed integer spike count trunc(v) with a surrogate gradient (``kind`` of spiking.surrogate)."""
+    """Signed integer spike count trunc(v); backward: a spiking.surrogate ``kind``."""
     if kind not in SURROGATE_KINDS:
         raise ValueError(f"surrogate: unknown kind {kind!r}; choose one of {SURROGATE_KINDS}")
     return _TruncSpike.apply(v, kind, float(slope))
