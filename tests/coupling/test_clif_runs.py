@@ -130,7 +130,7 @@ def test_untrained_flux_is_not_accurate(tmp_path):
 
 
 def test_diffusion3d_within_5_percent_of_fem(tmp_path):
-    doc = _quiet(load_toml(EXAMPLES / "diffusion3d-clif.toml"), steps=20)
+    doc = _quiet(load_toml(EXAMPLES / "diffusion3d-clif.toml"), steps=30)
     doc["mesh"]["size"] = 0.25
     doc["clif"].update(window=5, batch=1)
     _, final = _run(doc, tmp_path)
