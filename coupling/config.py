@@ -5,6 +5,8 @@
     [mesh]        # passed to meshes.build (fem.config.parse_mesh)
     [problem]     # the PDE and its FEM reference (fem.config.parse_problem)
     [network]     # spiking.MLPConfig keys; in_dim, out_dim and bounds come from the mesh
+    [inputs]
+    interface_distance = false  # also feed |distance to the nearest inclusion| (RVEs, galerkin)
     [residual]
     kind = "galerkin"        # galerkin | sp | autograd
     neighbours = "mesh"      # sp: mesh | knn | radius
@@ -43,7 +45,8 @@ NEIGHBOURS = ("mesh", "knn", "radius")
 OPTIMIZERS = ("adam",)
 SCHEDULES = ("none", "cosine", "step")
 DTYPES = ("float32", "float64")
-TOP_LEVEL = ("model", "mesh", "problem", "network", "residual", "boundary", "training", "energy")
+TOP_LEVEL = ("model", "mesh", "problem", "network", "inputs", "residual", "boundary", "training",
+             "energy")
 # Problems each residual can train (time-dependent problems are space-time point sets).
 SPACE_TIME = ("heat", "burgers")  # trained on (x, t) points: see coupling/spacetime.py
 SUPPORTED = {
@@ -64,6 +67,13 @@ class ResidualSpec:
     radius: float | None = None
     order: int = 1
     quadrature_degree: int = 2
+
+
+@dataclass
+class InputSpec:
+    """Extra network inputs computed from the geometry (beside the coordinates)."""
+
+    interface_distance: bool = False  # |distance to the nearest inclusion surface| (RVEs)
 
 
 @dataclass
@@ -105,13 +115,14 @@ class RunConfig:
     boundary: BoundarySpec
     training: TrainingSpec
     raw: dict[str, Any] = field(default_factory=dict)
+    inputs: InputSpec = field(default_factory=InputSpec)
 
     def resolved(self) -> dict[str, Any]:
         """The config as resolved: the tables as given plus every residual/boundary/training
         default (what a run directory's config.toml holds, and what its hash is taken of)."""
         doc = copy.deepcopy(self.raw)
-        for key, spec in (("residual", self.residual), ("boundary", self.boundary),
-                          ("training", self.training)):
+        for key, spec in (("inputs", self.inputs), ("residual", self.residual),
+                          ("boundary", self.boundary), ("training", self.training)):
             doc[key] = {k: v for k, v in asdict(spec).items() if v is not None}
         return doc
 
@@ -136,6 +147,7 @@ def parse_run_config(doc: dict[str, Any]) -> RunConfig:
     for key in ("in_dim", "out_dim", "bounds"):
         if key in network:
             raise ConfigError(f"network.{key}", "is set from the mesh and problem; remove it")
+    inputs = _fill(InputSpec(), doc.get("inputs", {}), "inputs")
     residual = _fill(ResidualSpec(), doc.get("residual", {}), "residual")
     boundary = _fill(BoundarySpec(), doc.get("boundary", {}), "boundary")
     training = _fill(TrainingSpec(), doc.get("training", {}), "training")
@@ -148,8 +160,11 @@ def parse_run_config(doc: dict[str, Any]) -> RunConfig:
                           "initial and boundary penalties: set mode = \"soft\"")
     _check_boundary(boundary, residual)
     _check_training(training, residual)
+    if inputs.interface_distance and residual.kind != "galerkin":
+        raise ConfigError("inputs.interface_distance", "is precomputed at the training points "
+                          "and needs the galerkin residual (sp/autograd differentiate the input)")
     return RunConfig(mesh, problem, dict(network), residual, boundary, training,
-                     copy.deepcopy(doc))
+                     copy.deepcopy(doc), inputs)
 
 
 def _fill(spec, table: Any, key: str):

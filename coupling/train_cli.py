@@ -62,6 +62,7 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
     from .parallel import collective_errors, set_threads_per_rank
 
     comm = MPI.COMM_WORLD
+    result = None
     with collective_errors(comm, user_errors=USER_ERRORS):
         model = doc.get("model", "network")
         if model not in MODELS:
@@ -69,11 +70,13 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
         set_threads_per_rank(comm)
         module, function = MODELS[model]
         result = getattr(importlib.import_module(module), function)(doc, run_dir, comm, resume_run)
+    if result is None:  # the guard ended this rank's part after another rank failed
+        return 2
     if comm.rank == 0:
         err = f"{result.rel_l2:.3%}" if result.rel_l2 is not None else "n/a"
         act = f"{result.activity:.1%}" if result.activity is not None else "n/a"
         how = "stopped by signal at" if result.stopped_by_signal else "finished"
-        print(f"neurofem: {how} step {result.step}: loss {result.loss:.6g}, rel L2 vs FEM {err}, "
+        print(f"neurofem: {how} step {result.step}: loss {result.loss:.6g}, rel L2 vs reference {err}, "
               f"activity {act}, {result.wall_s:.1f} s -> {run_dir}", file=sys.stderr, flush=True)
     return 0
 

@@ -78,8 +78,9 @@ def grid_points(mesh: dolfinx.mesh.Mesh, n: int) -> np.ndarray:
     comm = mesh.comm
     gdim = mesh.geometry.dim
     x = mesh.geometry.x[:, :gdim]
-    lo = comm.allreduce(x.min(axis=0) if len(x) else np.full(gdim, np.inf), op=MPI.MIN)
-    hi = comm.allreduce(x.max(axis=0) if len(x) else np.full(gdim, -np.inf), op=MPI.MAX)
+    lo, hi = np.empty(gdim), np.empty(gdim)  # buffer form: the pickle form cannot MIN arrays
+    comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
+    comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
     axes = [np.linspace(lo[d], hi[d], n) for d in range(gdim)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, gdim)
     return _as_points(grid)

@@ -357,3 +357,14 @@ def test_two_ranks_train_like_one(tmp_path_factory):
     for (n, a), (_, b) in zip(par.net.state_dict().items(), ser.net.state_dict().items(),
                               strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=1e-8, err_msg=n)
+
+
+def test_interface_distance_feature():
+    """|distance to the nearest sphere surface|, with periodic images for cut inclusions."""
+    from coupling.discretise import interface_distance
+
+    c, r = np.array([[0.5, 0.5, 0.5], [0.05, 0.5, 0.5]]), np.array([0.2, 0.1])
+    x = np.array([[0.5, 0.5, 0.5], [0.5, 0.5, 0.8], [0.97, 0.5, 0.5]])
+    np.testing.assert_allclose(interface_distance(x, c, r, periodic=False), [0.2, 0.1, 0.27])
+    # the image of the second sphere at x = 1.05 is 0.08 away from x = 0.97, minus r = 0.1
+    np.testing.assert_allclose(interface_distance(x, c, r, periodic=True), [0.2, 0.1, 0.02])
