@@ -76,8 +76,9 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
         err = f"{result.rel_l2:.3%}" if result.rel_l2 is not None else "n/a"
         act = f"{result.activity:.1%}" if result.activity is not None else "n/a"
         how = "stopped by signal at" if result.stopped_by_signal else "finished"
-        print(f"neurofem: {how} step {result.step}: loss {result.loss:.6g}, rel L2 vs reference {err}, "
-              f"activity {act}, {result.wall_s:.1f} s -> {run_dir}", file=sys.stderr, flush=True)
+        print(f"neurofem: {how} step {result.step}: loss {result.loss:.6g}, rel L2 vs reference "
+              f"{err}, activity {act}, {result.wall_s:.1f} s -> {run_dir}", file=sys.stderr,
+              flush=True)
     return 0
 
 
