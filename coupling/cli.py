@@ -14,7 +14,7 @@ import sys
 from types import ModuleType
 
 COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.train_cli", "coupling.demo",
-                   "coupling.report_cli")
+                   "coupling.report_cli", "coupling.bench_cli")
 
 USAGE_EXIT = 2
 

@@ -1,0 +1,65 @@
+"""`neurofem bench [--quick] [--only NAME] [--mpi N] [--out DIR]`: the benchmark grid.
+
+Runs every problem × method cell of :mod:`coupling.bench` (each problem in its own worker
+process, one thread per rank), and with ``--mpi N`` the strong-scaling study of problem 6
+on 1 and N ranks; writes ``DIR/<date>-<machine>.json`` and the Markdown table beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .bench import BenchError
+
+USER_ERRORS = (BenchError,)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `bench` subcommand."""
+    from .bench import METHODS, PROBLEMS, RESULTS
+
+    p = sub.add_parser("bench", help="run the benchmark grid (problems × methods), write "
+                       "JSON + Markdown results",
+                       description="Train every problem × method cell on this machine and "
+                       "record error, spiking activity, energy, time to accuracy and memory. "
+                       f"Problems: {', '.join(PROBLEMS)}. Methods: {', '.join(METHODS)}.")
+    p.add_argument("--quick", action="store_true",
+                   help="tiny meshes and 30 steps per cell (a smoke run, minutes)")
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="run only this problem, method or problem/method (repeatable)")
+    p.add_argument("--mpi", type=int, default=1, metavar="N",
+                   help="also run problem 6 (vsn-galerkin) on N ranks: the scaling study")
+    p.add_argument("--out", type=Path, default=RESULTS, metavar="DIR",
+                   help=f"results folder (default {RESULTS})")
+    p.add_argument("--steps", type=int, metavar="N",
+                   help="override every cell's step budget (default: each problem's own)")
+    p.add_argument("--runs", type=Path, metavar="DIR",
+                   help="keep the run directories here (default: a temporary folder)")
+    p.set_defaults(handler=bench)
+
+
+def bench(args: argparse.Namespace) -> int:
+    """Run the grid and print where the results went."""
+    from .bench import Options, command_line, run
+
+    argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name == "neurofem" else None
+    cmd = command_line(argv) if argv is not None else command_line(_rebuild(args))
+    doc = run(Options(quick=args.quick, only=list(args.only), mpi=args.mpi, out=args.out,
+                      runs=args.runs, steps=args.steps, command=cmd))
+    failed = [r for r in doc["records"] if r["status"] == "failed"]
+    print(f"neurofem: bench: {len(doc['records'])} cells, {len(failed)} failed, "
+          f"{doc['total_s']:.0f} s -> {', '.join(doc['paths'])}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def _rebuild(args: argparse.Namespace) -> list[str]:
+    out = ["bench"] + (["--quick"] if args.quick else [])
+    for name in args.only:
+        out += ["--only", name]
+    if args.mpi != 1:
+        out += ["--mpi", str(args.mpi)]
+    if args.steps:
+        out += ["--steps", str(args.steps)]
+    return out + ["--out", str(args.out)]
