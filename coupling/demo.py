@@ -129,10 +129,12 @@ def run(args: argparse.Namespace) -> int:
 
             write_report(summary, summary["figures"], out)
     if comm.rank == 0:
-        stress = summary.get("stress_rel_l2")
-        print(f"neurofem demo: displacement error {summary['displacement_rel_l2']:.2%} "
-              f"(rel. L2 vs FEM), stress error "
-              f"{'n/a' if stress is None else f'{stress:.2%}'}, mean activity "
-              f"{summary['mean_activity']:.1%}, energy {summary['energy_ratio']:.3g}x ANN, "
+        def fmt(key: str, spec: str, suffix: str = "") -> str:  # an ANN run has no activity
+            value = summary.get(key)
+            return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+        print(f"neurofem demo: displacement error {fmt('displacement_rel_l2', '.2%')} "
+              f"(rel. L2 vs FEM), stress error {fmt('stress_rel_l2', '.2%')}, mean activity "
+              f"{fmt('mean_activity', '.1%')}, energy {fmt('energy_ratio', '.3g', 'x')} ANN, "
               f"{wall:.0f} s -> {out / 'report.html'}", flush=True)
     return 0

@@ -125,15 +125,3 @@ def test_help_lists_every_option_of_every_kind(capsys):
         for option in builder.options:
             assert option.flag in text and option.flag in top, (kind, option.flag)
         assert "--size" in text and "--preview" in text
-
-
-def test_demo_writes_mesh_xdmf_and_png(tmp_path, capsys):
-    out = tmp_path / "demo-out"
-    assert main(["demo", "--out", str(out)]) == 0
-    line = capsys.readouterr().out.strip()
-    assert len(line.splitlines()) == 1 and line.startswith("rve:")
-    vf = float(re.search(r"volume fraction (\S+) \(target 0.1500\)", line).group(1))
-    assert abs(vf - 0.15) < 0.01
-    for name in ("rve.msh", "rve.xdmf", "rve.h5", "rve.png"):
-        assert (out / name).stat().st_size > 0
-    assert _std(out / "rve.png") > 0.05
