@@ -21,7 +21,7 @@ demo: $(STAMP)
 test: test-serial test-mpi
 
 test-serial: $(STAMP)
-	$(PY) -m pytest -m "not mpi"
+	$(PY) -m pytest -m "not mpi" --durations=15
 
 # Every rank runs pytest on the `mpi`-marked tests; rank 0's report is the one to read.
 test-mpi: $(STAMP)
