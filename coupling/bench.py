@@ -543,12 +543,14 @@ def _launch(problem: str, methods: list[str], ranks: int, opts: Options, workdir
         cmd = [str(mpiexec), "-n", str(ranks), *cmd]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
            "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, cwd=ROOT)
-    for line in proc.stdout.splitlines():
-        if line.startswith("bench:"):
-            print(line, file=sys.stderr, flush=True)
-    return proc.returncode, proc.stdout[-2000:]
+    tail: list[str] = []
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, cwd=ROOT) as proc:
+        for line in proc.stdout:  # the cells' one-line results as they finish
+            if line.startswith("bench:"):
+                print(line.rstrip(), file=sys.stderr, flush=True)
+            tail = (tail + [line])[-40:]
+    return proc.returncode, "".join(tail)[-2000:]
 
 
 def run(opts: Options) -> dict:
