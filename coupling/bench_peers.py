@@ -41,27 +41,25 @@ def torch_expression(expr, x, t=None):
     """A fem.expressions.ScalarExpr evaluated on torch coordinates x (n, d) [and t]."""
     import torch
 
-    from fem.expressions import _evaluate
-
     cols = [x[:, i : i + 1] for i in range(x.shape[1])]
     zero = torch.zeros_like(cols[0])
     names = {"x": cols[0], "y": cols[1] if len(cols) > 1 else zero,
              "z": cols[2] if len(cols) > 2 else zero, "t": zero if t is None else t,
              **_torch_funcs()}
-    v = _evaluate(expr.tree, names)
+    v = expr.evaluate(names)
     return v + zero if not torch.is_tensor(v) else v
 
 
 def numpy_expression(expr, x: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
     """The same on numpy points (n, d) → (n, 1), time per point."""
-    from fem.expressions import CONSTANTS, FUNCTIONS, _evaluate
+    from fem.expressions import CONSTANTS, FUNCTIONS
 
     funcs = {f: getattr(np, f) for f in FUNCTIONS if hasattr(np, f)}
     zero = np.zeros(len(x))
     names = {"x": x[:, 0], "y": x[:, 1] if x.shape[1] > 1 else zero,
              "z": x[:, 2] if x.shape[1] > 2 else zero, "t": zero if t is None else t,
              **funcs, **CONSTANTS}
-    return (np.asarray(_evaluate(expr.tree, names), dtype=np.float64) + zero).reshape(-1, 1)
+    return (np.asarray(expr.evaluate(names), dtype=np.float64) + zero).reshape(-1, 1)
 
 
 def _geometry(dde, mesh_spec):

@@ -77,7 +77,7 @@ from .checkpoint import (
     config_hash,
     load_checkpoint,
 )
-from .trainer import CONFIG, METRICS, RunResult, _progress, _truncate_metrics
+from .trainer import CONFIG, METRICS, RunResult, progress_bar, truncate_metrics
 
 TOP_LEVEL = ("model", "mesh", "problem", "clif", "training", "energy")
 TRAINING_KEYS = ("steps", "lr", "seed", "log_every", "checkpoint_every", "keep_checkpoints",
@@ -659,7 +659,7 @@ class CLIFRun:
                                   scheduler=self.scheduler)
         self.step = int(payload["step"])
         self.gen.manual_seed(self.cfg.training.seed + self.step)
-        _truncate_metrics(self.run_dir / METRICS, self.step)
+        truncate_metrics(self.run_dir / METRICS, self.step)
         return float(payload.get("metadata", {}).get("wall_s", 0.0))
 
     def train(self, resume: bool = False) -> RunResult:
@@ -668,7 +668,7 @@ class CLIFRun:
         if not resume:
             atomic_write(self.run_dir / METRICS, lambda f: None)
         wall0 = time.perf_counter() - offset
-        bar = _progress(t.steps, self.step, enabled=t.progress)
+        bar = progress_bar(t.steps, self.step, enabled=t.progress)
         values: dict = {}
         every = self.cfg.clif.evaluate_every
         while self.step < t.steps:

@@ -177,7 +177,7 @@ class Trainer:
             atomic_write(self.run_dir / METRICS, lambda f: None)  # a fresh run starts a fresh log
         self.comm.barrier()
         wall0 = time.perf_counter() - self._wall_offset(resume)
-        bar = _progress(t.steps, self.step, enabled=self.rank0 and t.progress)
+        bar = progress_bar(t.steps, self.step, enabled=self.rank0 and t.progress)
         values: dict[str, float] = {}
         last_good = self.step
         stopped = False
@@ -260,7 +260,7 @@ class Trainer:
         self.step = int(payload["step"])
         self._resumed_wall = float(payload.get("metadata", {}).get("wall_s", 0.0))
         if self.rank0:  # records past the checkpoint belong to the lost part of the run
-            _truncate_metrics(self.run_dir / METRICS, self.step)
+            truncate_metrics(self.run_dir / METRICS, self.step)
 
     def _wall_offset(self, resume: bool) -> float:
         return getattr(self, "_resumed_wall", 0.0) if resume else 0.0
@@ -282,7 +282,8 @@ def train_network(doc: dict, run_dir: Path, comm: MPI.Comm, resume: bool) -> Run
     return trainer.train(resume=resume)
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the metrics records up to `step` (a resumed run re-logs what came after), atomically."""
     lines = path.read_text().splitlines() if path.exists() else []
     keep = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= step]
     atomic_write(path, lambda f: f.write("".join(ln + "\n" for ln in keep).encode()))
@@ -303,7 +304,8 @@ class _NoBar:
     def close(self) -> None: ...
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def progress_bar(total: int, initial: int, enabled: bool):
+    """A tqdm bar on the ranks that show progress; a silent stand-in elsewhere."""
     if not enabled:
         return _NoBar()
     from tqdm import tqdm

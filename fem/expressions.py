@@ -102,6 +102,11 @@ class ScalarExpr:
 
         return f
 
+    def evaluate(self, names: dict):
+        """This expression in a namespace of your own (variables, constants and the whitelisted
+        functions, e.g. torch's), for backends beyond UFL and NumPy."""
+        return _evaluate(self.tree, names)
+
     def __call__(self, x: np.ndarray, t: float = 0.0) -> np.ndarray:
         return self.numpy(t)(x)
 
