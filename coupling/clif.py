@@ -397,26 +397,14 @@ class Problem:
     def _fem_reference(self) -> None:
         """FEM heat solution (θ-scheme, fem.HeatProblem) as cell averages at every FEM step."""
         from fem.problems import HeatProblem
-        from fem.solvers import LinearSolver
         from fem.volumes import cell_averages
-        from meshes._dolfinx import dolfinx
 
         spec = self.cfg.problem
         if spec.type != "heat":
             raise ConfigError("problem.type", "on DOLFINx meshes model 'clif' solves heat")
-        hp = HeatProblem(self.dmesh, spec)
-        uh = dolfinx.fem.Function(hp.V)
-        uh.x.array[:] = hp.u_n.x.array
-        solver = LinearSolver(hp.a_step, hp.L_step, hp.bcs, uh, spec.solver)
-        snaps = [cell_averages(self.dmesh, hp.u_n, self.geo.volumes)]
-        for step in range(1, spec.time.steps + 1):
-            hp.t_old.value = (step - 1) * spec.time.dt
-            hp.t_new.value = step * spec.time.dt
-            for upd in hp.bc_updates:
-                upd(float(hp.t_new.value))
-            solver.solve()
-            hp.u_n.x.array[:] = uh.x.array
-            snaps.append(cell_averages(self.dmesh, hp.u_n, self.geo.volumes))
+        snaps = []
+        HeatProblem(self.dmesh, spec).solve(
+            on_step=lambda step, u: snaps.append(cell_averages(self.dmesh, u, self.geo.volumes)))
         self.fem_times = np.arange(spec.time.steps + 1) * spec.time.dt
         self.fem_snaps = np.asarray(snaps)
 
