@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .networks import MLP
+from .networks import MLP, input_features
 from .neurons import IF
 
 
@@ -63,11 +63,7 @@ class ConvertedSNN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Input map of the source ANN (normalisation, Fourier features)."""
-        if self.normalise is not None:
-            x = self.normalise(x)
-        if self.fourier is not None:
-            x = self.fourier(x)
-        return x
+        return input_features(x, self.normalise, self.fourier)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, steps: int) -> torch.Tensor:

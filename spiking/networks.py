@@ -300,11 +300,7 @@ class MLP(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised (and Fourier-mapped) input that enters the first Linear layer."""
-        if self.normalise is not None:
-            x = self.normalise(x)
-        if self.fourier is not None:
-            x = self.fourier(x)
-        return x
+        return input_features(x, self.normalise, self.fourier)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Field values at coordinates x (…, in_dim) → (…, out_dim)."""
@@ -312,6 +308,16 @@ class MLP(nn.Module):
         for lin, unit in zip(self.linears, self.units, strict=False):
             h = unit(lin(h))
         return self.linears[-1](h) * self.output_scale + self.output_shift
+
+
+def input_features(x: torch.Tensor, normalise: nn.Module | None,
+                   fourier: nn.Module | None) -> torch.Tensor:
+    """The input map shared by MLP and its converted SNN: box normalisation, Fourier features."""
+    if normalise is not None:
+        x = normalise(x)
+    if fourier is not None:
+        x = fourier(x)
+    return x
 
 
 def _xavier_linear(n_in: int, n_out: int, gen, dtype) -> nn.Linear:

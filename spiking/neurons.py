@@ -9,6 +9,7 @@ learnable ``nn.Parameter`` or a fixed buffer; β is clamped to [0, 1] whenever u
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,7 @@ def _per_neuron(value, n: int, name: str, dtype) -> torch.Tensor:
     return t
 
 
-class SpikingNeuron(nn.Module):
+class SpikingNeuron(nn.Module, abc.ABC):
     """Shared parts of VSN/LIF/IF: per-neuron β and θ, surrogate, steps, activity record."""
 
     #: whether spikes carry a real value (VSN) or are binary (LIF, IF); used for energy.
@@ -105,11 +106,11 @@ class SpikingNeuron(nn.Module):
                 f"{self.num_neurons}"
             )
 
+    @abc.abstractmethod
     def step(
         self, z: torch.Tensor, mem: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Advance one step: returns (output, spike, new membrane)."""
-        raise NotImplementedError
+        """Advance one step: returns (output, spike, new membrane) (each neuron model's own)."""
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Run ``num_steps`` steps on z repeated each step; return the mean output."""
