@@ -12,7 +12,14 @@ method gets the same network shape, mesh, points and step budget):
 ``ann2snn``               ReLU ANN trained, then converted to an IF network
                           (Diehl et al. 2015; Rueckauer et al. 2017), rate-coded over T steps
 ``deepxde``               DeepXDE's vanilla PINN (PyTorch backend) on the same geometry
+``clif``                  PISNN (Zhang & Wang, arXiv 2511.21784): the conservative spiking
+                          solver, C-LIF interface neurons moving integer flux quanta
 ========================  =================================================================
+
+The network methods share each problem's base config; ``clif`` is a different model (a
+learned flux operator rolled out in time, not a coordinate network), so its cells run the
+problem's own ``model = "clif"`` example: problem 2 (1D heat) and PISNN's 2D Laplace and
+3D diffusion problems (7, 8), which only it runs.
 
 A cell that a method cannot run is recorded as ``n/a`` with the reason; a cell whose
 optional dependency is missing as ``skipped``. Each problem's cells run in one worker
@@ -63,9 +70,12 @@ class Problem:
     title: str
     example: str
     reference: str  # what rel_l2 is measured against
-    steps: int  # full-run Adam steps (every method)
+    steps: int  # full-run Adam steps (every network method)
     overrides: dict = field(default_factory=dict)  # full-run changes to the example
     quick: dict = field(default_factory=dict)  # --quick changes (tiny mesh, few steps)
+    methods: tuple[str, ...] = ()  # the cells of this problem (default: every network method)
+    clif: str | None = None  # the `model = "clif"` example of the clif cell
+    clif_quick: dict = field(default_factory=dict)  # --quick changes of the clif example
 
     @property
     def space_time(self) -> bool:
@@ -77,8 +87,13 @@ class Problem:
 
         return load_toml(EXAMPLES / self.example)
 
+    def cells(self) -> tuple[str, ...]:
+        """The methods benchmarked on this problem, in table order."""
+        return self.methods or NETWORK_METHODS + (("clif",) if self.clif else ())
+
 
 _QUICK_NET = {"hidden": [32, 32], "fourier_features": None}
+_QUICK_CLIF = {"training": {"log_every": 10}}
 _QUICK_ST = {"mesh": {"size": 0.05}, "problem": {"time": {"dt": 0.02},
                                                 "output": {"points": 21, "times": 21}},
              "network": _QUICK_NET}
@@ -87,8 +102,9 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in (
     Problem("burgers1d", 1, "1D viscous Burgers (space-time)", "burgers1d-vsn-sp.toml",
             "FEM P2 (Newton, backward Euler) on the 61×61 (x, t) grid", 1500, {}, _QUICK_ST),
     Problem("heat1d", 2, "1D heat with source (space-time)", "heat1d-vsn-sp.toml",
-            "FEM P2 (Crank–Nicolson) on the 61×61 (x, t) grid; analytic solution known",
-            1500, {}, _QUICK_ST),
+            "FEM P2 (Crank–Nicolson) on the 61×61 (x, t) grid; analytic solution known "
+            "(clif: the analytic solution, cell averages, trained on t ≤ 0.2, rolled out to 1)",
+            1500, {}, _QUICK_ST, clif="heat1d-clif.toml", clif_quick=_QUICK_CLIF),
     Problem("poisson2d", 3, "2D Poisson, tanh layer (manufactured)", "bench-poisson2d-tanh.toml",
             "FEM P1 at the nodes (mesh size 0.04)", 2500, {},
             {"mesh": {"size": 0.2}, "network": _QUICK_NET}),
@@ -101,6 +117,14 @@ PROBLEMS: dict[str, Problem] = {p.name: p for p in (
     Problem("rve", 6, "3D elastic RVE, 8 spherical inclusions (uniaxial strain)",
             "bench-rve-elasticity.toml", "FEM P1 displacement at the nodes (mesh size 0.12)",
             1500, {}, {"mesh": {"size": 0.3, "n": 2}, "network": _QUICK_NET}),
+    Problem("laplace2d", 7, "2D Laplace, u = sin πx on the top edge (PISNN, steady)",
+            "laplace2d-clif.toml", "exact sin(πx) sinh(πy)/sinh(π), cell averages; steady "
+            "state by relaxation", 150, methods=("clif",), clif="laplace2d-clif.toml",
+            clif_quick={**_QUICK_CLIF, "mesh": {"n": [16, 16]}}),
+    Problem("diffusion3d", 8, "3D diffusion, cube minus 4 spheres (PISNN, transient)",
+            "diffusion3d-clif.toml", "FEM P1 heat (Crank–Nicolson), cell averages, to t = 0.2",
+            40, methods=("clif",), clif="diffusion3d-clif.toml",
+            clif_quick={**_QUICK_CLIF, "mesh": {"size": 0.3}}),
 )}
 
 
@@ -120,7 +144,9 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("vsn-galerkin", "VSN + galerkin (ours)", "vsn"),
     Method("ann2snn", "ANN→SNN conversion (IF, T=32)", "if"),
     Method("deepxde", "DeepXDE vanilla PINN", "ann"),
+    Method("clif", "PISNN (C-LIF + CFQ)", "clif"),
 )}
+NETWORK_METHODS = tuple(m for m in METHODS if m != "clif")
 
 _VSN_KEYS = ("num_steps", "threshold", "beta", "learn_beta", "learn_threshold", "surrogate",
              "slope", "reset", "detach_reset")
@@ -160,6 +186,11 @@ def method_config(problem: Problem, method: str, quick: bool = False,
                   steps: int | None = None) -> dict:
     """The run config of one cell (raises NotApplicable with the reason); `steps`
     overrides the problem's budget."""
+    if method == "clif":
+        return _clif_config(problem, quick, steps)
+    if method not in problem.cells():
+        raise NotApplicable(f"problem {problem.name} is a C-LIF (PISNN) problem: its reference "
+                            "set-up exists as a model = \"clif\" example only")
     doc = merge(problem.base(), problem.overrides)
     budget = problem.steps
     if quick:
@@ -178,8 +209,9 @@ def method_config(problem: Problem, method: str, quick: bool = False,
         doc["boundary"] = soft
     elif method in ("ann-sp", "vsn-sp"):
         if elastic:
-            raise NotApplicable("the trainer's sp residual is scalar-only (elasticity trains "
-                                "with galerkin)")
+            raise NotApplicable("the trainer's sp residual is the scalar strong form; a strong-"
+                                "form SP residual of piecewise elasticity needs interface "
+                                "traction conditions (elasticity trains with galerkin)")
         if method == "ann-sp":
             doc["network"] = _ann_network(net, "tanh")
         doc["residual"] = _sp_residual(doc)
@@ -211,6 +243,22 @@ def method_config(problem: Problem, method: str, quick: bool = False,
     doc["training"] = merge(doc.get("training", {}), {
         "steps": steps, "lbfgs_steps": 0, "progress": False, "log_every": log_every,
         "checkpoint_every": steps, "keep_checkpoints": 1})
+    return doc
+
+
+def _clif_config(problem: Problem, quick: bool, steps: int | None) -> dict:
+    """The clif cell's config: the problem's C-LIF example with the bench's budget."""
+    from fem.config import load_toml
+
+    if problem.clif is None:
+        raise NotApplicable("the C-LIF solver (PISNN) here covers heat and Laplace on grids or "
+                            "meshes; this problem has no clif example")
+    doc = load_toml(EXAMPLES / problem.clif)
+    if quick:
+        doc = merge(doc, problem.clif_quick)
+    budget = steps or (QUICK_STEPS if quick else int(doc.get("training", {}).get("steps", 300)))
+    doc["training"] = merge(doc.get("training", {}), {
+        "steps": budget, "progress": False, "checkpoint_every": budget, "keep_checkpoints": 1})
     return doc
 
 
@@ -399,6 +447,8 @@ def run_cell(problem: Problem, method: str, quick: bool, workdir: Path, comm,
         from . import bench_peers
 
         return {**record, **bench_peers.run_deepxde(problem, doc, workdir, comm)}
+    if method == "clif":
+        return {**record, **_run_clif(doc, workdir / problem.name / f"clif-n{comm.size}", comm)}
     import torch
 
     from .config import parse_run_config
@@ -456,6 +506,41 @@ def run_cell(problem: Problem, method: str, quick: bool, workdir: Path, comm,
     return record
 
 
+def _run_clif(doc: dict, run_dir: Path, comm) -> dict:
+    """Train and roll out one C-LIF cell; its error, drift, spikes and energy (collective)."""
+    from .clif import ROLLOUT, train_clif
+
+    reset_peak_memory()
+    t0 = time.perf_counter()
+    result = train_clif(doc, run_dir, comm, resume=False)
+    total = time.perf_counter() - t0
+    ev = json.loads((run_dir / ROLLOUT).read_text())["summary"] if comm.rank == 0 else None
+    ev = comm.bcast(ev, root=0)
+    records = _read_metrics(run_dir) if comm.rank == 0 else []
+    mem = comm.allgather(peak_memory_mb())
+    spikes, energy = ev["spikes_per_step"], ev["energy"]
+    return {
+        "rel_l2": ev["rel_l2"], "rel_l2_max": ev["rel_l2_max"], "steps": result.step,
+        "train_s": result.wall_s, "setup_s": total - result.wall_s,
+        "epochs_per_s": result.step / result.wall_s,
+        # activity of a C-LIF solver: interface neurons that fire, per rollout step
+        "activity": {"mean": ev["activity"], "layers": {"interfaces": ev["activity"]}},
+        "energy_ratio": energy["ratio"], "energy_baseline": "float FV update, same flux net",
+        "energy_pj": {"float_fv": energy["float_fv_pj"], "snn": energy["spiking_pj"]},
+        "mass_drift": ev["mass_drift"], "mass_drift_max": ev["mass_drift_max"],
+        "total_quanta": ev["total_quanta"], "boundary_quanta": ev["boundary_quanta"],
+        "source_quanta": ev["source_quanta"], "spikes_per_step": spikes,
+        "rollout_steps": ev["rollout_steps"], "t_end": ev["t_end"],
+        "steady": doc["problem"]["type"] == "poisson",  # rolled out as a relaxation
+        "residual": "cfq", "boundary": "rollout",
+        "history": [{"step": r["step"], "rel_l2": r.get("rel_l2"), "wall_s": r["wall_s"]}
+                    for r in records],
+        "time_to": {f"{t:g}": (time_to(records, t) if comm.rank == 0 else None) for t in TARGETS},
+        "time_to_note": "rollout error, logged at the end (clif.evaluate_every = 0)",
+        "peak_mem_mb": max(mem), "peak_mem_mb_per_rank": mem,
+    }
+
+
 # ---- the worker (one process, or one mpiexec job, per problem) ---------------------
 def worker(argv: list[str]) -> int:
     """`python -m coupling.bench worker`: run cells of one problem, append JSON lines."""
@@ -505,7 +590,7 @@ class Options:
 
 def select(only: list[str]) -> list[tuple[str, str]]:
     """(problem, method) cells matching --only (problem, method or problem/method names)."""
-    cells = [(p, m) for p in PROBLEMS for m in METHODS]
+    cells = [(p, m) for p in PROBLEMS for m in PROBLEMS[p].cells()]
     if not only:
         return cells
     keep = set()
@@ -523,7 +608,11 @@ def select(only: list[str]) -> list[tuple[str, str]]:
             raise BenchError(f"--only {name!r}: unknown problem {pn!r}")
         if mn is not None and mn not in METHODS:
             raise BenchError(f"--only {name!r}: unknown method {mn!r}")
-        keep |= {(p, m) for p, m in cells if (pn in (None, p)) and (mn in (None, m))}
+        hit = {(p, m) for p, m in cells if (pn in (None, p)) and (mn in (None, m))}
+        if not hit:
+            raise BenchError(f"--only {name!r}: problem {pn!r} has no cell {mn!r} (its methods: "
+                             f"{', '.join(PROBLEMS[pn].cells())})")
+        keep |= hit
     return [c for c in cells if c in keep]
 
 
@@ -593,11 +682,7 @@ def run(opts: Options) -> dict:
     doc = {"command": opts.command, "quick": opts.quick, "started": started.isoformat(),
            "total_s": time.perf_counter() - t_start, "git": git_info(), "machine": machine(),
            "targets": {"time_to": list(TARGETS), "conversion_T": CONVERSION_T},
-           "problems": {p.name: {"number": p.number, "title": p.title, "example":
-                                 f"examples/{p.example}", "reference": p.reference,
-                                 "steps": opts.steps or (QUICK_STEPS if opts.quick
-                                                         else p.steps)}
-                        for p in PROBLEMS.values()},
+           "problems": {p.name: _problem_doc(p, opts) for p in PROBLEMS.values()},
            "records": [r for r in records if r["ranks"] == 1],
            "scaling": scaling(records)}
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -606,6 +691,18 @@ def run(opts: Options) -> dict:
     json_path.write_text(json.dumps(doc, indent=1) + "\n")
     md_path.write_text(markdown(doc))
     doc["paths"] = [str(json_path), str(md_path)]
+    return doc
+
+
+def _problem_doc(p: Problem, opts: Options) -> dict:
+    """What the results say about one problem: config, reference, methods, budgets."""
+    doc = {"number": p.number, "title": p.title, "example": f"examples/{p.example}",
+           "reference": p.reference, "methods": list(p.cells())}
+    if any(m != "clif" for m in p.cells()):
+        doc["steps"] = opts.steps or (QUICK_STEPS if opts.quick else p.steps)
+    if p.clif:
+        doc["clif_example"] = f"examples/{p.clif}"
+        doc["clif_steps"] = _clif_config(p, opts.quick, opts.steps)["training"]["steps"]
     return doc
 
 
@@ -705,8 +802,9 @@ def cell_row(r: dict) -> str:
     layers = " / ".join(f"{100 * v:.0f}" for v in act["layers"].values()) if act else "–"
     tt = r.get("time_to", {})
     stress = _pct(r.get("stress_rel")) if "stress_rel" in r else "–"
+    energy = _num(r.get("energy_ratio")) + (" (vs float FV)" if "energy_baseline" in r else "")
     return (head + f"| {_pct(r['rel_l2'])} | {stress} | {mean} | {layers} | "
-            f"{_num(r.get('energy_ratio'))} | {r['train_s']:.1f} s | "
+            f"{energy} | {r['train_s']:.1f} s | "
             f"{_secs(tt.get('0.05'))} | {_secs(tt.get('0.01'))} | "
             f"{r['peak_mem_mb']:.0f} MiB | {r['ranks']} |")
 
@@ -734,8 +832,12 @@ def markdown(doc: dict) -> str:
     lines += [cell_row(r) for r in doc["records"]]
     lines += ["", "## Problems", ""]
     for name, p in doc["problems"].items():
+        budget = [f"{p['steps']} Adam steps per network method"] if "steps" in p else []
+        if "clif_example" in p:
+            budget.append(f"clif: `{p['clif_example']}`, {p['clif_steps']} Adam steps on "
+                          "rollout windows")
         lines.append(f"{p['number']}. **{name}**: {p['title']} (`{p['example']}`; reference: "
-                     f"{p['reference']}; {p['steps']} Adam steps per method)")
+                     f"{p['reference']}; {'; '.join(budget)})")
     conv = [r for r in doc["records"] if r["method"] == "ann2snn" and r["status"] == "ok"]
     if conv:
         lines += ["", "## ANN→SNN conversion: error vs time steps T", "",
@@ -746,6 +848,28 @@ def markdown(doc: dict) -> str:
                                f"{r['conversion'][str(t)]['energy_ratio']:.2f})"
                                for t in CONVERSION_STEPS)
             lines.append(f"| {r['problem']} | {_pct(r['ann_rel_l2'])} | {cells} |")
+    clif = [r for r in doc["records"] if r["method"] == "clif" and r["status"] == "ok"]
+    if clif:
+        lines += ["", "## PISNN (C-LIF + CFQ): conservation, spikes and energy per step", "",
+                  "Integer rollout from t = 0 with the trained flux network (steady problems: "
+                  "relaxation in pseudo-time). Mass drift = Σ quanta − initial − boundary − "
+                  "source quanta, final and max |·| over the rollout; spikes and energy are "
+                  "means per rollout step; energy compares the spiking update with a float "
+                  "finite-volume update of the same flux network (45 nm prices).", "",
+                  "| problem | rel. L2 (end) | max over rollout | mass drift (quanta) | "
+                  "max drift | total quanta | quanta moved / step | neurons fired / step | "
+                  "energy / step: spiking vs float FV | rollout steps | train |",
+                  "|" + "---|" * 11]
+        for r in clif:
+            sp, e = r["spikes_per_step"], r["energy_pj"]
+            lines.append(
+                f"| {r['number']} {r['problem']} | {_pct(r['rel_l2'])} | "
+                f"{'– (relaxation from 0)' if r.get('steady') else _pct(r['rel_l2_max'])}"
+                f" | {r['mass_drift']} | {r['mass_drift_max']} | {r['total_quanta']} | "
+                f"{sp['quanta_moved_mean']:.4g} (max {sp['quanta_moved_max']}) | "
+                f"{sp['neurons_fired_mean']:.4g} of {sp['neurons']} | {e['snn']:.4g} vs "
+                f"{e['float_fv']:.4g} pJ ({r['energy_ratio']:.3g}×) | {r['rollout_steps']} | "
+                f"{r['train_s']:.1f} s |")
     young = [r for r in doc["records"] if "young" in r]
     if young:
         hs = young[0]["young"]["hashin_shtrikman"]

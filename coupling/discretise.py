@@ -29,6 +29,7 @@ from .residuals import (
     NeumannTerm,
     Residual,
     SoftDirichlet,
+    SparseOperator,
     SPResidual,
 )
 
@@ -138,8 +139,8 @@ def discretise(cfg: RunConfig, dmesh: DistributedMesh, dtype: torch.dtype, ref=N
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
 
     if kind == "galerkin":
-        residual = GalerkinEnergy(ops.K.to(dtype), ops.b.to(dtype), boundary, t(x_all),
-                                  layout.n_owned)
+        residual = GalerkinEnergy(SparseOperator(ops.K.to(dtype)), ops.b.to(dtype), boundary,
+                                  t(x_all), layout.n_owned)
     elif kind == "sp":
         residual = _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t)
     else:
@@ -229,24 +230,28 @@ def _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t) -> SPResidual:
     free = np.ones(n_owned, bool)
     free[ops.dirichlet_dofs[ops.dirichlet_dofs < n_owned]] = False
     centres = np.flatnonzero(free)
-    if r.neighbours == "mesh":
-        cells = problem.V.dofmap.list
-        offsets = np.arange(0, cells.size + 1, cells.shape[1], dtype=np.int64)
-        graph = sp.cell_vertex_adjacency(offsets, cells.reshape(-1), len(x))
-        source = sp.MeshAdjacency(graph, rings=r.rings)
-    elif r.neighbours == "knn":
-        source = sp.KNearest(r.k)
-    else:
-        source = sp.Radius(r.radius)
-    op = sp.build_sp_operator(x, source, centres, second_order=True, order=r.order)
+    op = sp.build_sp_operator(x, _sp_source(r, problem, len(x)), centres, second_order=True,
+                              order=r.order)
     lap = op.laplacian_matrix()  # rows: the centres
     k = _node_coefficient(problem, ops)[centres]
     f = (cfg.problem.source[0].numpy()(layout.coordinates[centres].T) if cfg.problem.source
          else np.zeros(len(centres)))
     soft = _soft_dirichlet(cfg, dmesh, t) if cfg.boundary.mode == "soft" else None
-    return SPResidual(sp.to_torch_csr(lap, dtype=t(np.zeros(0)).dtype),
+    return SPResidual(SparseOperator(sp.to_torch_csr(lap, dtype=t(np.zeros(0)).dtype)),
                       torch.as_tensor(centres, dtype=torch.int64), t(k),
                       cfg.problem.kappa**2, t(f), t(lumped[centres]), boundary, t(x), soft)
+
+
+def _sp_source(r, problem, n_points: int):
+    """The neighbour source of the sp residual: mesh rings, k nearest or a radius."""
+    if r.neighbours == "mesh":
+        cells = problem.V.dofmap.list  # cell → node (block) indices
+        offsets = np.arange(0, cells.size + 1, cells.shape[1], dtype=np.int64)
+        graph = sp.cell_vertex_adjacency(offsets, cells.reshape(-1), n_points)
+        return sp.MeshAdjacency(graph, rings=r.rings)
+    if r.neighbours == "knn":
+        return sp.KNearest(r.k)
+    return sp.Radius(r.radius)
 
 
 def _phase_values(coefficients, names: dict[str, int], tags: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from fem.errors import ConfigError
 
 from . import sp
 from .config import RunConfig
-from .residuals import _spmv
+from .residuals import SparseOperator, _spmv
 
 
 def _trapezoid(n: int, h: float) -> np.ndarray:
@@ -44,9 +44,9 @@ class SpaceTimeResidual:
     kind: str  # heat | burgers
     x_support: torch.Tensor  # (n_s, 2) points where the network is evaluated (sp)
     rows: torch.Tensor  # (n_c,) position of each residual point within the support
-    d_t: torch.Tensor | None  # sparse (n_c, n_s) SP operators (sp) or None (autograd)
-    d_x: torch.Tensor | None
-    d_xx: torch.Tensor | None
+    d_t: SparseOperator | None  # (n_c, n_s) SP operators (sp) or None (autograd)
+    d_x: SparseOperator | None
+    d_xx: SparseOperator | None
     coefficient: float  # k (heat) or ν (Burgers)
     f: torch.Tensor  # (n_c,)
     w: torch.Tensor  # (n_c,) Δx·Δt weights
@@ -163,7 +163,7 @@ def discretise_space_time(cfg: RunConfig, dmesh, ref, dtype: torch.dtype, comm
     lo, hi = [float(xs[0]), float(ts[0])], [float(xs[-1]), float(ts[-1])]
     if cfg.residual.kind == "sp":
         support, rows, ops = _sp_operators(X, centres, cfg.residual, lo, hi)
-        d_t, d_x, d_xx = (sp.to_torch_csr(m, dtype=dtype) for m in ops)
+        d_t, d_x, d_xx = (SparseOperator(sp.to_torch_csr(m, dtype=dtype)) for m in ops)
         x_support = t(X[support])
     else:
         d_t = d_x = d_xx = None

@@ -27,14 +27,18 @@ def _neurofem(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 # ---- configs ------------------------------------------------------------------------
-@pytest.mark.parametrize("problem", list(PROBLEMS))
+NETWORK_PROBLEMS = [p for p in PROBLEMS if "clif" not in PROBLEMS[p].cells()
+                    or len(PROBLEMS[p].cells()) > 1]
+
+
+@pytest.mark.parametrize("problem", NETWORK_PROBLEMS)
 def test_methods_share_shape_budget_and_points(problem):
     """Every applicable method of a problem: same hidden widths, mesh, steps; valid config."""
     from coupling.config import parse_run_config
 
     p = PROBLEMS[problem]
     docs = {}
-    for m in METHODS:
+    for m in bench.NETWORK_METHODS:
         try:
             docs[m] = bench.method_config(p, m)
         except NotApplicable as exc:
@@ -51,6 +55,27 @@ def test_methods_share_shape_budget_and_points(problem):
         assert d["training"]["lbfgs_steps"] == 0
     if "ann2snn" in docs:
         assert docs["ann2snn"]["network"]["activation"] == "relu"
+
+
+@pytest.mark.parametrize("problem", [p for p in PROBLEMS if "clif" in PROBLEMS[p].cells()])
+def test_clif_cells_run_the_problems_clif_example(problem):
+    """The clif cell is the problem's `model = "clif"` example with the bench's budget."""
+    from coupling.clif import parse_clif_config
+    from fem.config import load_toml
+
+    p = PROBLEMS[problem]
+    own = load_toml(bench.EXAMPLES / p.clif)
+    for quick in (False, True):
+        doc = bench.method_config(p, "clif", quick=quick)
+        assert doc["model"] == "clif" and doc["problem"] == own["problem"]
+        cfg = parse_clif_config(doc)  # the C-LIF trainer accepts it
+        assert cfg.training.steps == (bench.QUICK_STEPS if quick else own["training"]["steps"])
+    assert bench.method_config(p, "clif", steps=7)["training"]["steps"] == 7
+    with pytest.raises(NotApplicable, match="clif"):
+        bench.method_config(PROBLEMS["rve"], "clif")
+    if p.cells() == ("clif",):
+        with pytest.raises(NotApplicable, match="C-LIF"):
+            bench.method_config(p, "vsn-galerkin")
 
 
 def test_not_applicable_cells_are_the_documented_ones():
@@ -88,7 +113,12 @@ def test_time_to_is_the_first_logged_crossing(errors, target):
 
 
 def test_select_and_bad_only():
-    assert len(bench.select([])) == len(PROBLEMS) * len(METHODS)
+    assert len(bench.select([])) == sum(len(p.cells()) for p in PROBLEMS.values())
+    assert {m for _, m in bench.select([])} == set(METHODS)
+    assert bench.select(["clif"]) == [("heat1d", "clif"), ("laplace2d", "clif"),
+                                      ("diffusion3d", "clif")]
+    with pytest.raises(bench.BenchError, match="laplace2d.*no cell 'ann-sp'"):
+        bench.select(["laplace2d/ann-sp"])
     assert bench.select(["lshape/vsn-galerkin"]) == [("lshape", "vsn-galerkin")]
     assert {m for _, m in bench.select(["deepxde"])} == {"deepxde"}
     with pytest.raises(bench.BenchError, match="poison"):
@@ -137,7 +167,7 @@ def quick_run(tmp_path_factory):
 def test_quick_runs_every_cell(quick_run):
     doc, _ = quick_run
     cells = {(r["problem"], r["method"]): r for r in doc["records"]}
-    assert set(cells) == {(p, m) for p in PROBLEMS for m in METHODS}
+    assert set(cells) == {(p, m) for p in PROBLEMS for m in PROBLEMS[p].cells()}
     for (p, m), r in cells.items():
         assert r["status"] in ("ok", "n/a", "skipped"), (p, m, r.get("reason"))
         if r["status"] != "ok":
@@ -147,7 +177,13 @@ def test_quick_runs_every_cell(quick_run):
             assert key in r, (p, m, key)
         assert r["ranks"] == 1 and r["steps"] == bench.QUICK_STEPS
         assert 0 <= r["rel_l2"] < math.inf and r["train_s"] > 0 and r["peak_mem_mb"] > 0
-        if METHODS[m].neuron == "ann":
+        if m == "clif":  # conserved exactly, spikes and energy per step recorded
+            assert r["mass_drift"] == 0 and r["mass_drift_max"] == 0
+            sp = r["spikes_per_step"]
+            assert 0 < sp["neurons_fired_mean"] <= sp["neurons"]
+            assert 0 < r["activity"]["mean"] <= 1 and r["energy_ratio"] > 0
+            assert r["energy_pj"]["snn"] > 0 and r["rollout_steps"] > 0
+        elif METHODS[m].neuron == "ann":
             assert r["activity"] is None and r["energy_ratio"] == 1.0
         else:
             act = r["activity"]
@@ -171,6 +207,13 @@ def test_quick_markdown_matches_json(quick_run):
         if r["status"] == "ok":
             assert f"{100 * r['rel_l2']:.2f}%" in row and f"{r['train_s']:.1f} s" in row
     assert doc["command"] in md and doc["git"]["commit"] in md
+    pisnn = md.split("## PISNN", 1)[1].split("\n## ", 1)[0]
+    for r in doc["records"]:
+        if r["method"] == "clif":
+            sp = r["spikes_per_step"]
+            row = next(ln for ln in pisnn.splitlines() if ln.startswith(
+                f"| {r['number']} {r['problem']} |"))
+            assert f"| {r['mass_drift']} |" in row and f"of {sp['neurons']}" in row
 
 
 def test_quick_scaling_rows(quick_run):

@@ -247,3 +247,28 @@ def test_bad_inputs_raise_one_line_errors():
         KNearest(0)
     with pytest.raises(SPError, match="order must be"):
         build_sp_operator(np.random.rand(10, 2), KNearest(3), order=3)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 3), st.integers(0, 10**6))
+def test_sparse_operator_product_and_gradient_match_torch(n, m, c, seed):
+    """SparseOperator (stored transpose) gives torch's CSR product and its exact gradient."""
+    from coupling.residuals import SparseOperator
+
+    rng = np.random.default_rng(seed)
+    A = sps.random(n, m, density=0.3, random_state=rng, format="csr")
+    At = torch.sparse_csr_tensor(torch.as_tensor(A.indptr, dtype=torch.int64),
+                                 torch.as_tensor(A.indices, dtype=torch.int64),
+                                 torch.as_tensor(A.data), size=A.shape, dtype=torch.float64)
+    op = SparseOperator(At)
+    for shape in ((m,), (m, c)):
+        u = torch.tensor(rng.standard_normal(shape), requires_grad=True)
+        g = torch.as_tensor(rng.standard_normal((n,) + shape[1:]))
+        y = op @ u
+        assert y.shape == (n,) + shape[1:]
+        assert torch.allclose(y, torch.as_tensor(A @ u.detach().numpy()), atol=1e-12)
+        (grad,) = torch.autograd.grad((y * g).sum(), u)
+        assert torch.allclose(grad, torch.as_tensor(A.T @ g.numpy()), atol=1e-12)
+    rows = torch.as_tensor(sorted(rng.choice(n, size=max(1, n // 2), replace=False)))
+    u = torch.as_tensor(rng.standard_normal(m))
+    assert torch.allclose(op.rows(rows) @ u, (op @ u)[rows], atol=1e-12)
