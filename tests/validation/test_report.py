@@ -4,6 +4,7 @@ well-formed HTML."""
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -160,3 +161,36 @@ def test_demo_under_mpi(tmp_path):
     assert s["conservation"]["fem"]["force_relative"] < 1e-8
     assert s["conservation"]["fem"]["traction_jump"]["unmatched_facets"] == 0
     assert Path(out / "report.html").exists()
+
+
+@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser",
+                                                       "google-chrome")),
+                    reason="no Chromium here (apt-get install -y chromium)")
+def test_report_opens_in_headless_chromium(demo):
+    """scripts/check-report-chromium.sh: no console error, images load, tables render."""
+    out, _ = demo
+    script = Path(__file__).resolve().parents[2] / "scripts" / "check-report-chromium.sh"
+    proc = subprocess.run(["bash", str(script), str(out / "report.html")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "loads without errors" in proc.stdout
+
+
+def test_record_demo_tables_hold_the_summary_numbers(demo, tmp_path):
+    """benchmarks/record_demo.py: targets checked and every figure read from summary.json."""
+    out, _ = demo
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "record_demo.py"
+    proc = subprocess.run([sys.executable, str(script), str(out), str(out), "--out",
+                           str(tmp_path), "--command", "neurofem demo --quick"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((out / "summary.json").read_text())
+    doc = json.loads((tmp_path / "demo-rve-elasticity.json").read_text())
+    md = (tmp_path / "demo-rve-elasticity.md").read_text()
+    assert doc["met"]["mean_activity"] == (s["mean_activity"] < 0.6)
+    assert f"| stress_rel_l2 | {s['stress_rel_l2']:.4g} | < 0.15 |" in md
+    assert doc["variants"][0]["changes"] == {}  # the demo against itself differs nowhere
+    assert f"{100 * s['displacement_rel_l2']:.2f}%" in md
+    bad = subprocess.run([sys.executable, str(script), str(tmp_path / "nothing")],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "summary.json not found" in bad.stderr.strip().splitlines()[-1]
