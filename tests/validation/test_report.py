@@ -142,6 +142,9 @@ def test_report_command_reruns_on_an_existing_run(demo):
     # the same checkpoint gives the same numbers (deterministic evaluation)
     assert after["displacement_rel_l2"] == pytest.approx(before["displacement_rel_l2"], rel=1e-9)
     assert after["command"] == before["command"]
+    # the demo's end-to-end wall time of this training is kept, not lost
+    assert after["wall_s"] == before["wall_s"]
+    assert after["timings"]["total_s"] == before["timings"]["total_s"]
 
 
 def test_report_refuses_a_folder_that_is_no_run(tmp_path):
