@@ -80,13 +80,6 @@ class _SpMV(torch.autograd.Function):
         return None, None, torch.sparse.mm(ctx.At, g.contiguous())
 
 
-def _spmv(A: SparseOperator | torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Sparse (n, m) times a vector (m,) → (n,), differentiable in u."""
-    if isinstance(A, SparseOperator):
-        return A @ u
-    return torch.sparse.mm(A, u.unsqueeze(1)).squeeze(1)
-
-
 @dataclass
 class GalerkinEnergy:
     """Discrete energy ½ uᵀKu − bᵀu of the network's FE coefficients (owned rows)."""
@@ -104,7 +97,7 @@ class GalerkinEnergy:
     def loss(self, net, batch=None):
         u = self.coefficients(net)
         uo = u[: self.n_owned]
-        energy = 0.5 * torch.dot(uo, _spmv(self.K, u)) - torch.dot(self.b, uo)
+        energy = 0.5 * torch.dot(uo, self.K @ u) - torch.dot(self.b, uo)
         return energy, {"energy": energy}
 
     def batch_size(self) -> int:
@@ -136,7 +129,7 @@ class SPResidual:
             lap = lap.rows(batch)
             k, f, uc = k[batch], f[batch], uc[batch]
             w = w[batch] * (len(self.w) / len(batch))
-        r = -k * _spmv(lap, u) + self.kappa2 * uc - f
+        r = -k * (lap @ u) + self.kappa2 * uc - f
         pde = torch.sum(w * r * r)
         terms = {"pde": pde}
         if self.soft is not None:

@@ -28,7 +28,7 @@ from fem.errors import ConfigError
 
 from . import sp
 from .config import RunConfig
-from .residuals import SparseOperator, _spmv
+from .residuals import SparseOperator
 
 
 def _trapezoid(n: int, h: float) -> np.ndarray:
@@ -65,7 +65,7 @@ class SpaceTimeResidual:
             uc = u
         else:
             us = net(self.x_support).reshape(-1)
-            u_t, u_x, u_xx = _spmv(self.d_t, us), _spmv(self.d_x, us), _spmv(self.d_xx, us)
+            u_t, u_x, u_xx = self.d_t @ us, self.d_x @ us, self.d_xx @ us
             uc = us[self.rows]
         if self.kind == "heat":
             r = u_t - self.coefficient * u_xx - self.f

@@ -27,8 +27,7 @@ def _neurofem(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 # ---- configs ------------------------------------------------------------------------
-NETWORK_PROBLEMS = [p for p in PROBLEMS if "clif" not in PROBLEMS[p].cells()
-                    or len(PROBLEMS[p].cells()) > 1]
+NETWORK_PROBLEMS = [p for p in PROBLEMS if set(PROBLEMS[p].cells()) != {"clif"}]
 
 
 @pytest.mark.parametrize("problem", NETWORK_PROBLEMS)
