@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import meshes
-from coupling.clif import parse_clif_config, train_clif
+from coupling.clif import train_clif
+from coupling.clif_config import parse_clif_config
 from fem.config import load_toml
 from fem.errors import ConfigError
 from fem.volumes import finite_volumes
