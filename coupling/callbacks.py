@@ -1,0 +1,128 @@
+"""What happens around :func:`coupling.fit`: metrics file, checkpoints/resume, progress bar.
+
+A run directory (``neurofem train``, or a script passing these to ``fit``) holds
+``metrics.jsonl`` (one JSON record per logging step, written by :class:`MetricsLog`) and
+``ckpt-*.pt`` + ``latest`` (:class:`Checkpoints`; atomic, weights-only loads). Rank 0
+alone writes; every rank takes part in a resume (each loads the same checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .checkpoint import CheckpointError, CheckpointManager, atomic_write, load_checkpoint
+from .fit import Callback, FitResult, FitState
+
+METRICS = "metrics.jsonl"
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict]:
+    """The records of a metrics.jsonl file (a torn last line — a killed writer — is skipped)."""
+    path = Path(path)
+    records = []
+    lines = path.read_text().splitlines() if path.exists() else []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:  # only the last line can be half-written
+                break
+            raise
+    return records
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the records up to `step` (a resumed run re-logs what came after), atomically."""
+    keep = [r for r in read_metrics(path) if r["step"] <= step]
+    atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in keep).encode()))
+
+
+class MetricsLog(Callback):
+    """Rank 0 appends each logging step's record to run_dir/metrics.jsonl."""
+
+    def __init__(self, run_dir: str | os.PathLike, resume: bool = False) -> None:
+        self.path = Path(run_dir) / METRICS
+        self.resume = resume
+
+    def on_start(self, state: FitState) -> None:
+        if state.comm.rank != 0:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.resume:  # records past the checkpoint belong to the lost part of the run
+            truncate_metrics(self.path, state.step)
+        else:  # a fresh run starts a fresh log
+            atomic_write(self.path, lambda f: None)
+
+    def on_log(self, state: FitState, record: dict) -> None:
+        if state.comm.rank == 0:
+            with open(self.path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+
+class Checkpoints(Callback):
+    """Checkpoint every `every` steps, at the end and on a signal; resume from the latest.
+
+    Put it *before* :class:`MetricsLog` in the callback list when resuming, so the metrics
+    are truncated at the restored step.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, config_hash: str, *, keep: int = 3,
+                 resume: bool = False) -> None:
+        self.run_dir, self.hash, self.keep, self.resume = Path(run_dir), config_hash, keep, resume
+
+    def on_start(self, state: FitState) -> None:
+        self.manager = CheckpointManager(self.run_dir, self.hash, keep=self.keep,
+                                         comm=state.comm)
+        if not self.resume:
+            return
+        found = self.manager.latest()
+        if found is None:
+            raise CheckpointError(f"{self.run_dir}: no checkpoint to resume from")
+        payload = load_checkpoint(found[0], self.hash, model=state.net,
+                                  optimizer=state.optimizer, scheduler=state.scheduler)
+        state.step = state.last_checkpoint = int(payload["step"])
+        state.wall_offset = float(payload.get("metadata", {}).get("wall_s", 0.0))
+
+    def on_checkpoint(self, state: FitState, stopped: bool) -> None:
+        self.manager.save(state.step, model=state.net, optimizer=state.optimizer,
+                          scheduler=state.scheduler, metadata={"wall_s": state.wall_s})
+        state.comm.barrier()
+        state.last_checkpoint = state.step
+
+
+class Progress(Callback):
+    """A tqdm bar on rank 0 with the latest loss, error and activity."""
+
+    def on_start(self, state: FitState) -> None:
+        self.bar = None
+        if state.comm.rank == 0:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=state.steps, initial=state.step, desc="train", unit="step",
+                            dynamic_ncols=True, mininterval=0.5)
+
+    def on_step(self, state: FitState, values: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def on_log(self, state: FitState, record: dict) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(postfix(record))
+
+    def on_end(self, state: FitState, result: FitResult) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def postfix(record: dict) -> str:
+    """A short loss / error / activity summary of a metrics record."""
+    parts = [f"loss={record['loss']:.4g}"]
+    if record.get("rel_l2") is not None:
+        parts.append(f"rel_l2={record['rel_l2']:.3g}")
+    if "activity" in record:
+        parts.append(f"act={record['activity']['mean']:.2f}")
+    return " ".join(parts)

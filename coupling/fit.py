@@ -1,0 +1,264 @@
+"""`fit`: the one training loop of neurofem, for every network and every residual.
+
+>>> result = fit(net, disc, steps=3000, lr=5e-3)                # doctest: +SKIP
+>>> result.measures["rel_l2"]                                   # doctest: +SKIP
+
+``disc`` is anything that gives this rank's part of a loss (:class:`Trainable`): a
+:func:`coupling.discretise` result, a space-time point set, or PISNN's rollout windows.
+Data-parallel under MPI: parameters start from rank 0's, each step sums the gradients of
+the per-rank losses in one flattened ``Allreduce`` and every rank takes the identical
+optimizer step, so ranks never drift apart. What happens around the loop — metrics
+files, checkpoints and resume, a progress bar — are :class:`Callback` objects
+(:mod:`coupling.callbacks`), so a script and ``neurofem train`` run the same loop.
+
+Guards: a non-finite loss stops the run with a one-line :class:`TrainingError` naming the
+step and the last good checkpoint; SIGTERM/SIGINT stop it at the next step boundary
+(the callbacks still write their final checkpoint and metrics record).
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+
+from .errors import TrainingError
+from .parallel import allreduce_gradients, allreduce_scalars, broadcast_state
+
+SCHEDULES = ("none", "cosine", "step")
+
+
+class Trainable(Protocol):
+    """What `fit` needs from a discretised problem (this rank's part of the loss)."""
+
+    comm: Any
+
+    def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """This rank's loss and its named terms; the global loss is their sum over ranks."""
+
+    def batch_size(self) -> int:
+        """Rows a mini-batch draws from on this rank (0: full batch only)."""
+
+
+@dataclass
+class FitState:
+    """The loop's state, handed to every callback."""
+
+    net: torch.nn.Module
+    disc: Any
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    steps: int
+    comm: Any
+    step: int = 0
+    wall_offset: float = 0.0  # seconds already spent before a resume
+    last_checkpoint: int | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def wall_s(self) -> float:
+        """Training wall time so far (a resumed run counts its earlier part)."""
+        return self.wall_offset + time.perf_counter() - self.started
+
+
+@dataclass
+class FitResult:
+    """What a finished (or signal-stopped) `fit` reports."""
+
+    step: int
+    loss: float
+    terms: dict[str, float]
+    measures: dict
+    wall_s: float
+    stopped_by_signal: bool = False
+
+
+class Callback:
+    """Hooks around the loop; subclass and override what you need (all no-ops here)."""
+
+    def on_start(self, state: FitState) -> None:
+        """Before the first step (a resume restores state here)."""
+
+    def on_step(self, state: FitState, values: dict[str, float]) -> None:
+        """After each optimizer step, with the global loss terms."""
+
+    def on_log(self, state: FitState, record: dict) -> None:
+        """At each logging step, with the metrics record."""
+
+    def on_checkpoint(self, state: FitState, stopped: bool) -> None:
+        """At each checkpoint step (every `checkpoint_every`, the last step, a stop)."""
+
+    def on_end(self, state: FitState, result: FitResult) -> None:
+        """After the last step (also after a signal stop)."""
+
+
+class _StopFlag:
+    """SIGTERM/SIGINT set a flag; the loop stops at the next step boundary."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.raised, self.enabled, self._old = False, enabled, {}
+
+    def __enter__(self) -> _StopFlag:
+        if self.enabled:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._old[sig] = signal.signal(sig, self._set)
+        return self
+
+    def _set(self, signum, frame) -> None:
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def make_scheduler(optimizer, schedule: str, steps: int, gamma: float, step_size: int):
+    """The learning-rate schedule by name (None for a constant rate)."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    if schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size, gamma=gamma)
+    if schedule != "none":
+        raise ValueError(f"schedule = {schedule!r}: expected one of {', '.join(SCHEDULES)}")
+    return None
+
+
+def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
+        schedule: str = "none", gamma: float = 0.5, step_size: int = 1000,
+        lbfgs_steps: int = 0, batch: int = 0, log_every: int = 50,
+        checkpoint_every: int | None = None, callbacks: Sequence[Callback] = (),
+        comm=None, progress: bool = False, handle_signals: bool = True) -> FitResult:
+    """Train `net` on `disc`'s loss with Adam (then optional L-BFGS), collectively over MPI."""
+    from .callbacks import Progress
+
+    comm = comm if comm is not None else disc.comm
+    callbacks = list(callbacks) + ([Progress()] if progress else [])
+    broadcast_state(net, comm)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    state = FitState(net, disc, optimizer, make_scheduler(optimizer, schedule, steps, gamma,
+                                                          step_size), steps, comm)
+    for cb in callbacks:
+        cb.on_start(state)
+    comm.barrier()
+    state.started = time.perf_counter()
+    loop = _Loop(state, callbacks, batch, log_every, checkpoint_every or steps)
+    with _StopFlag(handle_signals) as stop:
+        values, stopped = loop.run(stop)
+    if not stopped and lbfgs_steps:
+        values = loop.lbfgs(lbfgs_steps)
+        loop.log(values)
+        loop.checkpoint(False)
+    measures = loop.measure()
+    terms = {k: v for k, v in values.items() if k != "loss"}
+    result = FitResult(state.step, values.get("loss", math.nan), terms, measures,
+                       state.wall_s, stopped)
+    for cb in callbacks:
+        cb.on_end(state, result)
+    return result
+
+
+class _Loop:
+    """The steps of one `fit` call (kept apart so each piece stays small)."""
+
+    def __init__(self, state: FitState, callbacks: list[Callback], batch: int,
+                 log_every: int, checkpoint_every: int) -> None:
+        self.s, self.callbacks = state, callbacks
+        self.batch, self.log_every, self.checkpoint_every = batch, log_every, checkpoint_every
+
+    def _draw(self) -> torch.Tensor | None:
+        """This step's mini-batch rows (each rank draws from its own rows), or None."""
+        n = self.s.disc.batch_size() if self.batch else 0
+        if not self.batch or not n or self.batch >= n:
+            return None
+        return torch.randperm(n)[: self.batch]
+
+    def _global(self, loss, terms, extra: dict[str, float]) -> dict[str, float]:
+        local = {"loss": float(loss.detach()),
+                 **{k: float(v.detach()) for k, v in terms.items()}, **extra}
+        return allreduce_scalars(local, self.s.comm)  # one collective for all scalars
+
+    def step(self, stop: _StopFlag) -> tuple[dict[str, float], bool]:
+        """One optimizer step; the global loss terms and whether any rank was signalled."""
+        s = self.s
+        s.optimizer.zero_grad(set_to_none=True)
+        loss, terms = s.disc.loss(s.net, self._draw())
+        loss.backward()
+        allreduce_gradients(s.net, s.comm)
+        values = self._global(loss, terms, {"_stop": float(stop.raised)})
+        stopped = values.pop("_stop") > 0
+        if not all(math.isfinite(v) for v in values.values()):
+            raise TrainingError(self._nan_message(values))
+        s.optimizer.step()
+        if s.scheduler is not None:
+            s.scheduler.step()
+        s.step += 1
+        return values, stopped
+
+    def run(self, stop: _StopFlag) -> tuple[dict[str, float], bool]:
+        """Adam steps up to `steps` (or a signal); the last global loss terms."""
+        s, values, stopped = self.s, {}, False
+        while s.step < s.steps and not stopped:
+            values, stopped = self.step(stop)
+            for cb in self.callbacks:
+                cb.on_step(s, values)
+            last = s.step == s.steps or stopped
+            if s.step % self.log_every == 0 or last:
+                self.log(values)
+            if s.step % self.checkpoint_every == 0 or last:
+                self.checkpoint(stopped)
+        return values, stopped
+
+    def measure(self) -> dict:
+        """The discretisation's measures of the network (collective), if it has any."""
+        measure = getattr(self.s.disc, "measure", None)
+        return measure(self.s.net) if measure is not None else {}
+
+    def log(self, values: dict[str, float]) -> dict:
+        """Build the metrics record of this step and hand it to the callbacks."""
+        s = self.s
+        record = {"step": s.step, "loss": values["loss"],
+                  "terms": {k: v for k, v in values.items() if k != "loss"},
+                  "lr": s.optimizer.param_groups[0]["lr"], **self.measure(),
+                  "wall_s": s.wall_s, "ranks": s.comm.size}
+        for cb in self.callbacks:
+            cb.on_log(s, record)
+        return record
+
+    def checkpoint(self, stopped: bool) -> None:
+        for cb in self.callbacks:
+            cb.on_checkpoint(self.s, stopped)
+
+    def lbfgs(self, iterations: int) -> dict[str, float]:
+        """L-BFGS refinement (full batch); every rank runs the same line search."""
+        s = self.s
+        opt = torch.optim.LBFGS(s.net.parameters(), lr=1.0, max_iter=iterations,
+                                line_search_fn="strong_wolfe")
+        box: dict[str, float] = {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            loss, terms = s.disc.loss(s.net)
+            loss.backward()
+            allreduce_gradients(s.net, s.comm)
+            box.update(self._global(loss, terms, {}))
+            return torch.tensor(box["loss"], dtype=loss.dtype)
+
+        opt.step(closure)
+        s.step += iterations
+        if not all(math.isfinite(v) for v in box.values()):
+            raise TrainingError(self._nan_message(box))
+        return dict(box)
+
+    def _nan_message(self, values: dict) -> str:
+        bad = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v))
+        last = self.s.last_checkpoint
+        kept = (f"the last good checkpoint (step {last}) is kept" if last
+                else "no checkpoint had been written yet")
+        return (f"loss is not finite at step {self.s.step + 1} ({bad}); training stopped and "
+                f"{kept}; lower training.lr or check the problem data")
