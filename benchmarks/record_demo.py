@@ -1,6 +1,6 @@
 """Record a finished `neurofem demo` run in benchmarks/results/demo-rve-elasticity.{json,md}.
 
-    python benchmarks/record_demo.py DEMO_DIR [VARIANT_RUN_DIR ...] [--command "..."]
+    python -m benchmarks.record_demo DEMO_DIR [VARIANT_RUN_DIR ...] [--command "..."]
 
 Every number is read from the runs' ``summary.json`` (written by `neurofem demo` /
 `neurofem report`); the acceptance targets of the demo are checked against them. Variant
@@ -115,6 +115,7 @@ def markdown(doc: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python benchmarks/record_demo.py` (or ``python -m benchmarks.record_demo``)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("demo", type=Path, help="the demo's output folder (has summary.json)")
     p.add_argument("variants", type=Path, nargs="*", help="further run folders to compare")

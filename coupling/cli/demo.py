@@ -4,7 +4,9 @@ Unit cube (1 mm) of epoxy (E = 3.5 GPa, ν = 0.35) with eight spherical glass in
 (E = 70 GPa, ν = 0.22; 15 % by volume) under uniaxial tension (u_x = 0.01 mm on x1,
 symmetry rollers on x0, y0, z0): Gmsh mesh → DOLFINx reference → VSN network trained on
 the Galerkin energy → validation against FEM → report.html / report.md / summary.json.
-The config is ``examples/demo-rve-elasticity.toml``. ``--mpi N`` re-launches the same
+The config ships with this package (``coupling/cli/configs/demo-rve-elasticity.toml``,
+the same file as ``examples/demo-rve-elasticity.toml`` of the repository), so an installed
+``neurofem demo`` runs anywhere. ``--mpi N`` re-launches the same
 command under ``mpiexec -n N`` (the mpiexec beside this Python).
 """
 
@@ -16,18 +18,19 @@ import os
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError
 
-from .checkpoint import CheckpointError
-from .errors import TrainingError
+from ..checkpoint import CheckpointError
+from ..errors import TrainingError
 
 USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError, OSError)
 
-CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo-rve-elasticity.toml"
+CONFIG = Path(str(resources.files(__package__) / "configs" / "demo-rve-elasticity.toml"))
 UNITS = {"length": "mm", "displacement": "mm", "stress": "GPa"}
 DESCRIPTION = (
     "Uniaxial tension of a unit-cube RVE (edge 1 mm): epoxy matrix (E = 3.5 GPa, nu = 0.35) "
@@ -103,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
     doc = _document(args)
     from meshes._dolfinx import MPI
 
-    from .parallel import collective_errors, set_threads_per_rank
-    from .report_cli import COMMAND_FILE, build_report
-    from .trainer import train_network
+    from ..parallel import collective_errors, set_threads_per_rank
+    from ..trainer import train_network
+    from .report import COMMAND_FILE, build_report
 
     comm = MPI.COMM_WORLD
     out = Path(args.out)

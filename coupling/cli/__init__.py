@@ -4,6 +4,11 @@ Each command module below adds its subcommands with ``register(subparsers)`` and
 names the exception types that mean "bad input" in ``USER_ERRORS``; those end the
 program with a one-line ``neurofem: error: ...`` and exit code 2, never a traceback.
 Command modules import DOLFINx/torch lazily, so ``neurofem --help`` stays fast.
+
+The package holds the commands of the coupling layer: ``train`` (train / resume),
+``demo``, ``report`` and ``bench`` (a thin launcher of the :mod:`benchmarks` harness);
+``meshes.cli`` and ``fem.cli`` add the mesh and reference commands. The demo's config
+ships with the package (``configs/``), so an installed ``neurofem demo`` needs no checkout.
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ import importlib
 import sys
 from types import ModuleType
 
-COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.train_cli", "coupling.demo",
-                   "coupling.report_cli", "coupling.bench_cli")
+COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.cli.train", "coupling.cli.demo",
+                   "coupling.cli.report", "coupling.cli.bench")
 
 USAGE_EXIT = 2
 
@@ -67,7 +72,3 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted", 130)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,8 +17,8 @@ from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError
 
-from .checkpoint import CheckpointError
-from .errors import TrainingError
+from ..checkpoint import CheckpointError
+from ..errors import TrainingError
 
 USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError)
 
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def report(args: argparse.Namespace) -> int:
     from meshes._dolfinx import MPI
 
-    from .parallel import collective_errors, set_threads_per_rank
+    from ..parallel import collective_errors, set_threads_per_rank
 
     comm = MPI.COMM_WORLD
     with collective_errors(comm, user_errors=USER_ERRORS):
@@ -61,7 +61,7 @@ def _records(run_dir: Path) -> list[dict]:
 
 def _activity(trainer, monitor) -> dict:
     """Global spiking activity per layer (counts summed over ranks)."""
-    from .parallel import allreduce_scalars
+    from ..parallel import allreduce_scalars
 
     layers = monitor.layers()
     names = list(layers)
@@ -90,7 +90,7 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
     from validation.report import write_report
 
     t0 = time.perf_counter()
-    from .trainer import load_trained
+    from ..trainer import load_trained
 
     trainer = load_trained(run_dir, comm)
     t_setup = time.perf_counter() - t0

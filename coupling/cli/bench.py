@@ -1,8 +1,9 @@
 """`neurofem bench [--quick] [--only NAME] [--mpi N] [--out DIR]`: the benchmark grid.
 
-Runs every problem × method cell of :mod:`coupling.bench` (each problem in its own worker
-process, one thread per rank), and with ``--mpi N`` the strong-scaling study of problem 6
-on 1 and N ranks; writes ``DIR/<date>-<machine>.json`` and the Markdown table beside it.
+A thin launcher of the :mod:`benchmarks` harness: every problem × method cell of
+:mod:`benchmarks.grid` (each problem in its own worker process, one thread per rank),
+and with ``--mpi N`` the strong-scaling study of problem 6 on 1 and N ranks; writes
+``DIR/<date>-<machine>.json`` and the Markdown table beside it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from .bench import BenchError
+from benchmarks.grid import BenchError
 
 USER_ERRORS = (BenchError,)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `bench` subcommand."""
-    from .bench import METHODS, PROBLEMS, RESULTS
+    from benchmarks.grid import METHODS, PROBLEMS
+    from benchmarks.harness import RESULTS
 
     p = sub.add_parser("bench", help="run the benchmark grid (problems × methods), write "
                        "JSON + Markdown results",
@@ -42,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def bench(args: argparse.Namespace) -> int:
     """Run the grid and print where the results went."""
-    from .bench import Options, command_line, run
+    from benchmarks.harness import Options, command_line, run
 
     argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name == "neurofem" else None
     cmd = command_line(argv) if argv is not None else command_line(_rebuild(args))
@@ -55,6 +57,7 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> list[str]:
+    """The `bench` arguments as typed, rebuilt from `args` (run as `python -m coupling.cli`)."""
     out = ["bench"] + (["--quick"] if args.quick else [])
     for name in args.only:
         out += ["--only", name]

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coupling import bench
-from coupling.bench import METHODS, PROBLEMS, NotApplicable
+from benchmarks import grid, measure, peers, tables
+from benchmarks.grid import METHODS, PROBLEMS, NotApplicable
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ("problem", "method", "rel_l2", "activity", "energy_ratio", "train_s", "ranks")
@@ -37,9 +37,9 @@ def test_methods_share_shape_budget_and_points(problem):
 
     p = PROBLEMS[problem]
     docs = {}
-    for m in bench.NETWORK_METHODS:
+    for m in grid.NETWORK_METHODS:
         try:
-            docs[m] = bench.method_config(p, m)
+            docs[m] = grid.method_config(p, m)
         except NotApplicable as exc:
             assert str(exc)  # a reason, not a bare n/a
             continue
@@ -63,35 +63,35 @@ def test_clif_cells_run_the_problems_clif_example(problem):
     from fem.config import load_toml
 
     p = PROBLEMS[problem]
-    own = load_toml(bench.EXAMPLES / p.clif)
+    own = load_toml(grid.CONFIGS / p.clif)
     for quick in (False, True):
-        doc = bench.method_config(p, "clif", quick=quick)
+        doc = grid.method_config(p, "clif", quick=quick)
         assert doc["model"] == "clif" and doc["problem"] == own["problem"]
         cfg = parse_clif_config(doc)  # the C-LIF trainer accepts it
-        assert cfg.training.steps == (bench.QUICK_STEPS if quick else own["training"]["steps"])
-    assert bench.method_config(p, "clif", steps=7)["training"]["steps"] == 7
+        assert cfg.training.steps == (grid.QUICK_STEPS if quick else own["training"]["steps"])
+    assert grid.method_config(p, "clif", steps=7)["training"]["steps"] == 7
     with pytest.raises(NotApplicable, match="clif"):
-        bench.method_config(PROBLEMS["rve"], "clif")
+        grid.method_config(PROBLEMS["rve"], "clif")
     if p.cells() == ("clif",):
         with pytest.raises(NotApplicable, match="C-LIF"):
-            bench.method_config(p, "vsn-galerkin")
+            grid.method_config(p, "vsn-galerkin")
 
 
 def test_not_applicable_cells_are_the_documented_ones():
     """Galerkin has no space-time form; elasticity trains with galerkin only."""
     for p in ("burgers1d", "heat1d"):
         with pytest.raises(NotApplicable, match="space-time"):
-            bench.method_config(PROBLEMS[p], "vsn-galerkin")
+            grid.method_config(PROBLEMS[p], "vsn-galerkin")
     for m in ("ann-autograd", "ann-sp", "vsn-sp", "deepxde"):
         with pytest.raises(NotApplicable):
-            bench.method_config(PROBLEMS["rve"], m)
+            grid.method_config(PROBLEMS["rve"], m)
 
 
 @given(st.dictionaries(st.sampled_from("abc"), st.one_of(st.integers(), st.none(),
        st.dictionaries(st.sampled_from("xy"), st.integers(), max_size=2)), max_size=3))
 def test_merge_overrides_and_removes(over):
     base = {"a": {"x": 1, "z": 3}, "b": 2}
-    out = bench.merge(base, over)
+    out = grid.merge(base, over)
     assert base == {"a": {"x": 1, "z": 3}, "b": 2}  # the input is not modified
     for k, v in over.items():
         if v is None:
@@ -106,22 +106,22 @@ def test_merge_overrides_and_removes(over):
 @given(st.lists(st.floats(0.0, 2.0), min_size=1, max_size=30), st.floats(0.001, 1.0))
 def test_time_to_is_the_first_logged_crossing(errors, target):
     records = [{"step": 10 * i, "rel_l2": e, "wall_s": 0.5 * i} for i, e in enumerate(errors)]
-    got = bench.time_to(records, target)
+    got = measure.time_to(records, target)
     hits = [0.5 * i for i, e in enumerate(errors) if e <= target]
     assert got == (hits[0] if hits else None)
 
 
 def test_select_and_bad_only():
-    assert len(bench.select([])) == sum(len(p.cells()) for p in PROBLEMS.values())
-    assert {m for _, m in bench.select([])} == set(METHODS)
-    assert bench.select(["clif"]) == [("heat1d", "clif"), ("laplace2d", "clif"),
+    assert len(grid.select([])) == sum(len(p.cells()) for p in PROBLEMS.values())
+    assert {m for _, m in grid.select([])} == set(METHODS)
+    assert grid.select(["clif"]) == [("heat1d", "clif"), ("laplace2d", "clif"),
                                       ("diffusion3d", "clif")]
-    with pytest.raises(bench.BenchError, match="laplace2d.*no cell 'ann-sp'"):
-        bench.select(["laplace2d/ann-sp"])
-    assert bench.select(["lshape/vsn-galerkin"]) == [("lshape", "vsn-galerkin")]
-    assert {m for _, m in bench.select(["deepxde"])} == {"deepxde"}
-    with pytest.raises(bench.BenchError, match="poison"):
-        bench.select(["poison"])
+    with pytest.raises(grid.BenchError, match="laplace2d.*no cell 'ann-sp'"):
+        grid.select(["laplace2d/ann-sp"])
+    assert grid.select(["lshape/vsn-galerkin"]) == [("lshape", "vsn-galerkin")]
+    assert {m for _, m in grid.select(["deepxde"])} == {"deepxde"}
+    with pytest.raises(grid.BenchError, match="poison"):
+        grid.select(["poison"])
 
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
@@ -132,10 +132,8 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path):
 
 
 def test_deepxde_absent_is_skipped(monkeypatch, tmp_path):
-    from coupling import bench_peers
-
-    monkeypatch.setattr(bench_peers, "available", lambda: False)
-    out = bench_peers.run_deepxde(PROBLEMS["lshape"], {}, tmp_path, comm=None)
+    monkeypatch.setattr(peers, "available", lambda: False)
+    out = peers.run_deepxde(PROBLEMS["lshape"], {}, tmp_path, comm=None)
     assert out["status"] == "skipped" and "not installed" in out["reason"]
 
 
@@ -150,6 +148,87 @@ def test_hs_young_bounds_bracket_the_phases():
         lo = 9 * hs["K"][0] * hs["G"][0] / (3 * hs["K"][0] + hs["G"][0])
         hi = 9 * hs["K"][1] * hs["G"][1] / (3 * hs["K"][1] + hs["G"][1])
         assert 3.5 < lo <= hi < 70.0
+
+
+def test_packaged_configs_are_the_examples():
+    """The configs shipped in benchmarks/configs/ are byte for byte the examples/ files."""
+    names = {n for p in PROBLEMS.values() for n in (p.example, p.clif) if n}
+    assert names == {f.name for f in grid.CONFIGS.glob("*.toml")}
+    for name in sorted(names):
+        shipped, example = grid.CONFIGS / name, ROOT / "examples" / name
+        assert shipped.read_bytes() == example.read_bytes(), (
+            f"{shipped} differs from {example}: copy examples/{name} over it")
+
+
+def test_markdown_of_the_recorded_run_is_unchanged():
+    """The tables of the recorded full run, rebuilt from its JSON, are its Markdown."""
+    for js in sorted((ROOT / "benchmarks" / "results").glob("20*.json")):
+        doc = json.loads(js.read_text())
+        assert tables.markdown(doc) == js.with_suffix(".md").read_text(), js.name
+
+
+def test_young_from_bulk_shear_inverts_bulk_shear():
+    from fem.problems import bulk_shear
+    from validation.mechanics import young_from_bulk_shear
+
+    for E, nu in ((3.5, 0.35), (70.0, 0.22), (1.0, 0.0), (2.0, 0.49)):
+        assert young_from_bulk_shear(*bulk_shear(E, nu)) == pytest.approx(E, rel=1e-12)
+
+
+def _two_phase_cube(n: int = 4):
+    """Unit cube, n³ × 6 tets, phase "a" (tag 1) for x < 1/2 and "b" (tag 2) beyond."""
+    import numpy as np
+
+    from meshes._dolfinx import MPI, dolfinx
+    from meshes.core import DistributedMesh
+
+    mesh = dolfinx.mesh.create_unit_cube(MPI.COMM_SELF, n, n, n)
+    tdim = mesh.topology.dim
+    n_cells = mesh.topology.index_map(tdim).size_local
+    mid = dolfinx.mesh.compute_midpoints(mesh, tdim, np.arange(n_cells, dtype=np.int32))
+    values = np.where(mid[:, 0] < 0.5, 1, 2).astype(np.int32)
+    tags = dolfinx.mesh.meshtags(mesh, tdim, np.arange(n_cells, dtype=np.int32), values)
+    return DistributedMesh(mesh, tags, None, {"a": 1, "b": 2}, {})
+
+
+def test_phase_fractions_and_hs_bounds_on_a_mesh():
+    """Measured fractions of a half/half cube; HS bounds on E bracket Voigt–Reuss-wise."""
+    from validation.mechanics import hashin_shtrikman_young, phase_fractions
+
+    dm = _two_phase_cube()
+    f = phase_fractions(dm)
+    assert f == pytest.approx({"a": 0.5, "b": 0.5}, rel=1e-12)
+    assert phase_fractions(dm, ["b"]) == pytest.approx({"b": 1.0})
+    mats = {"a": (3.5, 0.35), "b": (70.0, 0.22), "c": (1.0, 0.3)}  # "c": not on this mesh
+    hs = hashin_shtrikman_young(mats, f)
+    assert set(hs["fractions"]) == {"a", "b"}
+    reuss, voigt = 1 / (0.5 / 3.5 + 0.5 / 70.0), 0.5 * 3.5 + 0.5 * 70.0
+    assert reuss < hs["lower"] < hs["upper"] < voigt
+    one = hashin_shtrikman_young({"a": (3.5, 0.35)}, {"a": 1.0})  # one phase: E itself
+    assert one["lower"] == pytest.approx(3.5) and one["upper"] == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize("axis", [0, 2])
+def test_apparent_young_modulus_of_uniaxial_stress_is_E(axis):
+    """u of uniaxial stress along `axis` in a homogeneous block: ∫σ_ii/∫ε_ii = E exactly."""
+    import numpy as np
+
+    from fem.problems import bulk_shear
+    from meshes._dolfinx import dolfinx
+    from validation.mechanics import apparent_young_modulus
+
+    E, nu, eps = 3.5, 0.35, 0.01
+    K, G = bulk_shear(E, nu)
+    lmbda, mu = K - 2 * G / 3, G
+    mesh = _two_phase_cube(2).mesh
+    V = dolfinx.fem.functionspace(mesh, ("Lagrange", 1, (3,)))
+    u = dolfinx.fem.Function(V)
+    scale = np.full(3, -nu * eps)
+    scale[axis] = eps
+    u.interpolate(lambda x: scale[:, None] * x)
+    assert apparent_young_modulus(u, lmbda, mu, mesh, axis=axis) == pytest.approx(E, rel=1e-10)
+    other = (axis + 1) % 3  # laterally ∫σ = 0, ∫ε ≠ 0: apparent E along it is 0
+    assert apparent_young_modulus(u, lmbda, mu, mesh, axis=other) == pytest.approx(0, abs=1e-9)
 
 
 # ---- one quick run of the whole grid (and the 2-rank scaling cell) --------------------
@@ -174,7 +253,7 @@ def test_quick_runs_every_cell(quick_run):
             continue
         for key in REQUIRED:
             assert key in r, (p, m, key)
-        assert r["ranks"] == 1 and r["steps"] == bench.QUICK_STEPS
+        assert r["ranks"] == 1 and r["steps"] == grid.QUICK_STEPS
         assert 0 <= r["rel_l2"] < math.inf and r["train_s"] > 0 and r["peak_mem_mb"] > 0
         if m == "clif":  # conserved exactly, spikes and energy per step recorded
             assert r["mass_drift"] == 0 and r["mass_drift_max"] == 0
@@ -192,7 +271,7 @@ def test_quick_runs_every_cell(quick_run):
         cells[("rve", "vsn-galerkin")]["young"]["hashin_shtrikman"]["upper"]
     assert "stress_rel" in cells[("rve", "vsn-galerkin")]
     conv = cells[("lshape", "ann2snn")]["conversion"]
-    assert set(conv) == {str(t) for t in bench.CONVERSION_STEPS}
+    assert set(conv) == {str(t) for t in grid.CONVERSION_STEPS}
     assert doc["git"]["commit"] and doc["machine"]["cores"] and doc["command"].startswith(
         "neurofem bench --quick")
 
@@ -201,7 +280,7 @@ def test_quick_markdown_matches_json(quick_run):
     doc, md = quick_run
     rows = [ln for ln in md.splitlines() if ln.startswith("| ") and " | " in ln]
     for r in doc["records"]:
-        row = bench.cell_row(r)
+        row = tables.cell_row(r)
         assert row in rows, row
         if r["status"] == "ok":
             assert f"{100 * r['rel_l2']:.2f}%" in row and f"{r['train_s']:.1f} s" in row

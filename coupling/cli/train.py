@@ -15,8 +15,8 @@ from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError
 
-from .checkpoint import CheckpointError
-from .errors import TrainingError
+from ..checkpoint import CheckpointError
+from ..errors import TrainingError
 
 USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError)
 
@@ -59,7 +59,7 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
     from fem.errors import ConfigError
     from meshes._dolfinx import MPI
 
-    from .parallel import collective_errors, set_threads_per_rank
+    from ..parallel import collective_errors, set_threads_per_rank
 
     comm = MPI.COMM_WORLD
     result = None
@@ -95,7 +95,7 @@ def train(args: argparse.Namespace) -> int:
 def resume(args: argparse.Namespace) -> int:
     from fem.config import load_toml
 
-    from .trainer import CONFIG
+    from ..trainer import CONFIG
 
     run_dir = Path(args.run_dir)
     if not (run_dir / CONFIG).exists():

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .grid import TARGETS
+from .measure import peak_memory_mb, reset_peak_memory, time_to, weighted_rel_l2
+
 
 def available() -> bool:
     """Whether DeepXDE can be imported."""
@@ -107,54 +110,8 @@ def _dirichlet(g, space_time: bool):
     return lambda x: numpy_expression(g, x)
 
 
-def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
-    """Train DeepXDE's PINN on `problem` and measure it like our cells (serial only)."""
-    if not available():
-        return {"status": "skipped", "reason": "DeepXDE is not installed (pip install -e "
-                ".[peers])"}
-    if comm.size > 1:
-        return {"status": "n/a", "reason": "the DeepXDE peer runs on one rank"}
-    os.environ.setdefault("DDE_BACKEND", "pytorch")
-    import torch
-
-    from .bench import TARGETS, _weighted_rel_l2, peak_memory_mb, reset_peak_memory, time_to
-    from .config import parse_run_config
-    from .parallel import set_threads_per_rank
-    from .trainer import Trainer
-
-    set_threads_per_rank(comm)
-    reset_peak_memory()
-    t0 = time.perf_counter()
-    cfg = parse_run_config(doc)  # the autograd-PINN config: same points, widths, budget
-    trainer = Trainer(cfg, workdir / problem.name / "deepxde", comm,
-                      reference_cache=workdir / problem.name / "reference")
-    trainer.setup()
-    import deepxde as dde
-
-    dde.config.set_random_seed(cfg.training.seed)
-    disc, spec = trainer.disc, cfg.problem
-    res = disc.residual
-    space_time = problem.space_time
-    geom = _geometry(dde, cfg.mesh)
-    if space_time:
-        geom = dde.geometry.GeometryXTime(geom, dde.geometry.TimeDomain(0.0, spec.time.t_end))
-    bcs, data_kw = [], {}
-    if space_time:
-        n_ic = int((res.x_data[:, 1] == 0).sum())
-        data_kw = {"num_domain": len(res.rows), "num_boundary": len(res.x_data) - n_ic,
-                   "num_initial": n_ic}
-        init = spec.time.initial
-        bcs.append(dde.icbc.IC(geom, lambda x: numpy_expression(init, x[:, :1]),
-                               lambda _, on_initial: on_initial))
-    else:
-        # as many collocation points as FEM nodes (what our autograd PINN draws per step)
-        data_kw = {"num_domain": int(disc.n_owned), "num_boundary": len(res.soft.x)}
-    for bc in spec.bcs:
-        if bc.type != "dirichlet":
-            raise ValueError(f"DeepXDE peer: boundary type {bc.type!r} not mapped")
-        bcs.append(dde.icbc.DirichletBC(geom, _dirichlet(bc.value[0], space_time),
-                                        lambda _, on_b: on_b))
-
+def _pde(dde, spec):
+    """The strong-form residual of `spec` (poisson, heat or Burgers) for DeepXDE."""
     def pde(x, u):
         if spec.type == "poisson":
             lap = sum(dde.grad.hessian(u, x, i=i, j=i) for i in range(x.shape[1]))
@@ -168,19 +125,43 @@ def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
             return u_t - _coefficient(spec, x) * u_xx - f
         return u_t + u * u_x - spec.viscosity * u_xx
 
+    return pde
+
+
+def _data(dde, cfg, disc, space_time: bool):
+    """DeepXDE's PDE data on the same domain: (data, point counts)."""
+    spec, res = cfg.problem, disc.residual
+    geom = _geometry(dde, cfg.mesh)
+    bcs = []
+    if space_time:
+        geom = dde.geometry.GeometryXTime(geom, dde.geometry.TimeDomain(0.0, spec.time.t_end))
+        n_ic = int((res.x_data[:, 1] == 0).sum())
+        counts = {"num_domain": len(res.rows), "num_boundary": len(res.x_data) - n_ic,
+                  "num_initial": n_ic}
+        init = spec.time.initial
+        bcs.append(dde.icbc.IC(geom, lambda x: numpy_expression(init, x[:, :1]),
+                               lambda _, on_initial: on_initial))
+    else:
+        # as many collocation points as FEM nodes (what our autograd PINN draws per step)
+        counts = {"num_domain": int(disc.n_owned), "num_boundary": len(res.soft.x)}
+    for bc in spec.bcs:
+        if bc.type != "dirichlet":
+            raise ValueError(f"DeepXDE peer: boundary type {bc.type!r} not mapped")
+        bcs.append(dde.icbc.DirichletBC(geom, _dirichlet(bc.value[0], space_time),
+                                        lambda _, on_b: on_b))
     data_cls = dde.data.TimePDE if space_time else dde.data.PDE
-    data = data_cls(geom, pde, bcs, train_distribution="pseudo", **data_kw)
-    hidden = list(cfg.network["hidden"])
-    net = dde.nn.FNN([disc.in_dim, *hidden, 1], "tanh", "Glorot normal")
-    model = dde.Model(data, net)
-    model.compile("adam", lr=cfg.training.lr)
-    x_eval = (disc.x_eval if space_time else disc.x_nodes[: disc.n_owned]).detach().numpy()
-    t = cfg.training
+    return data_cls(geom, _pde(dde, spec), bcs, train_distribution="pseudo", **counts), counts
+
+
+def _train(dde, model, disc, comm, t, x_eval) -> tuple[list[dict], float, object]:
+    """Adam for t.steps, the error logged every t.log_every: (history, wall s, rel_l2 fn)."""
+    import torch
+
     history: list[dict] = []
 
     def rel_l2() -> float:
         u = torch.as_tensor(model.predict(x_eval).reshape(-1), dtype=torch.float64)
-        return _weighted_rel_l2(disc, u, comm)
+        return weighted_rel_l2(disc, u, comm)
 
     class Probe(dde.callbacks.Callback):
         def on_epoch_end(self):
@@ -192,17 +173,49 @@ def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
         def on_train_begin(self):
             self.t0 = time.perf_counter()
 
-    setup_s = time.perf_counter() - t0
     wall0 = time.perf_counter()
     model.train(iterations=t.steps, display_every=max(t.steps, 1), callbacks=[Probe()],
                 verbose=0)
-    train_s = time.perf_counter() - wall0
-    err = rel_l2()
-    n_params = sum(p.numel() for p in net.parameters())
-    return {"rel_l2": err, "train_s": train_s, "setup_s": setup_s, "steps": t.steps,
+    return history, time.perf_counter() - wall0, rel_l2
+
+
+def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
+    """Train DeepXDE's PINN on `problem` and measure it like our cells (serial only)."""
+    if not available():
+        return {"status": "skipped", "reason": "DeepXDE is not installed (pip install -e "
+                ".[peers])"}
+    if comm.size > 1:
+        return {"status": "n/a", "reason": "the DeepXDE peer runs on one rank"}
+    os.environ.setdefault("DDE_BACKEND", "pytorch")
+    from coupling.config import parse_run_config
+    from coupling.parallel import set_threads_per_rank
+    from coupling.trainer import Trainer
+
+    set_threads_per_rank(comm)
+    reset_peak_memory()
+    t0 = time.perf_counter()
+    cfg = parse_run_config(doc)  # the autograd-PINN config: same points, widths, budget
+    trainer = Trainer(cfg, workdir / problem.name / "deepxde", comm,
+                      reference_cache=workdir / problem.name / "reference")
+    trainer.setup()
+    import deepxde as dde
+
+    dde.config.set_random_seed(cfg.training.seed)
+    disc, space_time = trainer.disc, problem.space_time
+    data, counts = _data(dde, cfg, disc, space_time)
+    hidden = list(cfg.network["hidden"])
+    net = dde.nn.FNN([disc.in_dim, *hidden, 1], "tanh", "Glorot normal")
+    model = dde.Model(data, net)
+    model.compile("adam", lr=cfg.training.lr)
+    x_eval = (disc.x_eval if space_time else disc.x_nodes[: disc.n_owned]).detach().numpy()
+    t = cfg.training
+    setup_s = time.perf_counter() - t0
+    history, train_s, rel_l2 = _train(dde, model, disc, comm, t, x_eval)
+    return {"rel_l2": rel_l2(), "train_s": train_s, "setup_s": setup_s, "steps": t.steps,
             "epochs_per_s": t.steps / train_s, "activity": None, "energy_ratio": 1.0,
-            "params": n_params, "widths": [disc.in_dim, *hidden, 1],
-            "points": data_kw, "residual": "deepxde-pinn", "boundary": "soft (DeepXDE)",
+            "params": sum(p.numel() for p in net.parameters()),
+            "widths": [disc.in_dim, *hidden, 1], "points": counts,
+            "residual": "deepxde-pinn", "boundary": "soft (DeepXDE)",
             "history": history, "time_to": {f"{x:g}": time_to(history, x) for x in TARGETS},
             "peak_mem_mb": peak_memory_mb(), "peak_mem_mb_per_rank": [peak_memory_mb()],
             "deepxde": dde.__version__ if hasattr(dde, "__version__") else None}

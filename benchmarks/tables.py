@@ -1,0 +1,170 @@
+"""The results of `neurofem bench` as files: the JSON document and its Markdown tables.
+
+Every number of the Markdown page is formatted from the JSON document (nothing is
+measured here): the main table (one row per cell), the problems, the ANN→SNN conversion
+against the number of time steps, PISNN's conservation / spikes / energy per step, the
+apparent Young's modulus of problem 6 against the Hashin–Shtrikman bounds, and the
+strong-scaling table.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .grid import CONVERSION_STEPS
+
+
+def write_results(doc: dict, out: Path, stem: str) -> list[Path]:
+    """Write ``out/<stem>.json`` and ``out/<stem>.md``; their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out / f"{stem}.json", out / f"{stem}.md"
+    json_path.write_text(json.dumps(doc, indent=1) + "\n")
+    md_path.write_text(markdown(doc))
+    return [json_path, md_path]
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{100 * v:.2f}%"
+
+
+def _num(v, spec=".3g") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def _secs(v) -> str:
+    return "not reached" if v is None else f"{v:.1f} s"
+
+
+def cell_row(r: dict) -> str:
+    """One Markdown table row of a record."""
+    head = f"| {r['number']} {r['problem']} | {r['label']} "
+    if r["status"] != "ok":
+        return head + f"| {r['status']}: {r.get('reason', '')} |" + " |" * 9
+    act = r.get("activity")
+    mean = _pct(act["mean"]) if act else "– (ANN)"
+    layers = " / ".join(f"{100 * v:.0f}" for v in act["layers"].values()) if act else "–"
+    tt = r.get("time_to", {})
+    stress = _pct(r.get("stress_rel")) if "stress_rel" in r else "–"
+    energy = _num(r.get("energy_ratio")) + (" (vs float FV)" if "energy_baseline" in r else "")
+    return (head + f"| {_pct(r['rel_l2'])} | {stress} | {mean} | {layers} | "
+            f"{energy} | {r['train_s']:.1f} s | "
+            f"{_secs(tt.get('0.05'))} | {_secs(tt.get('0.01'))} | "
+            f"{r['peak_mem_mb']:.0f} MiB | {r['ranks']} |")
+
+
+def _header(doc: dict) -> list[str]:
+    m, g = doc["machine"], doc["git"]
+    return [f"# neurofem benchmark{' (quick)' if doc['quick'] else ''}", "",
+            f"- command: `{doc['command']}`",
+            f"- commit: `{g['commit']}`{' (work tree modified)' if g['dirty'] else ''}",
+            f"- machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, {m['os']}; "
+            f"python {m['versions']['python']}, torch {m['versions']['torch']}, dolfinx "
+            f"{m['versions']['dolfinx']}, deepxde {m['versions']['deepxde'] or 'absent'}; "
+            f"1 thread per rank; {m['note']} (1-min load at start "
+            f"{_num(m['load_avg_1min_at_start'])})",
+            f"- started {doc['started']}, total {doc['total_s']:.0f} s", "",
+            "Relative L2 error against the reference (integral weights), stress error "
+            "‖σ(u) − σ(u_FEM)‖/‖σ(u_FEM)‖ for problem 6, spiking activity (mean; per hidden "
+            "layer in %), energy per inference point relative to the equal-shape ANN "
+            "(`spiking.energy_report`, 45 nm prices), training wall time, wall time to reach "
+            "5% and 1% error (first logged step), peak resident memory (max over ranks).", "",
+            "| problem | method | rel. L2 | stress err. | activity | per layer % | energy "
+            "vs ANN | train | to 5% | to 1% | peak mem | ranks |",
+            "|" + "---|" * 12]
+
+
+def _problems(doc: dict) -> list[str]:
+    lines = ["", "## Problems", ""]
+    for name, p in doc["problems"].items():
+        budget = [f"{p['steps']} Adam steps per network method"] if "steps" in p else []
+        if "clif_example" in p:
+            budget.append(f"clif: `{p['clif_example']}`, {p['clif_steps']} Adam steps on "
+                          "rollout windows")
+        lines.append(f"{p['number']}. **{name}**: {p['title']} (`{p['example']}`; reference: "
+                     f"{p['reference']}; {'; '.join(budget)})")
+    return lines
+
+
+def _conversion(doc: dict) -> list[str]:
+    conv = [r for r in doc["records"] if r["method"] == "ann2snn" and r["status"] == "ok"]
+    if not conv:
+        return []
+    lines = ["", "## ANN→SNN conversion: error vs time steps T", "",
+             "| problem | ReLU ANN | " + " | ".join(f"T = {t}" for t in CONVERSION_STEPS)
+             + " |", "|" + "---|" * (2 + len(CONVERSION_STEPS))]
+    for r in conv:
+        cells = " | ".join(f"{_pct(r['conversion'][str(t)]['rel_l2'])} (E×"
+                           f"{r['conversion'][str(t)]['energy_ratio']:.2f})"
+                           for t in CONVERSION_STEPS)
+        lines.append(f"| {r['problem']} | {_pct(r['ann_rel_l2'])} | {cells} |")
+    return lines
+
+
+def _clif(doc: dict) -> list[str]:
+    clif = [r for r in doc["records"] if r["method"] == "clif" and r["status"] == "ok"]
+    if not clif:
+        return []
+    lines = ["", "## PISNN (C-LIF + CFQ): conservation, spikes and energy per step", "",
+             "Integer rollout from t = 0 with the trained flux network (steady problems: "
+             "relaxation in pseudo-time). Mass drift = Σ quanta − initial − boundary − "
+             "source quanta, final and max |·| over the rollout; spikes and energy are "
+             "means per rollout step; energy compares the spiking update with a float "
+             "finite-volume update of the same flux network (45 nm prices).", "",
+             "| problem | rel. L2 (end) | max over rollout | mass drift (quanta) | "
+             "max drift | total quanta | quanta moved / step | neurons fired / step | "
+             "energy / step: spiking vs float FV | rollout steps | train |",
+             "|" + "---|" * 11]
+    for r in clif:
+        sp, e = r["spikes_per_step"], r["energy_pj"]
+        lines.append(
+            f"| {r['number']} {r['problem']} | {_pct(r['rel_l2'])} | "
+            f"{'– (relaxation from 0)' if r.get('steady') else _pct(r['rel_l2_max'])}"
+            f" | {r['mass_drift']} | {r['mass_drift_max']} | {r['total_quanta']} | "
+            f"{sp['quanta_moved_mean']:.4g} (max {sp['quanta_moved_max']}) | "
+            f"{sp['neurons_fired_mean']:.4g} of {sp['neurons']} | {e['snn']:.4g} vs "
+            f"{e['float_fv']:.4g} pJ ({r['energy_ratio']:.3g}×) | {r['rollout_steps']} | "
+            f"{r['train_s']:.1f} s |")
+    return lines
+
+
+def _young(doc: dict) -> list[str]:
+    young = [r for r in doc["records"] if "young" in r]
+    if not young:
+        return []
+    hs = young[0]["young"]["hashin_shtrikman"]
+    fractions = ", ".join(f"{k} {100 * v:.1f}%" for k, v in hs["fractions"].items())
+    lines = ["", "## Problem 6: apparent Young's modulus E = ∫σ_xx / ∫ε_xx (GPa)", "",
+             f"FEM: {young[0]['young']['fem']:.4g}; Hashin–Shtrikman bounds "
+             f"[{hs['lower']:.4g}, {hs['upper']:.4g}] (measured inclusion fraction "
+             f"{fractions})", "", "| method | E network | vs FEM | energy-norm err. | "
+             "von Mises err. |", "|---|---|---|---|---|"]
+    for r in young:
+        y = r["young"]
+        lines.append(f"| {r['label']} | {y['network']:.4g} | "
+                     f"{100 * (y['network'] / y['fem'] - 1):+.2f}% | {_pct(r['energy_rel'])} "
+                     f"| {_pct(r['von_mises_rel'])} |")
+    return lines
+
+
+def _scaling(doc: dict) -> list[str]:
+    if not doc["scaling"]:
+        return []
+    lines = ["", "## Strong scaling, problem 6 (VSN + galerkin, same total points)", "",
+             "| ranks | points | epochs/s | speedup | parallel efficiency | train | to 5% | "
+             "to 1% | rel. L2 | peak mem per rank |", "|" + "---|" * 10]
+    for s in doc["scaling"]:
+        mem = " / ".join(f"{v:.0f}" for v in s["peak_mem_mb_per_rank"])
+        lines.append(f"| {s['ranks']} | {s['points']} | {s['epochs_per_s']:.2f} | "
+                     f"{s['speedup']:.2f}× | {100 * s['efficiency']:.0f}% | "
+                     f"{s['train_s']:.1f} s | {_secs(s['time_to'].get('0.05'))} | "
+                     f"{_secs(s['time_to'].get('0.01'))} | {_pct(s['rel_l2'])} | {mem} MiB |")
+    return lines
+
+
+def markdown(doc: dict) -> str:
+    """The result table(s) as Markdown (every number from `doc`)."""
+    lines = _header(doc) + [cell_row(r) for r in doc["records"]]
+    for section in (_problems, _conversion, _clif, _young, _scaling):
+        lines += section(doc)
+    return "\n".join(lines) + "\n"

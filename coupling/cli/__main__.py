@@ -1,0 +1,7 @@
+"""``python -m coupling.cli``: the `neurofem` command without the console script."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
