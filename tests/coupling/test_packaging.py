@@ -69,6 +69,15 @@ def test_wheel_holds_the_cli_the_harness_and_their_configs(installed):
     assert "neurofem = coupling.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 
 
+def test_packaged_demo_config_is_the_example():
+    """The demo config shipped with coupling.cli is byte for byte examples/'s copy."""
+    from coupling.cli.demo import CONFIG
+
+    example = ROOT / "examples" / CONFIG.name
+    assert CONFIG.read_bytes() == example.read_bytes(), (
+        f"{CONFIG} differs from {example}: copy examples/{CONFIG.name} over it")
+
+
 def test_installed_demo_and_bench_run_outside_the_checkout(installed, tmp_path):
     _, target = installed
     probe = ("import coupling, benchmarks; from coupling.cli.demo import CONFIG; "
