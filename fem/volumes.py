@@ -1,6 +1,7 @@
 """Finite-volume geometry of a DOLFINx mesh: cells as control volumes, facets as interfaces.
 
-For the conservative spiking solver (:mod:`spiking.clif`): cell volumes, centroids and
+For the conservative spiking solver (PISNN's C-LIF, :mod:`spiking.cfq`), as a
+:class:`fem.fv_geometry.FVGeometry`: cell volumes, centroids and
 phase tags; interior facets with the two cells they join, their areas and the distance
 between the cell centroids; boundary facets with their cell, area, centroid, the
 distance from the cell centroid to the facet centroid and their tag.
@@ -21,9 +22,9 @@ import numpy as np
 
 from meshes import DistributedMesh
 from meshes._dolfinx import dolfinx, ufl
-from spiking.clif import FVGeometry
 
 from .errors import FemError
+from .fv_geometry import FVGeometry
 
 
 def _simplex_measure(x: np.ndarray) -> np.ndarray:

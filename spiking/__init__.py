@@ -1,10 +1,12 @@
-"""Spiking neurons (VSN, LIF, IF), surrogate gradients, coordinate networks, activity
-monitors, energy accounting and the ANN→SNN conversion baseline.
+"""Spiking neurons (VSN, LIF, IF, C-LIF), surrogate gradients, coordinate networks, activity
+monitors, energy accounting, the ANN→SNN conversion baseline and PISNN's conservative
+C-LIF solver (flux network and CFQ rollout, :mod:`spiking.cfq`).
 
 Independent of DOLFINx and of the other neurofem packages: only torch is needed.
 """
 
 from .activations import ACTIVATIONS, get_activation
+from .cfq import CLIFSolver, CLIFState, FluxNet, StepStats
 from .conversion import ConvertedSNN, activation_scales, conversion_errors, convert_relu_mlp
 from .energy import (
     EnergyReport,
@@ -24,11 +26,12 @@ from .networks import (
     equal_shape_ann,
     mlp_from_config,
 )
-from .neurons import IF, LIF, VSN, SpikingNeuron
+from .neurons import CLIF, IF, LIF, VSN, SpikingNeuron, trunc_spike
 from .surrogate import SURROGATE_KINDS, Surrogate, heaviside, surrogate_derivative
 
 __all__ = [
     "ACTIVATIONS",
+    "CLIF",
     "IF",
     "LIF",
     "MLP",
@@ -36,14 +39,18 @@ __all__ = [
     "SURROGATE_KINDS",
     "VSN",
     "ActivityMonitor",
+    "CLIFSolver",
+    "CLIFState",
     "ConvertedSNN",
     "EnergyReport",
     "EnergyTable",
+    "FluxNet",
     "LayerActivity",
     "MLPConfig",
     "OpCounts",
     "SpikingConfigError",
     "SpikingNeuron",
+    "StepStats",
     "Surrogate",
     "activation_scales",
     "break_even_activity",
@@ -58,4 +65,5 @@ __all__ = [
     "mlp_from_config",
     "spiking_layers",
     "surrogate_derivative",
+    "trunc_spike",
 ]

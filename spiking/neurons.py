@@ -1,4 +1,5 @@
-"""Spiking neurons with explicit state: VSN (graded spikes), LIF and IF (binary spikes).
+"""Spiking neurons with explicit state: VSN (graded spikes), LIF and IF (binary spikes),
+C-LIF (signed integer spike counts that carry quanta of a conserved quantity).
 
 All neurons run ``num_steps`` time steps τ = 1..T_s on an input current that is either
 repeated every step (``forward``) or given as a sequence (``run``). State is explicit,
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 
 from .activations import Activation, activation_name, get_activation
-from .surrogate import Surrogate, as_surrogate
+from .surrogate import SURROGATE_KINDS, Surrogate, as_surrogate, surrogate_derivative
 
 if TYPE_CHECKING:
     from .monitor import LayerRecord
@@ -228,3 +229,94 @@ class IF(LIF):
         if "beta" in kwargs or "learn_beta" in kwargs:
             raise ValueError("IF: beta is fixed to 1; use LIF for a leaky neuron")
         super().__init__(num_neurons, beta=1.0, **kwargs)
+
+
+class _TruncSpike(torch.autograd.Function):
+    """s = trunc(v) forward (signed integer count); surrogate derivative backward."""
+
+    @staticmethod
+    def forward(ctx, v, kind: str, slope: float):
+        ctx.save_for_backward(v)
+        ctx.kind, ctx.slope = kind, slope
+        return torch.trunc(v)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (v,) = ctx.saved_tensors
+        if ctx.kind == "straight_through":
+            return grad, None, None
+        # trunc(v) = Σ_{k≥1} H(v − k) − H(−v − k): each step at an integer k ≠ 0 gets the
+        # surrogate of H', centred on the nearest such integer.
+        a = v.abs()
+        nearest = torch.clamp(torch.round(a), min=1.0)
+        return grad * surrogate_derivative(a - nearest, ctx.kind, ctx.slope), None, None
+
+
+def trunc_spike(v: torch.Tensor, kind: str = "straight_through", slope: float = 1.0
+                ) -> torch.Tensor:
+    """Signed integer spike count trunc(v); backward: a spiking.surrogate ``kind``."""
+    if kind not in SURROGATE_KINDS:
+        raise ValueError(f"surrogate: unknown kind {kind!r}; choose one of {SURROGATE_KINDS}")
+    return _TruncSpike.apply(v, kind, float(slope))
+
+
+class CLIF(SpikingNeuron):
+    """Conservative LIF neuron (PISNN: Zhang & Wang, arXiv 2511.21784).
+
+    Per step: v ← β v + z (z in quanta, e.g. a flux·Δt/q); s = trunc(v), a *signed
+    integer* spike count; v ← v − s (reset by subtraction of what was sent, so the
+    fractional remainder carries over and nothing is lost). The spike s stands for s
+    quanta moved across an interface: a conservative solver adds it to one cell and
+    subtracts it from another, so its total is invariant exactly.
+
+    Two paths through the same ``step``:
+
+    * float (``exact=False``, training): s is a float tensor holding integer values,
+      with a surrogate gradient for trunc (``surrogate`` kind centred on the nearest
+      nonzero integer; ``straight_through`` passes the gradient unchanged);
+    * exact (``exact=True``, inference): s is int64, ready for integer bookkeeping
+      (``index_add_`` of counts into int64 cell totals), no autograd.
+
+    Both give the same counts and the same membrane: trunc and v − trunc(v) are exact in
+    floating point, so only the membrane's fractional part is ever rounded. The threshold
+    is one quantum (fixed); only β is a neuron parameter. The reset is not detached by
+    default (the gradient sees the subtraction of the sent count).
+    """
+
+    graded = True
+    state_params = 1
+
+    def __init__(
+        self,
+        num_neurons: int,
+        *,
+        beta: float | Sequence[float] | torch.Tensor = 1.0,
+        surrogate: str = "straight_through",
+        slope: float = 1.0,
+        detach_reset: bool = False,
+        dtype: torch.dtype | None = torch.float64,
+        **kwargs,
+    ) -> None:
+        if "threshold" in kwargs or "learn_threshold" in kwargs:
+            raise ValueError("CLIF: the threshold is one quantum (fixed)")
+        super().__init__(num_neurons, beta=beta, threshold=1.0, surrogate=surrogate,
+                         slope=slope, detach_reset=detach_reset, dtype=dtype, **kwargs)
+
+    def step(self, z, mem, *, exact: bool = False):
+        """One C-LIF step: returns (s, s, v) with s the signed count (int64 if `exact`)."""
+        mem = self.beta * mem + z
+        if exact:
+            with torch.no_grad():
+                s = torch.trunc(mem)
+                mem = mem - s
+                s = s.to(torch.int64)
+        else:
+            s = trunc_spike(mem, self.surrogate.kind, self.surrogate.slope)
+            mem = mem - self._reset_mask(s)
+        if self.record is not None:
+            self.record.add_step((s != 0).to(mem.dtype), s)
+        return s, s, mem
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_neurons}, steps={self.num_steps}, surrogate="
+                f"{self.surrogate.kind}(k={self.surrogate.slope:g})")

@@ -1,9 +1,8 @@
-"""C-LIF / CFQ (spiking.clif): exact conservation in integer arithmetic, antisymmetry,
-the closed budget with open boundaries and sources, the float shadow path, grids."""
+"""C-LIF neuron (spiking.neurons.CLIF) and the CFQ solver (spiking.cfq): signed integer
+counts, exact and float paths alike, exact conservation in integer arithmetic,
+antisymmetry, the closed budget with open boundaries and sources, the float shadow path."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -11,16 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spiking.clif import (
-    FIXED_VALUE,
-    PRESCRIBED_FLUX,
-    CLIFSolver,
-    FluxNet,
-    grid_cell_average,
-    grid_geometry,
-    stable_dt,
-    trunc_spike,
-)
+from fem.fv_geometry import grid_geometry, stable_dt
+from spiking import CLIF, CLIFSolver, FluxNet, trunc_spike
+from spiking.cfq import FIXED_VALUE, PRESCRIBED_FLUX
 
 
 @pytest.fixture(autouse=True)
@@ -135,17 +127,6 @@ def test_trunc_spike_forward_is_signed_integer_count(kind):
         assert torch.all(v.grad == 1)
 
 
-def test_grid_geometry_measures():
-    geo = grid_geometry([4, 3, 2], [0, 0, 0], [2.0, 1.5, 1.0])
-    assert math.isclose(geo.volumes.sum(), 3.0)
-    assert len(geo.pairs) == 3 * 3 * 2 + 4 * 2 * 2 + 4 * 3 * 1
-    assert math.isclose(geo.boundary_areas.sum(), 2 * (2 * 1.5 + 2 * 1 + 1.5 * 1))
-    np.testing.assert_allclose(geo.areas[:18], 0.5 * 0.5)
-    # a linear function's cell average is its value at the centroid
-    avg = grid_cell_average(geo, lambda x: 1 + x[0] - 2 * x[2], [0.5, 0.5, 0.5])
-    np.testing.assert_allclose(avg, 1 + geo.centroids[:, 0] - 2 * geo.centroids[:, 2])
-
-
 def test_bad_input_is_rejected():
     geo = grid_geometry([4])
     with pytest.raises(ValueError, match="quantum"):
@@ -154,3 +135,54 @@ def test_bad_input_is_rejected():
         CLIFSolver(geo, FluxNet(), 1e-3, 1e-3, bc_kind=np.array([1, 0]))
     with pytest.raises(ValueError, match="surrogate"):
         trunc_spike(torch.ones(2), "nope")
+    with pytest.raises(ValueError, match="threshold"):
+        CLIF(3, threshold=2.0)
+    with pytest.raises(ValueError, match="beta"):
+        CLIF(3, beta=1.5)
+
+
+# ---- the neuron ------------------------------------------------------------------------------
+def test_clif_step_counts_and_remainder():
+    """v ← βv + z; s = trunc(v) (signed); v ← v − s: the remainder carries over."""
+    neuron = CLIF(4, beta=0.5)
+    z = torch.tensor([2.75, -1.5, 0.25, -0.99], dtype=torch.float64)
+    mem = torch.tensor([0.5, 0.5, 0.5, -0.5], dtype=torch.float64)
+    out, s, mem = neuron.step(z, mem)
+    assert s.tolist() == [3.0, -1.0, 0.0, -1.0] and torch.equal(out, s)
+    assert mem.tolist() == [0.0, -0.25, 0.5, -0.24]  # 0.5·0.5 + z − s
+    s_int, _, mem_int = neuron.step(z, torch.tensor([0.5, 0.5, 0.5, -0.5], dtype=torch.float64),
+                                    exact=True)
+    assert s_int.dtype == torch.int64 and s_int.tolist() == [3, -1, 0, -1]
+    assert torch.equal(mem_int, mem)
+
+
+def test_clif_exact_path_equals_float_path_over_many_steps():
+    """Same inputs, 2000 steps: identical counts and bit-identical membranes."""
+    g = torch.Generator().manual_seed(4)
+    neuron = CLIF(50, beta=torch.linspace(0.5, 1.0, 50))
+    z_seq = (torch.rand(2000, 50, generator=g, dtype=torch.float64) - 0.45) * 3.0
+    v_f = v_i = torch.zeros(50, dtype=torch.float64)
+    sent_f = torch.zeros(50, dtype=torch.float64)
+    sent_i = torch.zeros(50, dtype=torch.int64)
+    for z in z_seq:
+        s_f, _, v_f = neuron.step(z, v_f)
+        s_i, _, v_i = neuron.step(z, v_i, exact=True)
+        sent_f, sent_i = sent_f + s_f, sent_i + s_i
+    assert torch.equal(v_f, v_i) and torch.equal(sent_f.to(torch.int64), sent_i)
+    # β = 1 neurons conserve what they integrate: Σ z = Σ s + v, |v| < 1
+    total = z_seq[:, -1].sum()
+    assert abs(float(total - sent_f[-1] - v_f[-1])) < 1e-9 and abs(float(v_f[-1])) < 1
+
+
+def test_clif_surrogate_gradient_and_activity_record():
+    from spiking import ActivityMonitor
+
+    neuron = CLIF(3, surrogate="arctan", slope=2.0)
+    z = torch.tensor([[1.2, -0.3, 2.9]], dtype=torch.float64, requires_grad=True)
+    with ActivityMonitor(neuron) as mon:
+        out = neuron(z)  # one step (num_steps = 1)
+    assert out.tolist() == [[1.0, 0.0, 2.0]]
+    out.sum().backward()
+    assert torch.isfinite(z.grad).all() and float(z.grad.abs().sum()) > 0
+    layer = next(iter(mon.layers().values()))
+    assert layer.spikes == 2 and layer.neuron_steps == 3  # two of three neurons fired

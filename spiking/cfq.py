@@ -3,7 +3,8 @@
 PISNN (Zhang & Wang, "Physics-informed spiking neural networks with conservative flux
 quantization", arXiv 2511.21784). Each cell i of a finite-volume partition holds an
 integer number N_i of quanta of value q (amount u_i·V_i = N_i·q). Each interface f
-between cells i and j has a conservative LIF neuron (C-LIF) integrating the learned flux
+between cells i and j has a conservative LIF neuron (:class:`spiking.neurons.CLIF`)
+integrating the learned flux
 
     v_f ← β v_f + F(u_i, u_j)·Δt/q,   s_f = trunc(v_f),   v_f ← v_f − s_f,
 
@@ -25,170 +26,42 @@ the ideal is g(α, β) = kα (+ any symmetric part). Training differentiates a f
 "shadow" of the same rollout (values equal to the integer counts) with a surrogate
 gradient for trunc; inference runs the integer path only.
 
-Torch + numpy only (no DOLFINx): unstructured geometries come from ``fem.volumes``.
+The geometry is any object with the attributes of :class:`FVGeometryLike` (plain NumPy
+arrays): ``fem.fv_geometry.grid_geometry`` (boxes) and ``fem.volumes.finite_volumes``
+(DOLFINx meshes) make one. Torch + NumPy only: this module imports no other package.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from .energy import EnergyTable, OpCounts, ann_layer_ops
-from .surrogate import SURROGATE_KINDS, surrogate_derivative
+from .neurons import CLIF
+from .surrogate import SURROGATE_KINDS
 
-# Boundary facet kinds (per boundary facet).
+# Boundary facet kinds (per boundary facet): how its neuron treats the facet.
 INSULATED, FIXED_VALUE, PRESCRIBED_FLUX = 0, 1, 2
 BOUNDARY_KINDS = {"insulated": INSULATED, "value": FIXED_VALUE, "flux": PRESCRIBED_FLUX}
 
 
-# ---- geometry ---------------------------------------------------------------------------
-@dataclass
-class FVGeometry:
-    """A finite-volume partition: cells (control volumes) and the facets between them.
+class FVGeometryLike(Protocol):
+    """What the solver reads of a finite-volume partition (n cells, m interior facets,
+    k boundary facets); ``fem.fv_geometry.FVGeometry`` is one."""
 
-    Interior facet f joins cells ``pairs[f] = (i, j)``; its normal points from i to j.
-    Boundary facet b belongs to cell ``boundary_cells[b]`` and carries the tag
-    ``boundary_tags[b]`` (names in ``boundary_names``). Distances are centroid to
-    centroid (interior) and cell centroid to facet centroid (boundary).
-    """
-
-    volumes: np.ndarray  # (n,)
-    centroids: np.ndarray  # (n, gdim)
-    pairs: np.ndarray  # (m, 2) int64
-    areas: np.ndarray  # (m,)
-    distances: np.ndarray  # (m,)
-    boundary_cells: np.ndarray  # (k,) int64
+    volumes: np.ndarray  # (n,) cell volumes, > 0
+    pairs: np.ndarray  # (m, 2) int: the cells (i, j) a facet joins, normal from i to j
+    areas: np.ndarray  # (m,) facet areas
+    distances: np.ndarray  # (m,) centroid-to-centroid distances
+    boundary_cells: np.ndarray  # (k,) int: the cell of each boundary facet
     boundary_areas: np.ndarray  # (k,)
-    boundary_distances: np.ndarray  # (k,)
-    boundary_centroids: np.ndarray  # (k, gdim)
-    boundary_tags: np.ndarray  # (k,) int
-    boundary_names: dict[str, int] = field(default_factory=dict)
-    cell_tags: np.ndarray | None = None  # (n,) int, phases (optional)
-    cell_names: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.pairs = np.asarray(self.pairs, dtype=np.int64).reshape(-1, 2)
-        self.boundary_cells = np.asarray(self.boundary_cells, dtype=np.int64)
-        n = len(self.volumes)
-        if np.any(np.asarray(self.volumes) <= 0):
-            raise ValueError("FVGeometry: every cell volume must be positive")
-        if len(self.pairs) and (self.pairs.min() < 0 or self.pairs.max() >= n):
-            raise ValueError("FVGeometry: pairs index cells out of range")
-        if np.any(self.pairs[:, 0] == self.pairs[:, 1]):
-            raise ValueError("FVGeometry: a facet joins a cell to itself")
-        if np.any(np.asarray(self.distances) <= 0) or np.any(np.asarray(self.areas) <= 0):
-            raise ValueError("FVGeometry: facet areas and distances must be positive")
-
-    @property
-    def num_cells(self) -> int:
-        return len(self.volumes)
-
-    @property
-    def gdim(self) -> int:
-        return self.centroids.shape[1]
-
-    def boundary(self, name: str) -> np.ndarray:
-        """Indices (into the boundary arrays) of the boundary facets tagged `name`."""
-        if name == "*":
-            return np.arange(len(self.boundary_cells))
-        if name not in self.boundary_names:
-            raise KeyError(f"no boundary {name!r}; this geometry has {sorted(self.boundary_names)}")
-        return np.flatnonzero(self.boundary_tags == self.boundary_names[name])
-
-
-def grid_geometry(n: Sequence[int], lower: Sequence[float] = (), upper: Sequence[float] = ()
-                  ) -> FVGeometry:
-    """Uniform Cartesian grid of n[0] x n[1] (x n[2]) cells on a box (default the unit box).
-
-    Boundary facets are named x0, x1 (y0, y1, z0, z1) as on the DOLFINx meshes.
-    """
-    n = [int(k) for k in n]
-    d = len(n)
-    if d not in (1, 2, 3) or any(k < 1 for k in n):
-        raise ValueError(f"grid: expected 1 to 3 positive cell counts, got {n}")
-    lo = np.asarray(lower or [0.0] * d, dtype=float)
-    hi = np.asarray(upper or [1.0] * d, dtype=float)
-    if lo.shape != (d,) or hi.shape != (d,) or np.any(hi <= lo):
-        raise ValueError(f"grid: bad box {lo.tolist()} .. {hi.tolist()}")
-    h = (hi - lo) / n
-    idx = np.arange(math.prod(n)).reshape(n)  # C order: idx[i, j, k]
-    axes = [lo[a] + (np.arange(n[a]) + 0.5) * h[a] for a in range(d)]
-    centroids = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
-    volumes = np.full(idx.size, float(np.prod(h)))
-    pairs, areas, dists = [], [], []
-    b_cells, b_area, b_dist, b_cent, b_tag = [], [], [], [], []
-    names = {}
-    for a in range(d):
-        area = float(np.prod(np.delete(h, a)))
-        left = np.take(idx, np.arange(n[a] - 1), axis=a).ravel()
-        right = np.take(idx, np.arange(1, n[a]), axis=a).ravel()
-        pairs.append(np.stack([left, right], axis=1))
-        areas.append(np.full(len(left), area))
-        dists.append(np.full(len(left), h[a]))
-        for side, layer in ((0, 0), (1, n[a] - 1)):
-            name = f"{'xyz'[a]}{side}"
-            names[name] = len(names) + 1
-            cells = np.take(idx, [layer], axis=a).ravel()
-            cent = centroids[cells].copy()
-            cent[:, a] = lo[a] if side == 0 else hi[a]
-            b_cells.append(cells)
-            b_area.append(np.full(len(cells), area))
-            b_dist.append(np.full(len(cells), h[a] / 2))
-            b_cent.append(cent)
-            b_tag.append(np.full(len(cells), names[name]))
-    return FVGeometry(volumes, centroids, np.concatenate(pairs), np.concatenate(areas),
-                      np.concatenate(dists), np.concatenate(b_cells), np.concatenate(b_area),
-                      np.concatenate(b_dist), np.concatenate(b_cent), np.concatenate(b_tag),
-                      names, np.ones(idx.size, dtype=np.int64), {"domain": 1})
-
-
-def grid_cell_average(geo: FVGeometry, f: Callable[[np.ndarray], np.ndarray], h: Sequence[float],
-                      order: int = 3) -> np.ndarray:
-    """Cell averages of f(x) (x of shape (3, P)) on a grid of spacing h, tensor Gauss rule."""
-    xi, wi = np.polynomial.legendre.leggauss(order)
-    d = geo.gdim
-    pts = np.stack(np.meshgrid(*[xi] * d, indexing="ij"), axis=-1).reshape(-1, d)
-    wts = np.prod(np.stack(np.meshgrid(*[wi] * d, indexing="ij"), axis=-1).reshape(-1, d), axis=1)
-    wts = wts / wts.sum()
-    x = geo.centroids[:, None, :] + 0.5 * pts[None, :, :] * np.asarray(h)[None, None, :]
-    flat = np.zeros((3, x.shape[0] * x.shape[1]))
-    flat[:d] = x.reshape(-1, d).T
-    return f(flat).reshape(x.shape[0], x.shape[1]) @ wts
-
-
-# ---- spikes -----------------------------------------------------------------------------
-class _TruncSpike(torch.autograd.Function):
-    """s = trunc(v) forward (signed integer count); surrogate derivative backward."""
-
-    @staticmethod
-    def forward(ctx, v, kind: str, slope: float):
-        ctx.save_for_backward(v)
-        ctx.kind, ctx.slope = kind, slope
-        return torch.trunc(v)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (v,) = ctx.saved_tensors
-        if ctx.kind == "straight_through":
-            return grad, None, None
-        # trunc(v) = Σ_{k≥1} H(v − k) − H(−v − k): each step at an integer k ≠ 0 gets the
-        # surrogate of H', centred on the nearest such integer.
-        a = v.abs()
-        nearest = torch.clamp(torch.round(a), min=1.0)
-        return grad * surrogate_derivative(a - nearest, ctx.kind, ctx.slope), None, None
-
-
-def trunc_spike(v: torch.Tensor, kind: str = "straight_through", slope: float = 1.0
-                ) -> torch.Tensor:
-    """Signed integer spike count trunc(v); backward: a spiking.surrogate ``kind``."""
-    if kind not in SURROGATE_KINDS:
-        raise ValueError(f"surrogate: unknown kind {kind!r}; choose one of {SURROGATE_KINDS}")
-    return _TruncSpike.apply(v, kind, float(slope))
+    boundary_distances: np.ndarray  # (k,) cell centroid to facet centroid
 
 
 # ---- the flux network ---------------------------------------------------------------------
@@ -293,7 +166,7 @@ class CLIFSolver(nn.Module):
     density (field units per time); each cell has a source neuron.
     """
 
-    def __init__(self, geometry: FVGeometry, flux: FluxNet, quantum: float, dt: float, *,
+    def __init__(self, geometry: FVGeometryLike, flux: FluxNet, quantum: float, dt: float, *,
                  beta: float = 1.0, surrogate: str = "straight_through", slope: float = 1.0,
                  bc_kind: np.ndarray | None = None, bc_data: BoundaryData | None = None,
                  source: Callable[[float], torch.Tensor] | None = None) -> None:
@@ -312,6 +185,7 @@ class CLIFSolver(nn.Module):
         self.q, self.dt, self.beta = float(quantum), float(dt), float(beta)
         self.surrogate, self.slope = surrogate, float(slope)
         f64 = torch.float64
+        self.num_cells = len(geometry.volumes)
         self.register_buffer("volumes", torch.as_tensor(geometry.volumes, dtype=f64), False)
         self.register_buffer("i", torch.as_tensor(geometry.pairs[:, 0]), False)
         self.register_buffer("j", torch.as_tensor(geometry.pairs[:, 1]), False)
@@ -331,6 +205,13 @@ class CLIFSolver(nn.Module):
         self.register_buffer("b_w", torch.as_tensor(
             geometry.boundary_areas / geometry.boundary_distances, dtype=f64), False)
         self.register_buffer("b_area", torch.as_tensor(geometry.boundary_areas, dtype=f64), False)
+        # One C-LIF neuron per interior facet, per boundary facet and (with a source) per cell.
+        self.neurons = nn.ModuleDict({name: CLIF(count, beta=beta, surrogate=surrogate,
+                                                 slope=slope)
+                                      for name, count in (("interior", len(geometry.pairs)),
+                                                          ("boundary", k),
+                                                          ("source", self.num_cells))
+                                      if count and (name != "source" or source is not None)})
 
     # -- conversions
     def to_quanta(self, u: torch.Tensor) -> torch.Tensor:
@@ -343,7 +224,7 @@ class CLIFSolver(nn.Module):
 
     def init_state(self, u0: torch.Tensor, t0: float = 0.0) -> CLIFState:
         """State holding the quantised field u0 at time t0, membranes at rest."""
-        n, m, k = self.geometry.num_cells, len(self.i), len(self.b_cells)
+        n, m, k = self.num_cells, len(self.i), len(self.b_cells)
         quanta = self.to_quanta(u0)
         if quanta.shape != (n,):
             raise ValueError(f"u0: expected {n} cell values, got shape {tuple(u0.shape)}")
@@ -395,33 +276,26 @@ class CLIFSolver(nn.Module):
     def _step(self, state: CLIFState) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.values(state.quanta)
         interior, boundary, src = self._increments(u, state.t)
-        b = self.beta
-        state.v = b * state.v + interior
-        s = torch.trunc(state.v)
-        state.v -= s
-        s = s.to(torch.int64)
-        state.quanta.index_add_(0, self.i, -s)
-        state.quanta.index_add_(0, self.j, s)
-        counts = [s]
-        if len(self.b_cells):
-            state.v_boundary = b * state.v_boundary + boundary
-            sb = torch.trunc(state.v_boundary)
-            state.v_boundary -= sb
-            sb = sb.to(torch.int64)
+        counts = []
+        if "interior" in self.neurons:
+            s, _, state.v = self.neurons["interior"].step(interior, state.v, exact=True)
+            state.quanta.index_add_(0, self.i, -s)
+            state.quanta.index_add_(0, self.j, s)
+            counts.append(s)
+        if "boundary" in self.neurons:
+            sb, _, state.v_boundary = self.neurons["boundary"].step(boundary, state.v_boundary,
+                                                                    exact=True)
             state.quanta.index_add_(0, self.b_cells, -sb)
             state.boundary_in -= int(sb.sum())
             counts.append(sb)
         if src is not None:
-            state.v_source = b * state.v_source + src
-            ss = torch.trunc(state.v_source)
-            state.v_source -= ss
-            ss = ss.to(torch.int64)
+            ss, _, state.v_source = self.neurons["source"].step(src, state.v_source, exact=True)
             state.quanta += ss
             state.source_in += int(ss.sum())
             counts.append(ss)
         state.steps += 1
         state.t = state.t + self.dt
-        allc = torch.cat(counts)
+        allc = torch.cat(counts) if counts else torch.zeros(0, dtype=torch.int64)
         return allc.abs().sum(), (allc != 0).sum()
 
     def rollout(self, state: CLIFState, steps: int,
@@ -440,27 +314,21 @@ class CLIFSolver(nn.Module):
         `steps` steps. Its values are those of the integer path (counts kept in float64,
         exact below 2^53); gradients pass trunc through the surrogate."""
         N = torch.round(u0.detach().to(torch.float64) * self.volumes / self.q)
-        shape = N.shape
-        v = torch.zeros(*shape[:-1], len(self.i), dtype=torch.float64)
-        vb = torch.zeros(*shape[:-1], len(self.b_cells), dtype=torch.float64)
+        shape = N.shape[:-1]
+        v = torch.zeros(*shape, len(self.i), dtype=torch.float64)
+        vb = torch.zeros(*shape, len(self.b_cells), dtype=torch.float64)
         vs = torch.zeros_like(N)
         t = torch.as_tensor(t0, dtype=torch.float64)
         for _ in range(int(steps)):
-            u = N * self.q / self.volumes
-            interior, boundary, src = self._increments(u, t)
-            v = self.beta * v + interior
-            s = trunc_spike(v, self.surrogate, self.slope)
-            v = v - s
-            N = N.index_add(-1, self.i, -s).index_add(-1, self.j, s)
-            if len(self.b_cells):
-                vb = self.beta * vb + boundary
-                sb = trunc_spike(vb, self.surrogate, self.slope)
-                vb = vb - sb
+            interior, boundary, src = self._increments(N * self.q / self.volumes, t)
+            if "interior" in self.neurons:
+                s, _, v = self.neurons["interior"].step(interior, v)
+                N = N.index_add(-1, self.i, -s).index_add(-1, self.j, s)
+            if "boundary" in self.neurons:
+                sb, _, vb = self.neurons["boundary"].step(boundary, vb)
                 N = N.index_add(-1, self.b_cells, -sb)
             if src is not None:
-                vs = self.beta * vs + src
-                ss = trunc_spike(vs, self.surrogate, self.slope)
-                vs = vs - ss
+                ss, _, vs = self.neurons["source"].step(src, vs)
                 N = N + ss
             t = t + self.dt
         return N * self.q / self.volumes
@@ -478,7 +346,7 @@ class CLIFSolver(nn.Module):
         """
         table = table or EnergyTable()
         n_neurons = len(self.i) + len(self.b_val) + len(self.b_flx)
-        n_src = self.geometry.num_cells if self.source is not None else 0
+        n_src = self.num_cells if self.source is not None else 0
         net = self.flux.ops_per_evaluation()
         n_eval = len(self.i) + len(self.b_val)
         nets = OpCounts(net.mac * n_eval, net.acc * n_eval, net.reads * n_eval,
@@ -491,14 +359,3 @@ class CLIFSolver(nn.Module):
         return {"spiking_pj": e_s, "float_fv_pj": e_d, "ratio": e_s / e_d if e_d else None,
                 "neurons": total, "neurons_fired": neurons_fired, "quanta_moved": quanta_moved,
                 "table": table.name}
-
-
-def stable_dt(geometry: FVGeometry, diffusivity: float, safety: float = 0.45) -> float:
-    """Explicit-Euler stability bound for TPFA diffusion, times `safety`:
-    Δt ≤ V_i / (k Σ_f w_f) for every cell i (boundary value facets included)."""
-    acc = np.zeros(geometry.num_cells)
-    w = geometry.areas / geometry.distances
-    np.add.at(acc, geometry.pairs[:, 0], w)
-    np.add.at(acc, geometry.pairs[:, 1], w)
-    np.add.at(acc, geometry.boundary_cells, geometry.boundary_areas / geometry.boundary_distances)
-    return float(safety * np.min(geometry.volumes / (diffusivity * acc)))
