@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def report(args: argparse.Namespace) -> int:
+    """Validate RUN_DIR against its FEM reference and write its report (collective)."""
     from meshes._dolfinx import MPI
 
     from ..parallel import collective_errors, set_threads_per_rank

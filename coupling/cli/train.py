@@ -83,6 +83,7 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
 
 
 def train(args: argparse.Namespace) -> int:
+    """Start a run of CONFIG in --out (refused if a run is there, unless --force)."""
     from fem.config import load_toml
 
     run_dir = Path(args.out)
@@ -93,6 +94,7 @@ def train(args: argparse.Namespace) -> int:
 
 
 def resume(args: argparse.Namespace) -> int:
+    """Continue RUN_DIR from its latest checkpoint with its own config."""
     from fem.config import load_toml
 
     from ..trainer import CONFIG
