@@ -1,58 +1,79 @@
-"""The run config of `model = "clif"` (PISNN's conservative spiking solver): ``[clif]`` and
-``[training]`` tables beside ``[mesh]`` / ``[problem]``; see :mod:`coupling.clif`."""
+"""The run config of `model = "clif"` (PISNN's conservative spiking solver): its part of the
+one run-config schema (:mod:`coupling.config`), ``[clif]`` and ``[training]`` beside
+``[mesh]`` (a regular ``kind = "grid"`` or any mesh kind) and ``[problem]``; see
+:mod:`coupling.clif`. Errors are :class:`fem.errors.ConfigError` naming the key."""
 
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import numpy as np
+from pydantic import Discriminator, Field, Tag, model_validator
 
-from fem.config import MeshSpec, ProblemSpec, parse_mesh, parse_problem, require_table
+from fem.config import MeshSpec, MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
-from spiking.surrogate import SURROGATE_KINDS
+from fem.schema import MAX_COUNT, Finite, NonNegative, Positive, PositiveInt, Table, between
+from spiking import SURROGATE_KINDS
 
-TOP_LEVEL = ("model", "mesh", "problem", "clif", "training", "energy")
-TRAINING_KEYS = ("steps", "lr", "seed", "log_every", "checkpoint_every", "keep_checkpoints",
-                 "progress", "schedule")
+from .config import SEED, EnergySpec, parse_config
 
 
-@dataclass
-class CLIFSpec:
-    """The validated ``[clif]`` table."""
+class GridTable(Table):
+    """``[mesh] kind = "grid"``: a regular box of n cells per axis (1 to 3 axes)."""
 
-    resolution: float = 1e-4
-    scale: float = 0.0
-    cfl: float = 0.9
-    hidden: list[int] = field(default_factory=lambda: [16, 16])
-    activation: str = "tanh"
+    kind: Literal["grid"]
+    n: Annotated[list[between(2, 10**6, integer=True)], Field(min_length=1, max_length=3)]
+    lower: list[Finite] | None = None
+    upper: list[Finite] | None = None
+
+    @model_validator(mode="after")
+    def _box(self) -> GridTable:
+        d = len(self.n)
+        self.lower = [0.0] * d if self.lower is None else self.lower
+        self.upper = [1.0] * d if self.upper is None else self.upper
+        for name in ("lower", "upper"):
+            if len(getattr(self, name)) != d:
+                raise ConfigError(name, f"expected {d} numbers, got {getattr(self, name)!r}")
+        if any(b <= a for a, b in zip(self.lower, self.upper, strict=True)):
+            raise ConfigError("upper", f"must exceed mesh.lower {self.lower}, got {self.upper}")
+        return self
+
+
+class CLIFSpec(Table):
+    """The ``[clif]`` table."""
+
+    resolution: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-4
+    scale: NonNegative = 0.0
+    cfl: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.9
+    hidden: Annotated[list[between(1, 100_000, integer=True)],
+                      Field(min_length=1, max_length=100)] = [16, 16]
+    activation: Literal["tanh", "softplus", "gelu", "silu"] = "tanh"
     geometry: bool = False
-    beta: float = 1.0
-    surrogate: str = "straight_through"
-    slope: float = 1.0
-    train_until: float = 0.2
-    window: int = 20
-    batch: int = 8
-    relax_time: float = 1.0
-    modes: int = 3
-    records: int = 11
-    evaluate_every: int = 0
+    beta: between(0.0, 1.0) = 1.0
+    surrogate: Literal[SURROGATE_KINDS] = "straight_through"
+    slope: Positive = 1.0
+    train_until: Positive = 0.2
+    window: PositiveInt = 20
+    batch: PositiveInt = 8
+    relax_time: Positive = 1.0
+    modes: PositiveInt = 3
+    records: between(2, MAX_COUNT, integer=True) = 11
+    evaluate_every: between(0, MAX_COUNT, integer=True) = 0
 
 
-@dataclass
-class CLIFTraining:
+class CLIFTraining(Table):
     """The ``[training]`` keys a C-LIF run uses."""
 
-    steps: int = 300
-    lr: float = 3e-3
-    seed: int = 0
-    log_every: int = 25
-    checkpoint_every: int = 100
-    keep_checkpoints: int = 3
+    steps: between(0, MAX_COUNT, integer=True) = 300
+    lr: Positive = 3e-3
+    seed: SEED = 0
+    log_every: PositiveInt = 25
+    checkpoint_every: PositiveInt = 100
+    keep_checkpoints: PositiveInt = 3
     progress: bool = True
-    schedule: str = "cosine"
+    schedule: Literal["none", "cosine"] = "cosine"
 
 
 @dataclass
@@ -69,155 +90,69 @@ class CLIFRunConfig:
     def resolved(self) -> dict:
         """The config with every [clif] and [training] default filled in."""
         doc = copy.deepcopy(self.raw)
-        doc["clif"] = asdict(self.clif)
-        doc["training"] = asdict(self.training)
+        doc["clif"] = self.clif.model_dump()
+        doc["training"] = self.training.model_dump()
         return doc
 
 
-def _num(v, key: str, *, positive=True, integer=False, lo=None, hi=None):
-    ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-    if integer:
-        ok = ok and isinstance(v, int)
-    if ok and positive:
-        ok = v > 0
-    if ok and lo is not None:
-        ok = v >= lo
-    if ok and hi is not None:
-        ok = v <= hi
-    if not ok:
-        what = "integer" if integer else "number"
-        rng = f" in [{lo}, {hi}]" if lo is not None and hi is not None else ""
-        pos = "positive " if positive else ""
-        raise ConfigError(key, f"expected a {pos}{what}{rng}, got {v!r}")
-    return v
+def _grid_tag(table: Any) -> str:
+    return "<grid>" if isinstance(table, dict) and table.get("kind") == "grid" else "<mesh>"
+
+
+class ClifRun(Table):
+    """A ``model = "clif"`` run (validated as part of coupling.config's run schema)."""
+
+    model: Literal["clif"]
+    mesh: Annotated[Annotated[GridTable, Tag("<grid>")] | Annotated[MeshTable, Tag("<mesh>")],
+                    Discriminator(_grid_tag)]
+    problem: ProblemTable
+    clif: CLIFSpec = CLIFSpec()
+    training: CLIFTraining = CLIFTraining()
+    energy: EnergySpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClifRun:
+        p, grid = self.problem, self.mesh if isinstance(self.mesh, GridTable) else None
+        if p.type not in ("heat", "poisson"):
+            raise ConfigError("problem.type", "model 'clif' solves heat and poisson (Laplace), "
+                              f"got {p.type!r}")
+        if isinstance(p.coefficients, dict):
+            raise ConfigError("problem.coefficients", "model 'clif' needs one number (the flux "
+                              "network has no phase input)")
+        if p.type == "poisson":
+            if grid is None:
+                raise ConfigError("mesh.kind", "steady problems (poisson) need kind = \"grid\" "
+                                  "(training transients are the box's eigenmodes)")
+            if p.source is not None and not (p.source[0].is_constant and float(
+                    p.source[0](np.zeros((3, 1)))[0]) == 0.0):
+                raise ConfigError("problem.source", "steady C-LIF runs solve Laplace: source "
+                                  "must be 0")
+        if grid is not None and p.exact is None:
+            raise ConfigError("problem.exact", "missing: a grid run is compared with the exact "
+                              "solution")
+        if grid is not None:
+            sides = ("*", *[f"{a}{s}" for a in "xyz"[:len(grid.n)] for s in "01"])
+            for i, bc in enumerate(p.bcs):
+                if bc.boundary not in sides:
+                    raise ConfigError(f"problem.bcs[{i}].boundary", f"no boundary "
+                                      f"{bc.boundary!r} on a {len(grid.n)}D grid")
+        if p.type == "heat" and self.clif.train_until > p.time.t_end:
+            raise ConfigError("clif.train_until", f"{self.clif.train_until} exceeds "
+                              "problem.time.t_end")
+        return self
+
+    def record(self, doc: dict) -> CLIFRunConfig:
+        """The CLIFRunConfig record of this run; `doc` is the document as given."""
+        grid = self.mesh.model_dump(exclude={"kind"}) if isinstance(self.mesh, GridTable) \
+            else None
+        mesh = None if grid is not None else self.mesh.spec()
+        return CLIFRunConfig(mesh, grid, self.problem.spec(doc["problem"]), self.clif,
+                             self.training, copy.deepcopy(doc))
 
 
 def parse_clif_config(doc: dict) -> CLIFRunConfig:
     """Validate a run config with ``model = "clif"`` (errors name the key)."""
-    for key in doc:
-        if key not in TOP_LEVEL:
-            raise ConfigError(key, "unknown table for model 'clif' (allowed: "
-                              f"{', '.join(TOP_LEVEL)})")
-    mesh_t = require_table(doc, "mesh")
-    grid, mesh = None, None
-    if mesh_t.get("kind") == "grid":
-        grid = _parse_grid(mesh_t)
-    else:
-        mesh = parse_mesh(mesh_t)
-    problem = parse_problem(require_table(doc, "problem"))
-    if problem.type not in ("heat", "poisson"):
-        raise ConfigError("problem.type", f"model 'clif' solves heat and poisson (Laplace), "
-                          f"got {problem.type!r}")
-    if isinstance(problem.coefficients, dict):
-        raise ConfigError("problem.coefficients", "model 'clif' needs one number (the flux "
-                          "network has no phase input)")
-    if problem.type == "poisson":
-        if grid is None:
-            raise ConfigError("mesh.kind", "steady problems (poisson) need kind = \"grid\" "
-                              "(training transients are the box's eigenmodes)")
-        if problem.exact is None:
-            raise ConfigError("problem.exact", "missing: the exact steady solution")
-        if problem.source and not (problem.source[0].is_constant and
-                                   float(problem.source[0](np.zeros((3, 1)))[0]) == 0.0):
-            raise ConfigError("problem.source", "steady C-LIF runs solve Laplace: source must be 0")
-    if grid is not None and problem.type == "heat" and problem.exact is None:
-        raise ConfigError("problem.exact",
-                          "missing: a grid run is compared with the exact solution")
-    for i, bc in enumerate(problem.bcs):
-        if grid is not None and bc.boundary not in ("*", *[f"{a}{s}" for a in "xyz"[:len(grid['n'])]
-                                                           for s in "01"]):
-            raise ConfigError(f"problem.bcs[{i}].boundary", f"no boundary {bc.boundary!r} on a "
-                              f"{len(grid['n'])}D grid")
-    clif = _parse_clif(doc.get("clif", {}))
-    training = _parse_training(doc.get("training", {}))
-    if problem.type == "heat" and clif.train_until > problem.time.t_end:
-        raise ConfigError("clif.train_until", f"{clif.train_until} exceeds problem.time.t_end")
-    return CLIFRunConfig(mesh, grid, problem, clif, training, copy.deepcopy(doc))
-
-
-def _parse_grid(t: dict) -> dict:
-    extra = sorted(set(t) - {"kind", "n", "lower", "upper"})
-    if extra:
-        raise ConfigError(f"mesh.{extra[0]}",
-                          "unknown key for kind 'grid' (allowed: n, lower, upper)")
-    n = t.get("n")
-    if not (isinstance(n, list) and 1 <= len(n) <= 3 and all(
-            isinstance(k, int) and not isinstance(k, bool) and k >= 2 for k in n)):
-        raise ConfigError("mesh.n", f"expected 1 to 3 cell counts >= 2, got {n!r}")
-    d = len(n)
-    lo = t.get("lower", [0.0] * d)
-    hi = t.get("upper", [1.0] * d)
-    for key, v in (("mesh.lower", lo), ("mesh.upper", hi)):
-        if not (isinstance(v, list) and len(v) == d and all(
-                isinstance(x, int | float) and not isinstance(x, bool) for x in v)):
-            raise ConfigError(key, f"expected {d} numbers, got {v!r}")
-    if any(b <= a for a, b in zip(lo, hi, strict=True)):
-        raise ConfigError("mesh.upper", f"must exceed mesh.lower {lo}, got {hi}")
-    return {"n": n, "lower": [float(x) for x in lo], "upper": [float(x) for x in hi]}
-
-
-def _parse_clif(t: Any) -> CLIFSpec:
-    if not isinstance(t, dict):
-        raise ConfigError("clif", "expected a table")
-    spec = CLIFSpec()
-    known = set(asdict(spec))
-    for key, v in t.items():
-        k = f"clif.{key}"
-        if key not in known:
-            raise ConfigError(k, f"unknown key (allowed: {', '.join(sorted(known))})")
-        if key in ("resolution", "cfl", "slope", "train_until", "relax_time"):
-            v = float(_num(v, k, hi=1.0 if key in ("resolution", "cfl") else None,
-                           lo=0.0 if key in ("resolution", "cfl") else None))
-        elif key == "scale":
-            v = float(_num(v, k, positive=False, lo=0.0, hi=math.inf))
-        elif key == "beta":
-            v = float(_num(v, k, positive=False, lo=0.0, hi=1.0))
-        elif key in ("window", "batch", "modes", "records"):
-            v = _num(v, k, integer=True)
-        elif key == "evaluate_every":
-            v = _num(v, k, integer=True, positive=False, lo=0, hi=10**9)
-        elif key == "hidden":
-            if not (isinstance(v, list) and v and all(isinstance(h, int) and not isinstance(h, bool)
-                                                      and h > 0 for h in v)):
-                raise ConfigError(k, f"expected a list of positive layer widths, got {v!r}")
-        elif key == "activation":
-            if v not in ("tanh", "softplus", "gelu", "silu"):
-                raise ConfigError(k, f"unknown value {v!r} "
-                                  "(choose from gelu, silu, softplus, tanh)")
-        elif key == "geometry":
-            if not isinstance(v, bool):
-                raise ConfigError(k, f"expected true or false, got {v!r}")
-        elif key == "surrogate":
-            if v not in SURROGATE_KINDS:
-                raise ConfigError(k, f"unknown value {v!r} "
-                                  f"(choose from {', '.join(SURROGATE_KINDS)})")
-        setattr(spec, key, v)
-    if spec.records < 2:
-        raise ConfigError("clif.records", f"expected an integer >= 2, got {spec.records}")
-    return spec
-
-
-def _parse_training(t: Any) -> CLIFTraining:
-    if not isinstance(t, dict):
-        raise ConfigError("training", "expected a table")
-    spec = CLIFTraining()
-    for key, v in t.items():
-        k = f"training.{key}"
-        if key not in TRAINING_KEYS:
-            raise ConfigError(k, "unknown key for model 'clif' "
-                              f"(allowed: {', '.join(TRAINING_KEYS)})")
-        if key == "lr":
-            v = float(_num(v, k))
-        elif key == "progress":
-            if not isinstance(v, bool):
-                raise ConfigError(k, f"expected true or false, got {v!r}")
-        elif key == "schedule":
-            if v not in ("none", "cosine"):
-                raise ConfigError(k, f"unknown value {v!r} (choose from none, cosine)")
-        elif key == "seed":
-            v = _num(v, k, integer=True, positive=False, lo=0, hi=2**63)
-        else:
-            v = _num(v, k, integer=True, positive=key != "steps", lo=0 if key == "steps" else None,
-                     hi=10**12 if key == "steps" else None)
-        setattr(spec, key, v)
-    return spec
+    if not isinstance(doc, dict) or doc.get("model") != "clif":
+        got = doc.get("model", "network") if isinstance(doc, dict) else doc
+        raise ConfigError("model", f"expected \"clif\" here, got {got!r}")
+    return parse_config(doc)

@@ -1,9 +1,12 @@
-"""The run config of `neurofem train`: one TOML file, validated into a :class:`RunConfig`.
+"""The run config of `neurofem train`: one TOML file, one schema, validated into a record.
 
-::
+The schema is a pydantic union discriminated on ``model`` ("network", the default, or
+"clif": :mod:`coupling.clif_config`); it is checked as a whole before any mesh or FEM
+work and every error is one :class:`fem.errors.ConfigError` naming the key, e.g.
+``config training.lr: expected a number > 0.0, got -1``. A network run::
 
-    [mesh]        # passed to meshes.build (fem.config.parse_mesh)
-    [problem]     # the PDE and its FEM reference (fem.config.parse_problem)
+    [mesh]        # passed to meshes.build (fem.config.MeshTable)
+    [problem]     # the PDE and its FEM reference (fem.config.ProblemTable)
     [network]     # spiking.MLPConfig keys; in_dim, out_dim and bounds come from the mesh
     [inputs]
     interface_distance = false  # also feed |distance to the nearest inclusion| (RVEs, galerkin)
@@ -24,29 +27,50 @@
     schedule = "none" | "cosine" | "step", gamma = 0.5, step_size = 1000,
     batch = 0 (full batch), dtype = "float32" | "float64", seed = 0,
     log_every = 50, checkpoint_every = 500, keep_checkpoints = 3, progress = true
-
-Every error is a :class:`fem.errors.ConfigError` naming the key, e.g.
-``config training.lr: expected a positive number, got -1``.
+    [energy]      # spiking.EnergyTable: mac_pj, acc_pj, read_pj, write_pj, name
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import functools
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fem.config import MeshSpec, ProblemSpec, load_toml, parse_mesh, parse_problem, require_table
+from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
+
+from fem.config import VECTOR_TYPES, MeshSpec, MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
+from fem.schema import (
+    MAX_COUNT,
+    Finite,
+    NonNegative,
+    Positive,
+    PositiveInt,
+    Table,
+    between,
+    load_toml,
+    validate,
+)
+from spiking import (
+    ACTIVATIONS,
+    NEURON_KINDS,
+    SURROGATE_KINDS,
+    EnergyTable,
+    MLPConfig,
+    get_activation,
+)
+from spiking.neurons import RESET_MODES
 
+if TYPE_CHECKING:
+    from .clif_config import CLIFRunConfig
+
+MODELS = ("network", "clif")
 RESIDUALS = ("galerkin", "sp", "autograd")
 BOUNDARY_MODES = ("exact", "hard", "soft")
 NEIGHBOURS = ("mesh", "knn", "radius")
-OPTIMIZERS = ("adam",)
 SCHEDULES = ("none", "cosine", "step")
 DTYPES = ("float32", "float64")
-TOP_LEVEL = ("model", "mesh", "problem", "network", "inputs", "residual", "boundary", "training",
-             "energy")
 # Problems each residual can train (time-dependent problems are space-time point sets).
 SPACE_TIME = ("heat", "burgers")  # trained on (x, t) points: see coupling/spacetime.py
 SUPPORTED = {
@@ -54,54 +78,122 @@ SUPPORTED = {
     "sp": ("poisson", "poisson_boltzmann", "heat", "burgers"),
     "autograd": ("poisson", "poisson_boltzmann", "heat", "burgers"),
 }
+SEED = between(0, 2**32 - 1, integer=True)  # what numpy's seed accepts
+_NET = {f.name: f.default for f in fields(MLPConfig)}  # the network defaults
 
 
-@dataclass
-class ResidualSpec:
+def _nonzero(v: float) -> float:
+    if v == 0:
+        raise ConfigError("", "scale must be nonzero")
+    return v
+
+
+def _scales(nonzero: bool) -> Any:
+    """output_scale / output_shift: a finite number or a list of them (per component)."""
+    item = Annotated[float, Field(allow_inf_nan=False)]
+    if nonzero:
+        item = Annotated[item, AfterValidator(_nonzero)]
+    return Annotated[Annotated[item, Tag("<number>")]
+                     | Annotated[Annotated[list[item], Field(min_length=1, max_length=3)],
+                                 Tag("<list>")],
+                     Discriminator(lambda v: "<list>" if isinstance(v, list) else "<number>")]
+
+
+class NetworkTable(Table):
+    """The ``[network]`` table: the keys of spiking.MLPConfig, in range."""
+
+    in_dim: Any = None  # set from the mesh and problem: refused (see NetworkRun)
+    out_dim: Any = None
+    bounds: Any = None
+    hidden: Annotated[list[between(1, 100_000, integer=True)],
+                      Field(min_length=1, max_length=100)] = [64, 64]
+    neuron: Literal[NEURON_KINDS] = _NET["neuron"]
+    activation: Literal[tuple(sorted(ACTIVATIONS))] = _NET["activation"]
+    num_steps: between(1, 1000, integer=True) = _NET["num_steps"]
+    beta: between(0.0, 1.0) = _NET["beta"]
+    threshold: Finite = _NET["threshold"]
+    learn_beta: bool = False
+    learn_threshold: bool = False
+    surrogate: Literal[SURROGATE_KINDS] = _NET["surrogate"]
+    slope: Positive | None = None
+    reset: Literal[RESET_MODES] = _NET["reset"]
+    detach_reset: bool = True
+    fourier_features: between(0, 100_000, integer=True) = 0
+    fourier_scale: Positive = _NET["fourier_scale"]
+    fourier_learnable: bool = False
+    fourier_keep_input: bool = False
+    output_scale: _scales(nonzero=True) = 1.0
+    output_shift: _scales(nonzero=False) = 0.0
+    seed: SEED | None = None
+
+    @model_validator(mode="after")
+    def _units(self) -> NetworkTable:
+        for name in ("in_dim", "out_dim", "bounds"):
+            if getattr(self, name) is not None:
+                raise ConfigError(name, "is set from the mesh and problem; remove it")
+        if self.neuron != "ann" and self.threshold <= 0:
+            raise ConfigError("threshold", f"expected a number > 0 for {self.neuron!r} "
+                              f"neurons, got {self.threshold!r}")
+        if self.neuron == "vsn":
+            try:
+                get_activation(self.activation, zero_at_zero=True, who=repr(self.activation))
+            except ValueError as exc:
+                raise ConfigError("activation", str(exc).split(": ", 1)[-1]) from None
+        return self
+
+
+class ResidualSpec(Table):
     """How the network's outputs at mesh points become a loss."""
 
-    kind: str = "galerkin"
-    neighbours: str = "mesh"
-    rings: int = 1
-    k: int = 12
-    radius: float | None = None
-    order: int = 1
-    quadrature_degree: int = 2
+    kind: Literal[RESIDUALS] = "galerkin"
+    neighbours: Literal[NEIGHBOURS] = "mesh"
+    rings: between(1, 2, integer=True) = 1
+    k: between(3, 10_000, integer=True) = 12
+    radius: Positive | None = None
+    order: between(1, 2, integer=True) = 1
+    quadrature_degree: between(1, 20, integer=True) = 2
 
 
-@dataclass
-class InputSpec:
+class InputSpec(Table):
     """Extra network inputs computed from the geometry (beside the coordinates)."""
 
     interface_distance: bool = False  # |distance to the nearest inclusion surface| (RVEs)
 
 
-@dataclass
-class BoundarySpec:
-    """How Dirichlet data are imposed on the network."""
+class BoundarySpec(Table):
+    """How Dirichlet data are imposed on the network (mode None: the residual's default)."""
 
-    mode: str = "exact"
-    weight: float = 100.0
+    mode: Literal[BOUNDARY_MODES] | None = None
+    weight: Positive = 100.0
 
 
-@dataclass
-class TrainingSpec:
+class TrainingSpec(Table):
     """Optimizer, schedule, batching, precision, seed, logging and checkpoint cadence."""
 
-    steps: int = 2000
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    lbfgs_steps: int = 0
-    schedule: str = "none"
-    gamma: float = 0.5
-    step_size: int = 1000
-    batch: int = 0
-    dtype: str = "float32"
-    seed: int = 0
-    log_every: int = 50
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
+    steps: PositiveInt = 2000
+    lr: Positive = 1e-3
+    optimizer: Literal["adam"] = "adam"
+    lbfgs_steps: between(0, MAX_COUNT, integer=True) = 0
+    schedule: Literal[SCHEDULES] = "none"
+    gamma: Positive = 0.5
+    step_size: PositiveInt = 1000
+    batch: between(0, MAX_COUNT, integer=True) = 0
+    dtype: Literal[DTYPES] = "float32"
+    seed: SEED = 0
+    log_every: PositiveInt = 50
+    checkpoint_every: PositiveInt = 500
+    keep_checkpoints: PositiveInt = 3
     progress: bool = True
+
+
+class EnergySpec(Table):
+    """The ``[energy]`` table: picojoules per operation (spiking.EnergyTable)."""
+
+    mac_pj: NonNegative = EnergyTable.mac_pj
+    acc_pj: NonNegative = EnergyTable.acc_pj
+    read_pj: NonNegative = EnergyTable.read_pj
+    write_pj: NonNegative = EnergyTable.write_pj
+    name: str = EnergyTable.name
 
 
 @dataclass
@@ -123,139 +215,111 @@ class RunConfig:
         doc = copy.deepcopy(self.raw)
         for key, spec in (("inputs", self.inputs), ("residual", self.residual),
                           ("boundary", self.boundary), ("training", self.training)):
-            doc[key] = {k: v for k, v in asdict(spec).items() if v is not None}
+            doc[key] = spec.model_dump(exclude_none=True)
         return doc
+
+
+class NetworkRun(Table):
+    """A ``model = "network"`` run: a coordinate network trained on a PDE residual."""
+
+    model: Literal["network"] = "network"
+    mesh: MeshTable
+    problem: ProblemTable
+    network: NetworkTable = NetworkTable()
+    inputs: InputSpec = InputSpec()
+    residual: ResidualSpec = ResidualSpec()
+    boundary: BoundarySpec = BoundarySpec()
+    training: TrainingSpec = TrainingSpec()
+    energy: EnergySpec | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NetworkRun:
+        r, p, b = self.residual, self.problem, self.boundary
+        if p.type not in SUPPORTED[r.kind]:
+            raise ConfigError("residual.kind", f"{r.kind!r} cannot train problem.type "
+                              f"{p.type!r} (it trains {', '.join(SUPPORTED[r.kind])})")
+        if r.kind == "autograd" and self.network.neuron != "ann":
+            raise ConfigError("residual.kind", "'autograd' needs network.neuron = \"ann\": "
+                              "spikes have no derivative with respect to the input (use 'sp' "
+                              "or 'galerkin')")
+        if p.degree != 1 and (r.kind == "galerkin" or (r.kind == "sp" and p.type not in
+                                                        SPACE_TIME)):
+            raise ConfigError("problem.degree", f"the {r.kind} residual evaluates the network "
+                              f"at P1 nodes and needs degree 1, got {p.degree}")
+        if r.neighbours == "radius" and r.radius is None:
+            raise ConfigError("residual.radius", "missing (needed with neighbours = \"radius\")")
+        if b.mode is None:  # the natural choice for each residual
+            b.mode = ("soft" if p.type in SPACE_TIME or r.kind == "autograd"
+                      else "exact" if r.kind == "galerkin" else "hard")
+        if p.type in SPACE_TIME and b.mode != "soft":
+            raise ConfigError("boundary.mode", f"{p.type!r} trains on space-time points with "
+                              "initial and boundary penalties: set mode = \"soft\"")
+        if b.mode == "exact" and r.kind != "galerkin":
+            raise ConfigError("boundary.mode", "'exact' sets Dirichlet dofs and needs the "
+                              f"galerkin residual; use 'hard' or 'soft' with {r.kind!r}")
+        if b.mode == "hard" and r.kind == "autograd":
+            raise ConfigError("boundary.mode", "'hard' lifts with a P1 distance function, "
+                              "which has no second derivative for autograd; use 'soft'")
+        if self.training.batch and r.kind == "galerkin":
+            raise ConfigError("training.batch", "the galerkin energy couples all dofs and "
+                              "trains full-batch; set batch = 0")
+        if self.inputs.interface_distance and r.kind != "galerkin":
+            raise ConfigError("inputs.interface_distance", "is precomputed at the training "
+                              "points and needs the galerkin residual (sp/autograd "
+                              "differentiate the input)")
+        self._check_outputs()
+        return self
+
+    def _check_outputs(self) -> None:
+        """output_scale/shift have one value or one per field component."""
+        import meshes.registry as registry
+
+        kind = self.mesh.kind
+        dim = 1 if kind == "interval" else registry.kinds()[kind].dim
+        n = dim if self.problem.type in VECTOR_TYPES else 1
+        for name in ("output_scale", "output_shift"):
+            v = getattr(self.network, name)
+            if isinstance(v, list) and len(v) not in (1, n):
+                raise ConfigError(f"network.{name}", f"expected a number or a list of {n} "
+                                  f"(one per field component), got {v!r}")
+
+    def record(self, doc: dict[str, Any]) -> RunConfig:
+        """The RunConfig record of this run; `doc` is the document as given."""
+        return RunConfig(self.mesh.spec(), self.problem.spec(doc["problem"]),
+                         dict(doc.get("network", {})), self.residual, self.boundary,
+                         self.training, copy.deepcopy(doc), self.inputs)
+
+
+def _model_tag(doc: Any) -> str:
+    return f"<{doc.get('model', 'network')}>" if isinstance(doc, dict) else "<network>"
+
+
+@functools.cache
+def run_schema() -> TypeAdapter:
+    """The one run-config schema: a union of the models, discriminated on ``model``."""
+    from .clif_config import ClifRun
+
+    return TypeAdapter(Annotated[Annotated[NetworkRun, Tag("<network>")]
+                                 | Annotated[ClifRun, Tag("<clif>")], Discriminator(_model_tag)])
+
+
+def parse_config(doc: dict[str, Any]) -> RunConfig | CLIFRunConfig:
+    """Validate a run config document of any model (see the module docstring)."""
+    if not isinstance(doc, dict):
+        raise ConfigError("config", f"expected a TOML document, got {type(doc).__name__}")
+    model = doc.get("model", "network")
+    if not isinstance(model, str) or model not in MODELS:
+        raise ConfigError("model", f"unknown value {model!r} (choose from {', '.join(MODELS)})")
+    return validate(run_schema(), doc).record(doc)
+
+
+def parse_run_config(doc: dict[str, Any]) -> RunConfig:
+    """Validate a ``model = "network"`` run config document."""
+    if isinstance(doc, dict) and doc.get("model", "network") != "network":
+        raise ConfigError("model", f"expected \"network\" here, got {doc['model']!r}")
+    return parse_config(doc)
 
 
 def load_run_config(path) -> RunConfig:
     """Read and validate a run config file."""
     return parse_run_config(load_toml(path))
-
-
-def parse_run_config(doc: dict[str, Any]) -> RunConfig:
-    """Validate a run config document (see the module docstring)."""
-    unknown = sorted(set(doc) - set(TOP_LEVEL))
-    if unknown:
-        raise ConfigError(unknown[0], f"unknown table (allowed: {', '.join(TOP_LEVEL)})")
-    if doc.get("model", "network") != "network":
-        raise ConfigError("model", f"expected \"network\" here, got {doc['model']!r}")
-    mesh = parse_mesh(require_table(doc, "mesh"))
-    problem = parse_problem(require_table(doc, "problem"))
-    network = doc.get("network", {})
-    if not isinstance(network, dict):
-        raise ConfigError("network", f"expected a table, got {network!r}")
-    for key in ("in_dim", "out_dim", "bounds"):
-        if key in network:
-            raise ConfigError(f"network.{key}", "is set from the mesh and problem; remove it")
-    inputs = _fill(InputSpec(), doc.get("inputs", {}), "inputs")
-    residual = _fill(ResidualSpec(), doc.get("residual", {}), "residual")
-    boundary = _fill(BoundarySpec(), doc.get("boundary", {}), "boundary")
-    training = _fill(TrainingSpec(), doc.get("training", {}), "training")
-    _check_residual(residual, problem, network)
-    if "mode" not in doc.get("boundary", {}):  # the natural choice for each residual
-        boundary.mode = ("soft" if problem.type in SPACE_TIME or residual.kind == "autograd"
-                         else "exact" if residual.kind == "galerkin" else "hard")
-    if problem.type in SPACE_TIME and boundary.mode != "soft":
-        raise ConfigError("boundary.mode", f"{problem.type!r} trains on space-time points with "
-                          "initial and boundary penalties: set mode = \"soft\"")
-    _check_boundary(boundary, residual)
-    _check_training(training, residual)
-    if inputs.interface_distance and residual.kind != "galerkin":
-        raise ConfigError("inputs.interface_distance", "is precomputed at the training points "
-                          "and needs the galerkin residual (sp/autograd differentiate the input)")
-    return RunConfig(mesh, problem, dict(network), residual, boundary, training,
-                     copy.deepcopy(doc), inputs)
-
-
-def _fill(spec, table: Any, key: str):
-    """Copy a table's values onto a dataclass of defaults, checking names and types."""
-    if not isinstance(table, dict):
-        raise ConfigError(key, f"expected a table, got {table!r}")
-    defaults = vars(spec)
-    for name, value in table.items():
-        if name not in defaults:
-            raise ConfigError(f"{key}.{name}", f"unknown key (allowed: {', '.join(defaults)})")
-        default = defaults[name]
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int):
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif isinstance(default, float) or default is None:
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            value = float(value) if ok else value
-        else:
-            ok = isinstance(value, str)
-        if not ok:
-            kind = {bool: "boolean", int: "integer", str: "string"}.get(type(default), "number")
-            raise ConfigError(f"{key}.{name}", f"expected a {kind}, got {value!r}")
-        setattr(spec, name, value)
-    return spec
-
-
-def _choice(value: str, options: tuple[str, ...], key: str) -> None:
-    if value not in options:
-        raise ConfigError(key, f"unknown value {value!r} (choose from {', '.join(options)})")
-
-
-def _positive(value: float, key: str, allow_zero: bool = False) -> None:
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        word = "non-negative" if allow_zero else "positive"
-        raise ConfigError(key, f"expected a {word} number, got {value!r}")
-
-
-def _check_residual(r: ResidualSpec, problem: ProblemSpec, network: dict) -> None:
-    _choice(r.kind, RESIDUALS, "residual.kind")
-    if problem.type not in SUPPORTED[r.kind]:
-        raise ConfigError("residual.kind", f"{r.kind!r} cannot train problem.type "
-                          f"{problem.type!r} (it trains {', '.join(SUPPORTED[r.kind])})")
-    if r.kind == "autograd" and network.get("neuron", "vsn") != "ann":
-        raise ConfigError("residual.kind", "'autograd' needs network.neuron = \"ann\": spikes "
-                          "have no derivative with respect to the input (use 'sp' or 'galerkin')")
-    if r.kind == "galerkin" and problem.degree != 1:
-        raise ConfigError("problem.degree", "the galerkin residual evaluates the network at "
-                          f"vertices and needs degree 1, got {problem.degree}")
-    if r.kind == "sp" and problem.degree != 1 and problem.type not in SPACE_TIME:
-        raise ConfigError("problem.degree", f"the sp residual uses P1 nodes, got {problem.degree}")
-    _choice(r.neighbours, NEIGHBOURS, "residual.neighbours")
-    if r.rings not in (1, 2):
-        raise ConfigError("residual.rings", f"expected 1 or 2, got {r.rings!r}")
-    if r.k < 3:
-        raise ConfigError("residual.k", f"expected at least 3 neighbours, got {r.k!r}")
-    if r.neighbours == "radius" and r.radius is None:
-        raise ConfigError("residual.radius", "missing (needed with neighbours = \"radius\")")
-    if r.radius is not None:
-        _positive(r.radius, "residual.radius")
-    if r.order not in (1, 2):
-        raise ConfigError("residual.order", f"expected 1 or 2, got {r.order!r}")
-    if r.quadrature_degree < 1:
-        raise ConfigError("residual.quadrature_degree", f"expected >= 1, got {r.quadrature_degree}")
-
-
-def _check_boundary(b: BoundarySpec, r: ResidualSpec) -> None:
-    _choice(b.mode, BOUNDARY_MODES, "boundary.mode")
-    if b.mode == "exact" and r.kind != "galerkin":
-        raise ConfigError("boundary.mode", f"'exact' sets Dirichlet dofs and needs the galerkin "
-                          f"residual; use 'hard' or 'soft' with {r.kind!r}")
-    if b.mode == "hard" and r.kind == "autograd":
-        raise ConfigError("boundary.mode", "'hard' lifts with a P1 distance function, which has "
-                          "no second derivative for autograd; use 'soft'")
-    _positive(b.weight, "boundary.weight")
-
-
-def _check_training(t: TrainingSpec, r: ResidualSpec) -> None:
-    for key in ("steps", "log_every", "checkpoint_every", "keep_checkpoints", "step_size"):
-        if getattr(t, key) < 1:
-            raise ConfigError(f"training.{key}",
-                              f"expected a positive integer, got {getattr(t, key)!r}")
-    for key in ("lbfgs_steps", "batch", "seed"):
-        if getattr(t, key) < 0:
-            raise ConfigError(f"training.{key}",
-                              f"expected a non-negative integer, got {getattr(t, key)!r}")
-    _positive(t.lr, "training.lr")
-    _positive(t.gamma, "training.gamma")
-    _choice(t.optimizer, OPTIMIZERS, "training.optimizer")
-    _choice(t.schedule, SCHEDULES, "training.schedule")
-    _choice(t.dtype, DTYPES, "training.dtype")
-    if t.batch and r.kind == "galerkin":
-        raise ConfigError("training.batch", "the galerkin energy couples all dofs and trains "
-                          "full-batch; set batch = 0")

@@ -1,9 +1,9 @@
-"""The ``[mesh]`` and ``[problem]`` tables of a TOML config, validated into small records.
+"""The ``[mesh]`` and ``[problem]`` tables of a TOML config: pydantic schema and records.
 
-The coupling config embeds these two tables unchanged, so every function here takes the
-table (a dict) plus the key it lives under and raises :class:`ConfigError` naming the
-exact key on bad input, e.g. ``config problem.type: unknown value 'poison' (choose from
-poisson, ...)``.
+Each table has a schema (:mod:`fem.schema`: unknown keys refused, strict types, finite
+numbers in range, constant expressions folded), checked before any mesh or FEM work, and
+a record the solvers read (:class:`MeshSpec`, :class:`ProblemSpec`); ``coupling.config``
+embeds both tables. Errors name the key: ``config problem.degree: expected ...``.
 
 Problem table::
 
@@ -29,43 +29,283 @@ Problem table::
     points = 101, times = 101
     [problem.solver]
     method = "auto", rtol = 1e-10, lu_max_dofs = 60000
+
+The ``[mesh]`` table holds ``kind``, an optional ``size`` and the builder's options (as
+keys of the table or in ``options = {...}``), checked against the option table of
+:mod:`meshes.registry` (``kind = "interval"``: ``x0``, ``x1``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from . import expressions
-from .errors import ConfigError, FemError
+from .errors import ConfigError
 from .expressions import ScalarExpr
+from .schema import (
+    NonNegative,
+    Positive,
+    PositiveInt,
+    Table,
+    between,
+    finite,
+    number_or_table,
+    validate,
+)
+from .schema import load_toml as load_toml  # part of this module's API
+from .schema import require_table as require_table
 from .solvers import LU_MAX_DOFS, SolverSettings
 
 PROBLEM_TYPES = ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity", "homogenisation")
+VECTOR_TYPES = ("elasticity", "homogenisation")
 SCALAR_BC_TYPES = ("dirichlet", "neumann")
 VECTOR_BC_TYPES = ("dirichlet", "traction", "pressure", "roller", "affine")
 SOLVER_METHODS = ("auto", "lu", "cg")
 DEFAULT_THETA = {"heat": 0.5, "burgers": 1.0}
+MAX_TIME_STEPS = 10**7
 
-_PROBLEM_KEYS = {
-    "type",
-    "degree",
-    "source",
-    "coefficients",
-    "materials",
-    "kappa",
-    "viscosity",
-    "exact",
-    "bcs",
-    "time",
-    "output",
-    "solver",
-    "quadrature_degree",
-}
+
+def _exprs(value: Any, many: bool = True) -> list[ScalarExpr]:
+    """A number/expression (or, with `many`, a list of them) as a list of ScalarExpr."""
+    if many and isinstance(value, list):
+        return [expressions.parse(v, f"[{i}]") for i, v in enumerate(value)]
+    return [expressions.parse(value, "")]
+
+
+Exprs = Annotated[list[ScalarExpr], BeforeValidator(_exprs)]
+Expr = Annotated[ScalarExpr, BeforeValidator(lambda v: _exprs(v, many=False)[0])]
+
+
+def _strain(value: Any) -> list[list[float]]:
+    """A 3x3 (or 2x2) strain matrix, or 6 Voigt values [e11, e22, e33, g23, g13, g12]."""
+    flat = value if isinstance(value, list) else []
+    if len(flat) == 6 and all(finite(v) for v in flat):
+        e11, e22, e33, g23, g13, g12 = map(float, flat)
+        return [[e11, g12 / 2, g13 / 2], [g12 / 2, e22, g23 / 2], [g13 / 2, g23 / 2, e33]]
+    if len(flat) in (2, 3) and all(isinstance(r, list) and len(r) == len(flat)
+                                   and all(map(finite, r)) for r in flat):
+        return [[float(v) for v in r] for r in flat]
+    raise ConfigError("", f"expected a 3x3 (or 2x2) matrix or 6 Voigt values, got {value!r}")
+
+
+def _petsc(value: Any) -> Any:
+    if isinstance(value, str | bool) or finite(value):
+        return value
+    raise ConfigError("", f"expected a string, number or boolean PETSc value, got {value!r}")
+
+
+class MaterialTable(Table):
+    """Isotropic linear elasticity of one phase."""
+
+    E: Positive
+    nu: Annotated[float, Field(gt=-1.0, lt=0.5, allow_inf_nan=False)]
+
+
+class BCTable(Table):
+    """One ``[[problem.bcs]]`` entry."""
+
+    boundary: str
+    type: Literal[VECTOR_BC_TYPES + ("neumann",)]
+    value: Exprs | None = None
+    component: between(0, 2, integer=True) | None = None
+    strain: Annotated[list[list[float]], BeforeValidator(_strain)] | None = None
+
+
+class TimeTable(Table):
+    """θ-scheme time stepping."""
+
+    t_end: Positive
+    dt: Positive
+    theta: between(0.0, 1.0) | None = None
+    initial: Expr = Field(default=0.0, validate_default=True)
+
+    @model_validator(mode="after")
+    def _whole_steps(self) -> TimeTable:
+        steps = self.t_end / self.dt
+        if abs(steps - round(steps)) > 1e-9 * steps:
+            raise ConfigError("dt", f"t_end/dt = {steps:g} is not an integer")
+        if steps > MAX_TIME_STEPS:
+            raise ConfigError("dt", f"t_end/dt = {steps:g} steps, over {MAX_TIME_STEPS}")
+        return self
+
+
+class OutputTable(Table):
+    """Sample grid of a space-time solution."""
+
+    points: between(2, 10**5, integer=True) = 101
+    times: between(2, 10**5, integer=True) = 101
+
+
+class SolverTable(Table):
+    """Linear solver settings (fem.solvers.SolverSettings)."""
+
+    method: Literal[SOLVER_METHODS] = "auto"
+    rtol: Positive = SolverSettings.rtol
+    atol: Positive = SolverSettings.atol
+    max_it: PositiveInt = SolverSettings.max_it
+    lu_max_dofs: PositiveInt = LU_MAX_DOFS
+    petsc: dict[str, Annotated[Any, BeforeValidator(_petsc)]] = {}
+
+
+class ProblemTable(Table):
+    """The ``[problem]`` table (see the module docstring)."""
+
+    type: Literal[PROBLEM_TYPES]
+    degree: between(1, 3, integer=True) = 1
+    source: Exprs | None = None
+    coefficients: number_or_table(
+        Positive, Annotated[dict[str, Positive], Field(min_length=1)]) = 1.0
+    materials: Annotated[dict[str, MaterialTable], Field(min_length=1)] | None = None
+    kappa: NonNegative | None = None
+    viscosity: Positive | None = None
+    exact: Exprs | None = None
+    bcs: list[BCTable] = []
+    time: TimeTable | None = None
+    output: OutputTable = OutputTable()
+    solver: SolverTable = SolverTable()
+    quadrature_degree: between(1, 20, integer=True) | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shapes(cls, data: Any) -> Any:
+        """Scalar problems take one value per field, vector problems a list of 1 to 3."""
+        if not isinstance(data, dict):
+            return data
+        vector = data.get("type") in VECTOR_TYPES
+        for name in ("source", "exact"):
+            if name in data:
+                _check_shape(data[name], vector, name)
+        bcs = data.get("bcs")
+        if isinstance(bcs, list):
+            bcs = [dict(bc) if isinstance(bc, dict) else bc for bc in bcs]
+            for i, bc in enumerate(bcs):
+                if not isinstance(bc, dict):
+                    continue
+                listed = vector and bc.get("type") in ("dirichlet", "traction")
+                if listed and finite(bc.get("value", 0.0)) and bc.get("value", 0.0) == 0:
+                    bc["value"] = [0.0, 0.0, 0.0]  # the zero vector
+                if "value" in bc:
+                    _check_shape(bc["value"], listed, f"bcs[{i}].value")
+            data = {**data, "bcs": bcs}
+        return data
+
+    @model_validator(mode="after")
+    def _requirements(self) -> ProblemTable:
+        vector = self.type in VECTOR_TYPES
+        needs = {"materials": vector, "kappa": self.type == "poisson_boltzmann",
+                 "viscosity": self.type == "burgers", "time": self.type in DEFAULT_THETA}
+        what = {"materials": "a table {phase = {E = ..., nu = ...}}",
+                "kappa": "a non-negative number", "viscosity": "a positive number",
+                "time": "a table (t_end, dt, theta, initial)"}
+        for name, needed in needs.items():
+            if needed and getattr(self, name) is None:
+                raise ConfigError(name, f"missing: {what[name]}")
+        allowed = VECTOR_BC_TYPES if vector else SCALAR_BC_TYPES
+        for i, bc in enumerate(self.bcs):
+            k = f"bcs[{i}]"
+            if bc.type not in allowed:
+                raise ConfigError(f"{k}.type", f"unknown value {bc.type!r} for a "
+                                  f"{'vector' if vector else 'scalar'} problem (choose from "
+                                  f"{', '.join(allowed)})")
+            if bc.type == "affine" and bc.strain is None:
+                raise ConfigError(f"{k}.strain", "missing: the macroscopic strain")
+            if bc.type == "roller" and bc.component is None:
+                raise ConfigError(f"{k}.component", "missing: 0, 1 or 2")
+            if bc.type not in ("roller", "affine") and bc.value is None:
+                raise ConfigError(f"{k}.value", "missing")
+        return self
+
+    def spec(self, raw: dict) -> ProblemSpec:
+        """The record the solvers read; `raw` is the table as given."""
+        vector = self.type in VECTOR_TYPES
+        spec = ProblemSpec(type=self.type, degree=self.degree,
+                           raw=json.loads(json.dumps(raw, default=str)),
+                           exact=self.exact, quadrature_degree=self.quadrature_degree)
+        if vector:
+            spec.materials = {k: (m.E, m.nu) for k, m in self.materials.items()}
+        else:
+            spec.coefficients = self.coefficients
+        if self.source is not None and self.type != "homogenisation":
+            spec.source = self.source
+        if self.type == "poisson_boltzmann":
+            spec.kappa = self.kappa
+        if self.type == "burgers":
+            spec.viscosity = self.viscosity
+        if self.type in DEFAULT_THETA:
+            t = self.time
+            theta = DEFAULT_THETA[self.type] if t.theta is None else t.theta
+            spec.time = TimeSpec(t.t_end, t.dt, theta, t.initial)
+            spec.output_points, spec.output_times = self.output.points, self.output.times
+        spec.bcs = [_bc_spec(bc, i) for i, bc in enumerate(self.bcs)]
+        s = self.solver
+        spec.solver = SolverSettings(s.method, s.rtol, s.atol, s.max_it, s.lu_max_dofs,
+                                     dict(s.petsc))
+        return spec
+
+
+def _check_shape(value: Any, listed: bool, key: str) -> None:
+    if listed and not (isinstance(value, list) and 1 <= len(value) <= 3):
+        raise ConfigError(key, f"expected a list of 2 or 3 numbers/expressions, got {value!r}")
+    if not listed and isinstance(value, list):
+        raise ConfigError(key, f"expected one number or expression, got {value!r}")
+
+
+def _bc_spec(bc: BCTable, i: int) -> BoundarySpec:
+    value = bc.value
+    if value is None and bc.type == "roller":
+        value = [expressions.parse(0.0)]
+    return BoundarySpec(bc.boundary, bc.type, None if bc.type == "affine" else value,
+                        bc.component if bc.type == "roller" else None,
+                        bc.strain if bc.type == "affine" else None, key=f"problem.bcs[{i}]")
+
+
+class MeshTable(BaseModel):
+    """The ``[mesh]`` table: kind, size and the builder's options (checked against its table)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    kind: str
+    size: Positive | None = None
+    options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _options(self) -> MeshTable:
+        import meshes.registry as registry
+        from meshes.errors import MeshError
+
+        given = {**self.options, **(self.model_extra or {})}
+        if self.kind == "interval":
+            for name, v in given.items():
+                if name not in ("x0", "x1"):
+                    raise ConfigError(name, "unknown option for kind 'interval' (allowed: "
+                                      "size, x0, x1)")
+                if not finite(v):
+                    raise ConfigError(name, f"expected a finite number, got {v!r}")
+            if not given.get("x1", 1.0) > given.get("x0", 0.0):
+                raise ConfigError("x1", f"must exceed x0 = {given.get('x0', 0.0)}")
+            return self
+        kinds = registry.kinds()
+        if self.kind not in kinds:
+            raise ConfigError("kind", f"unknown value {self.kind!r} (choose from "
+                              f"{', '.join(sorted([*kinds, 'interval']))})")
+        for name, value in given.items():
+            where = f"options.{name}" if name in self.options else name
+            try:
+                registry.resolve(self.kind, self.size, {name: value})
+            except MeshError as exc:
+                raise ConfigError(where, str(exc)) from None
+            if name == "seed" and not (isinstance(value, int) and 0 <= value < 2**32):
+                raise ConfigError(where, f"expected an integer in [0, 2**32), got {value!r}")
+        return self
+
+    def spec(self) -> MeshSpec:
+        """The record `meshes.build` gets."""
+        return MeshSpec(self.kind, self.size, {**self.options, **(self.model_extra or {})})
 
 
 @dataclass(frozen=True)
@@ -88,11 +328,6 @@ class MeshSpec:
         if self.kind == "interval":
             from .interval import interval
 
-            bad = sorted(set(kwargs) - {"size", "x0", "x1"})
-            if bad:
-                raise ConfigError(
-                    f"mesh.{bad[0]}", "unknown option for kind 'interval' (allowed: size, x0, x1)"
-                )
             return interval(comm=comm, **kwargs)
         return meshes.build(self.kind, comm=comm, **kwargs)
 
@@ -145,7 +380,7 @@ class ProblemSpec:
 
     @property
     def vector(self) -> bool:
-        return self.type in ("elasticity", "homogenisation")
+        return self.type in VECTOR_TYPES
 
     def digest(self) -> str:
         """A stable hash of the problem table (cache keys)."""
@@ -154,257 +389,11 @@ class ProblemSpec:
         ).hexdigest()
 
 
-def load_toml(path: str | Path) -> dict:
-    """Read a TOML file; a missing or malformed file is a FemError naming the file."""
-    try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise FemError(f"config file {str(path)!r} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FemError(f"config file {str(path)!r}: {exc}") from None
-
-
-def require_table(doc: dict, key: str) -> dict:
-    """`doc[key]` as a table, or a ConfigError naming `key`."""
-    if key not in doc:
-        raise ConfigError(key, "missing table")
-    if not isinstance(doc[key], dict):
-        raise ConfigError(key, f"expected a table, got {doc[key]!r}")
-    return doc[key]
-
-
 def parse_mesh(table: dict, key: str = "mesh") -> MeshSpec:
     """Validate a ``[mesh]`` table: kind (required), size (optional), the rest are options."""
-    if not isinstance(table, dict):
-        raise ConfigError(key, f"expected a table, got {table!r}")
-    if "kind" not in table:
-        raise ConfigError(f"{key}.kind", 'missing (e.g. kind = "plate_with_holes")')
-    kind = table["kind"]
-    if not isinstance(kind, str):
-        raise ConfigError(f"{key}.kind", f"expected a string, got {kind!r}")
-    size = table.get("size")
-    if size is not None and (not _is_number(size) or size <= 0):
-        raise ConfigError(f"{key}.size", f"expected a positive number, got {size!r}")
-    options = dict(table.get("options", {}))
-    if not isinstance(table.get("options", {}), dict):
-        raise ConfigError(f"{key}.options", "expected a table")
-    options.update({k: v for k, v in table.items() if k not in ("kind", "size", "options")})
-    return MeshSpec(kind, None if size is None else float(size), options)
+    return validate(MeshTable, table, key).spec()
 
 
 def parse_problem(table: dict, key: str = "problem") -> ProblemSpec:
     """Validate a ``[problem]`` table (see the module docstring for its keys)."""
-    if not isinstance(table, dict):
-        raise ConfigError(key, f"expected a table, got {table!r}")
-    unknown = sorted(set(table) - _PROBLEM_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"{key}.{unknown[0]}", f"unknown key (allowed: {', '.join(sorted(_PROBLEM_KEYS))})"
-        )
-    ptype = table.get("type")
-    if ptype is None:
-        raise ConfigError(f"{key}.type", f"missing (choose from {', '.join(PROBLEM_TYPES)})")
-    if ptype not in PROBLEM_TYPES:
-        raise ConfigError(
-            f"{key}.type", f"unknown value {ptype!r} (choose from {', '.join(PROBLEM_TYPES)})"
-        )
-    spec = ProblemSpec(type=ptype, raw=json.loads(json.dumps(table, default=str)))
-    degree = table.get("degree", 1)
-    if not isinstance(degree, int) or isinstance(degree, bool) or degree not in (1, 2, 3):
-        raise ConfigError(f"{key}.degree", f"expected 1, 2 or 3, got {degree!r}")
-    spec.degree = degree
-    qd = table.get("quadrature_degree")
-    if qd is not None and (not isinstance(qd, int) or qd < 1):
-        raise ConfigError(f"{key}.quadrature_degree", f"expected a positive integer, got {qd!r}")
-    spec.quadrature_degree = qd
-
-    if spec.vector:
-        spec.materials = _parse_materials(table.get("materials"), f"{key}.materials")
-        if ptype == "elasticity" and "source" in table:
-            spec.source = _exprs(table["source"], f"{key}.source", vector=True)
-    else:
-        if "source" in table:
-            spec.source = _exprs(table["source"], f"{key}.source", vector=False)
-        spec.coefficients = _parse_coefficients(
-            table.get("coefficients", 1.0), f"{key}.coefficients"
-        )
-    if "exact" in table:
-        spec.exact = _exprs(table["exact"], f"{key}.exact", vector=spec.vector)
-    if ptype == "poisson_boltzmann":
-        spec.kappa = _positive(table.get("kappa"), f"{key}.kappa", allow_zero=True)
-    if ptype == "burgers":
-        spec.viscosity = _positive(table.get("viscosity"), f"{key}.viscosity")
-    if ptype in ("heat", "burgers"):
-        spec.time = _parse_time(table.get("time"), f"{key}.time", DEFAULT_THETA[ptype])
-        out = table.get("output", {})
-        if not isinstance(out, dict):
-            raise ConfigError(f"{key}.output", "expected a table")
-        for name in ("points", "times"):
-            n = out.get(name, 101)
-            if not isinstance(n, int) or isinstance(n, bool) or n < 2:
-                raise ConfigError(f"{key}.output.{name}", f"expected an integer >= 2, got {n!r}")
-            setattr(spec, f"output_{name}", n)
-    spec.bcs = _parse_bcs(table.get("bcs", []), f"{key}.bcs", spec)
-    spec.solver = _parse_solver(table.get("solver", {}), f"{key}.solver")
-    return spec
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def _positive(v, key: str, allow_zero: bool = False) -> float:
-    if v is None:
-        raise ConfigError(key, "missing (a positive number)")
-    if not _is_number(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ConfigError(
-            key, f"expected a {'non-negative' if allow_zero else 'positive'} number, got {v!r}"
-        )
-    return float(v)
-
-
-def _exprs(value, key: str, vector: bool) -> list[ScalarExpr]:
-    try:
-        if vector:
-            if not isinstance(value, list) or len(value) not in (1, 2, 3):
-                raise FemError(f"expected a list of 2 or 3 numbers/expressions, got {value!r}")
-            return [expressions.parse(v, key) for v in value]
-        return [expressions.parse(value, key)]
-    except FemError as exc:
-        raise ConfigError(key, str(exc).removeprefix(f"{key}: ")) from None
-
-
-def _parse_coefficients(value, key: str) -> dict[str, float] | float:
-    if _is_number(value):
-        if value <= 0:
-            raise ConfigError(key, f"expected a positive number, got {value!r}")
-        return float(value)
-    if not isinstance(value, dict) or not value:
-        raise ConfigError(key, f"expected a number or a table {{phase = value}}, got {value!r}")
-    for name, v in value.items():
-        if not _is_number(v) or v <= 0:
-            raise ConfigError(f"{key}.{name}", f"expected a positive number, got {v!r}")
-    return {k: float(v) for k, v in value.items()}
-
-
-def _parse_materials(value, key: str) -> dict[str, tuple[float, float]]:
-    if not isinstance(value, dict) or not value:
-        raise ConfigError(key, "missing: a table {phase = {E = ..., nu = ...}}")
-    out = {}
-    for name, m in value.items():
-        if not isinstance(m, dict):
-            raise ConfigError(f"{key}.{name}", f"expected a table {{E = ..., nu = ...}}, got {m!r}")
-        for p in m:
-            if p not in ("E", "nu"):
-                raise ConfigError(f"{key}.{name}.{p}", "unknown key (allowed: E, nu)")
-        E = _positive(m.get("E"), f"{key}.{name}.E")
-        nu = m.get("nu")
-        if not _is_number(nu) or not -1.0 < nu < 0.5:
-            raise ConfigError(f"{key}.{name}.nu", f"expected a number in (-1, 0.5), got {nu!r}")
-        out[name] = (E, float(nu))
-    return out
-
-
-def _parse_time(value, key: str, default_theta: float) -> TimeSpec:
-    if not isinstance(value, dict):
-        raise ConfigError(key, "missing table (t_end, dt, theta, initial)")
-    t_end = _positive(value.get("t_end"), f"{key}.t_end")
-    dt = _positive(value.get("dt"), f"{key}.dt")
-    steps = t_end / dt
-    if abs(steps - round(steps)) > 1e-9 * steps:
-        raise ConfigError(f"{key}.dt", f"t_end/dt = {steps:g} is not an integer")
-    theta = value.get("theta", default_theta)
-    if not _is_number(theta) or not 0.0 <= theta <= 1.0:
-        raise ConfigError(f"{key}.theta", f"expected a number in [0, 1], got {theta!r}")
-    initial = _exprs(value.get("initial", 0.0), f"{key}.initial", vector=False)[0]
-    return TimeSpec(t_end, dt, float(theta), initial)
-
-
-def _parse_bcs(value, key: str, spec: ProblemSpec) -> list[BoundarySpec]:
-    if not isinstance(value, list):
-        raise ConfigError(key, "expected an array of tables [[problem.bcs]]")
-    allowed = VECTOR_BC_TYPES if spec.vector else SCALAR_BC_TYPES
-    out = []
-    for i, bc in enumerate(value):
-        k = f"{key}[{i}]"
-        if not isinstance(bc, dict):
-            raise ConfigError(k, f"expected a table, got {bc!r}")
-        extra = sorted(set(bc) - {"boundary", "type", "value", "component", "strain"})
-        if extra:
-            raise ConfigError(
-                f"{k}.{extra[0]}", "unknown key (allowed: boundary, type, value, component, strain)"
-            )
-        name = bc.get("boundary")
-        if not isinstance(name, str):
-            raise ConfigError(f"{k}.boundary", f"expected a facet-group name, got {name!r}")
-        btype = bc.get("type")
-        if btype not in allowed:
-            raise ConfigError(
-                f"{k}.type", f"unknown value {btype!r} (choose from {', '.join(allowed)})"
-            )
-        b = BoundarySpec(name, btype, key=k)
-        if btype == "affine":
-            b.strain = _parse_strain(bc.get("strain"), f"{k}.strain")
-        elif btype in ("dirichlet", "traction") and spec.vector:
-            v = bc.get("value", 0.0)
-            if _is_number(v) and v == 0:
-                v = [0.0, 0.0, 0.0]
-            b.value = _exprs(v, f"{k}.value", vector=True)
-        else:
-            if btype == "roller":
-                c = bc.get("component")
-                if c not in (0, 1, 2) or isinstance(c, bool):
-                    raise ConfigError(f"{k}.component", f"expected 0, 1 or 2, got {c!r}")
-                b.component = c
-            if "value" not in bc and btype not in ("roller",):
-                raise ConfigError(f"{k}.value", "missing")
-            b.value = _exprs(bc.get("value", 0.0), f"{k}.value", vector=False)
-        out.append(b)
-    return out
-
-
-def _parse_strain(value, key: str) -> list[list[float]]:
-    """A 3x3 symmetric strain, or 6 Voigt components [e11, e22, e33, g23, g13, g12]."""
-    if isinstance(value, list) and len(value) == 6 and all(_is_number(v) for v in value):
-        e11, e22, e33, g23, g13, g12 = map(float, value)
-        return [[e11, g12 / 2, g13 / 2], [g12 / 2, e22, g23 / 2], [g13 / 2, g23 / 2, e33]]
-    if (
-        isinstance(value, list)
-        and len(value) in (2, 3)
-        and all(
-            isinstance(r, list) and len(r) == len(value) and all(map(_is_number, r)) for r in value
-        )
-    ):
-        return [[float(v) for v in r] for r in value]
-    raise ConfigError(key, f"expected a 3x3 (or 2x2) matrix or 6 Voigt values, got {value!r}")
-
-
-def _parse_solver(value, key: str) -> SolverSettings:
-    if not isinstance(value, dict):
-        raise ConfigError(key, "expected a table")
-    extra = sorted(set(value) - {"method", "rtol", "atol", "max_it", "lu_max_dofs", "petsc"})
-    if extra:
-        raise ConfigError(
-            f"{key}.{extra[0]}",
-            "unknown key (allowed: method, rtol, atol, max_it, lu_max_dofs, petsc)",
-        )
-    method = value.get("method", "auto")
-    if method not in SOLVER_METHODS:
-        raise ConfigError(
-            f"{key}.method", f"unknown value {method!r} (choose from {', '.join(SOLVER_METHODS)})"
-        )
-    s = SolverSettings(method=method)
-    for name in ("rtol", "atol"):
-        if name in value:
-            setattr(s, name, _positive(value[name], f"{key}.{name}"))
-    for name, default in (("max_it", 2000), ("lu_max_dofs", LU_MAX_DOFS)):
-        v = value.get(name, default)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(f"{key}.{name}", f"expected a positive integer, got {v!r}")
-        setattr(s, name, v)
-    petsc = value.get("petsc", {})
-    if not isinstance(petsc, dict):
-        raise ConfigError(f"{key}.petsc", "expected a table of PETSc options")
-    s.extra = dict(petsc)
-    return s
+    return validate(ProblemTable, table, key).spec(table)
