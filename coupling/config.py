@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
 
@@ -102,6 +102,8 @@ def _scales(nonzero: bool) -> Any:
 class NetworkTable(Table):
     """The ``[network]`` table: the keys of spiking.MLPConfig, in range."""
 
+    table_key: ClassVar[str] = "network"
+
     in_dim: Any = None  # set from the mesh and problem: refused (see NetworkRun)
     out_dim: Any = None
     bounds: Any = None
@@ -145,6 +147,8 @@ class NetworkTable(Table):
 class ResidualSpec(Table):
     """How the network's outputs at mesh points become a loss."""
 
+    table_key: ClassVar[str] = "residual"
+
     kind: Literal[RESIDUALS] = "galerkin"
     neighbours: Literal[NEIGHBOURS] = "mesh"
     rings: between(1, 2, integer=True) = 1
@@ -157,11 +161,15 @@ class ResidualSpec(Table):
 class InputSpec(Table):
     """Extra network inputs computed from the geometry (beside the coordinates)."""
 
+    table_key: ClassVar[str] = "inputs"
+
     interface_distance: bool = False  # |distance to the nearest inclusion surface| (RVEs)
 
 
 class BoundarySpec(Table):
     """How Dirichlet data are imposed on the network (mode None: the residual's default)."""
+
+    table_key: ClassVar[str] = "boundary"
 
     mode: Literal[BOUNDARY_MODES] | None = None
     weight: Positive = 100.0
@@ -169,6 +177,8 @@ class BoundarySpec(Table):
 
 class TrainingSpec(Table):
     """Optimizer, schedule, batching, precision, seed, logging and checkpoint cadence."""
+
+    table_key: ClassVar[str] = "training"
 
     steps: PositiveInt = 2000
     lr: Positive = 1e-3
@@ -188,6 +198,8 @@ class TrainingSpec(Table):
 
 class EnergySpec(Table):
     """The ``[energy]`` table: picojoules per operation (spiking.EnergyTable)."""
+
+    table_key: ClassVar[str] = "energy"
 
     mac_pj: NonNegative = EnergyTable.mac_pj
     acc_pj: NonNegative = EnergyTable.acc_pj

@@ -10,8 +10,9 @@ Validators may raise ConfigError with a key relative to their table.
 from __future__ import annotations
 
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
@@ -27,6 +28,7 @@ from pydantic import (
 from .errors import ConfigError
 
 MAX_COUNT = 10**9  # the largest count (steps, iterations, dofs) any table accepts
+_NESTED: ContextVar[bool] = ContextVar("nested", default=False)  # inside validate()
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -46,9 +48,21 @@ def number_or_table(number: Any, table: Any) -> Any:
 
 
 class Table(BaseModel):
-    """A TOML table: unknown keys refused (naming the allowed ones), strict types."""
+    """A TOML table: unknown keys refused (naming the allowed ones), strict types.
+
+    Built directly in Python (``ResidualSpec(kind="sp", k=8)``), a bad value is the same
+    ConfigError, its key under `table_key` (the table's name in a config)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)
+    table_key: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            if _NESTED.get():  # part of a larger document: validate() reports the full key
+                raise
+            raise ConfigError.from_validation(exc, type(self).table_key) from None
 
     @model_validator(mode="before")
     @classmethod
@@ -63,12 +77,15 @@ class Table(BaseModel):
 
 def validate(model: type[BaseModel] | TypeAdapter, data: Any, key: str = "") -> Any:
     """`data` validated by `model` (a model or a TypeAdapter); errors as one ConfigError."""
+    token = _NESTED.set(True)
     try:
         if isinstance(model, type):
             return model.model_validate(data)
         return model.validate_python(data)
     except ValidationError as exc:
         raise ConfigError.from_validation(exc, key) from None
+    finally:
+        _NESTED.reset(token)
 
 
 def finite(v: Any) -> bool:

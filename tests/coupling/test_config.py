@@ -203,3 +203,14 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path, path, value, key):
     assert len(lines) == 1 and lines[0].startswith("neurofem: error: config "), res.stderr
     assert key in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_specs_built_in_python_raise_the_same_error():
+    """coupling.discretise builds a ResidualSpec from keywords: same error, same key."""
+    from coupling.config import ResidualSpec
+
+    assert ResidualSpec(kind="sp", k=8).k == 8
+    with pytest.raises(ConfigError, match=r"^config residual\.k: expected an integer >= 3, got 1$"):
+        ResidualSpec(kind="sp", k=1)
+    with pytest.raises(ConfigError, match=r"^config residual\.ring: unknown key"):
+        ResidualSpec(ring=2)
