@@ -104,7 +104,7 @@ class NetworkTable(Table):
 
     table_key: ClassVar[str] = "network"
 
-    in_dim: Any = None  # set from the mesh and problem: refused (see NetworkRun)
+    in_dim: Any = None  # set from the mesh and problem: refused (see _units)
     out_dim: Any = None
     bounds: Any = None
     hidden: Annotated[list[between(1, 100_000, integer=True)],

@@ -214,3 +214,12 @@ def test_specs_built_in_python_raise_the_same_error():
         ResidualSpec(kind="sp", k=1)
     with pytest.raises(ConfigError, match=r"^config residual\.ring: unknown key"):
         ResidualSpec(ring=2)
+
+
+def test_network_schema_has_every_mlpconfig_key():
+    from dataclasses import fields
+
+    from coupling.config import NetworkTable
+    from spiking import MLPConfig
+
+    assert set(NetworkTable.model_fields) == {f.name for f in fields(MLPConfig)}
