@@ -1,5 +1,6 @@
 """model = "clif": FV geometry of DOLFINx meshes, exact conservation on a 3D unstructured
-mesh, and the accuracy of trained C-LIF solvers (1D heat, 2D Laplace, 3D vs FEM)."""
+mesh, the accuracy of trained C-LIF solvers (1D heat, 2D Laplace, 3D vs FEM), and the
+run directory of `fit` (checkpoints, resume equal to an uninterrupted run)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,15 @@ import pytest
 import torch
 
 import meshes
-from coupling.clif import train_clif
+from coupling.clif import load_trained_clif, train_clif
 from coupling.clif_config import parse_clif_config
 from fem.config import load_toml
 from fem.errors import ConfigError
+from fem.fv_geometry import grid_geometry, stable_dt
 from fem.volumes import finite_volumes
-from meshes._dolfinx import MPI, dolfinx, ufl
-from spiking.clif import FIXED_VALUE, PRESCRIBED_FLUX, CLIFSolver, FluxNet, stable_dt
+from meshes.fenics import MPI, dolfinx, ufl
+from spiking import CLIFSolver, FluxNet
+from spiking.cfq import FIXED_VALUE, PRESCRIBED_FLUX
 
 EXAMPLES = __import__("pathlib").Path(__file__).parents[2] / "examples"
 
@@ -75,7 +78,6 @@ def test_open_boundaries_3d_interior_change_equals_counted_flux():
 
 def test_interval_mesh_equals_grid():
     from fem.interval import interval
-    from spiking.clif import grid_geometry
 
     geo = finite_volumes(interval(size=0.1, comm=MPI.COMM_SELF))
     grid = grid_geometry([10])
@@ -121,6 +123,35 @@ def test_laplace2d_relaxes_within_2_percent(tmp_path):
     assert final["rel_l2"] < 0.02
 
 
+def _small_heat(**training):
+    doc = _quiet(load_toml(EXAMPLES / "heat1d-clif.toml"), **training)
+    doc["mesh"]["n"] = [16]
+    doc["clif"].update(window=8, batch=4)
+    return doc
+
+
+def test_resume_continues_the_run_exactly(tmp_path):
+    """20 steps in one go == 10 steps, then `resume` (from config.toml) to 20: same numbers
+    (the windows' generator is replayed; constant lr: a cosine schedule's length is the
+    first run's training.steps, restored with the scheduler)."""
+    kw = {"checkpoint_every": 10, "log_every": 5, "schedule": "none"}
+    straight, _ = _run(_small_heat(steps=20, **kw), tmp_path / "straight")
+    first = tmp_path / "split"
+    _run(_small_heat(steps=10, **kw), first)
+    assert sorted(p.name for p in first.glob("ckpt-*.pt")) == ["ckpt-000000010.pt"]
+    doc = load_toml(first / "config.toml")  # what `neurofem resume` reads
+    doc["training"]["steps"] = 20
+    resumed = train_clif(doc, first, MPI.COMM_WORLD, resume=True)
+    assert resumed.step == 20 and resumed.loss == straight.loss
+    assert resumed.rel_l2 == straight.rel_l2
+    records = [json.loads(s) for s in (first / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20]  # the first part's final dropped
+    assert records[-1]["final"] and records[-1]["mass_drift"] == 0
+    assert "rel_l2" not in records[2]  # rollouts only at the end (clif.evaluate_every = 0)
+    net, disc = load_trained_clif(first, MPI.COMM_WORLD)  # what a report rolls out again
+    assert disc.step == 20 and disc.evaluate()["rel_l2"] == straight.rel_l2
+
+
 def test_untrained_flux_is_not_accurate(tmp_path):
     """The accuracy above comes from training: with 0 steps the same rollout is far off."""
     doc = _quiet(load_toml(EXAMPLES / "laplace2d-clif.toml"), steps=0)
@@ -153,6 +184,21 @@ def test_bad_config_names_the_key(patch, key):
         doc[table] = {**doc.get(table, {}), **values}
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         parse_clif_config(doc)
+
+
+@pytest.mark.mpi
+def test_two_ranks_split_the_windows_and_match_one_rank(tmp_path_factory):
+    """Each rank rolls out its share of the batch; the summed gradient is the serial one."""
+    comm = MPI.COMM_WORLD
+    base = tmp_path_factory.mktemp("clif") if comm.rank == 0 else None
+    base = comm.bcast(base, root=0)
+    doc = _small_heat(steps=15, log_every=5, checkpoint_every=15)
+    serial = train_clif(doc, base / f"serial{comm.rank}", MPI.COMM_SELF, resume=False)
+    both = train_clif(doc, base / "mpi", comm, resume=False)
+    records = [json.loads(s) for s in (base / "mpi" / "metrics.jsonl").read_text().splitlines()]
+    assert records[-1]["ranks"] == comm.size and records[-1]["mass_drift"] == 0
+    assert both.loss == pytest.approx(serial.loss, rel=1e-6)
+    assert both.rel_l2 == pytest.approx(serial.rel_l2, rel=1e-3)
 
 
 @pytest.mark.mpi
