@@ -145,7 +145,7 @@ def test_resume_continues_the_run_exactly(tmp_path):
     assert resumed.step == 20 and resumed.loss == straight.loss
     assert resumed.rel_l2 == straight.rel_l2
     records = [json.loads(s) for s in (first / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in records] == [5, 10, 15, 20]  # the first part's final dropped
+    assert [r["step"] for r in records] == [5, 10, 15, 20]  # 10: the first part's last
     assert records[-1]["final"] and records[-1]["mass_drift"] == 0
     assert "rel_l2" not in records[2]  # rollouts only at the end (clif.evaluate_every = 0)
     net, disc = load_trained_clif(first, MPI.COMM_WORLD)  # what a report rolls out again
