@@ -15,171 +15,46 @@ Rows are *centres* (where derivatives are wanted), columns are *all* points (the
 neighbours). Under MPI the columns are a rank's owned + ghost points and the rows its
 owned ones, so no communication is needed to apply the operator. A neighbourhood
 whose second-moment matrix is singular (too few or collinear/coplanar neighbours) is
-grown (next ring / more nearest neighbours) or reported — never inverted blindly.
+grown (next ring / more nearest neighbours) or reported — never inverted blindly. The
+neighbour lists and their sources live in :mod:`coupling.sp_neighbours` (re-exported here).
 
-Typical use::
+Typical use (exact for a linear field, a Laplacian with ``second_order=True``):
 
-    source = MeshAdjacency(*cell_vertex_adjacency(offsets, cell_vertices, n))  # or KNearest(12)
-    op = build_sp_operator(points, source, second_order=True)
-    top = op.to_torch(torch.float32)
-    du = top.gradient(u)        # (n_centres, c, d), differentiable in u
-    lap = top.laplacian(u)      # (n_centres, c)
+>>> import numpy as np, torch
+>>> pts = np.random.default_rng(0).random((60, 2))
+>>> op = build_sp_operator(pts, KNearest(8), second_order=True)
+>>> u = 3 * pts[:, 0] - 2 * pts[:, 1]
+>>> np.allclose(op.gradient(u), [3.0, -2.0])
+True
+>>> top = op.to_torch(torch.float64)
+>>> top.gradient(torch.from_numpy(u)).shape, top.laplacian_of(torch.from_numpy(u)).shape
+(torch.Size([60, 2]), torch.Size([60]))
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import scipy.sparse as sps
-from scipy.spatial import cKDTree
 
+from .sp_neighbours import (  # re-exported: the sources are part of this module's API
+    KNearest,
+    MeshAdjacency,
+    Neighbourhoods,
+    NeighbourSource,
+    Radius,
+    SPError,
+    cell_vertex_adjacency,
+    mesh_vertex_graph,
+)
 
-class SPError(ValueError):
-    """A stochastic-projection operator cannot be built (bad points, degenerate neighbourhoods)."""
-
-
-@dataclass(frozen=True)
-class Neighbourhoods:
-    """Neighbour lists in CSR form: row r's neighbours are indices[indptr[r]:indptr[r+1]]."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-
-    @property
-    def n_rows(self) -> int:
-        return len(self.indptr) - 1
-
-    def counts(self) -> np.ndarray:
-        """Number of neighbours of each row."""
-        return np.diff(self.indptr)
-
-    def row(self, r: int) -> np.ndarray:
-        """Neighbours of row r."""
-        return self.indices[self.indptr[r] : self.indptr[r + 1]]
-
-    def to_matrix(self, n_cols: int) -> sps.csr_matrix:
-        """The neighbour pattern as a boolean n_rows × n_cols sparse matrix."""
-        data = np.ones(len(self.indices), dtype=bool)
-        return sps.csr_matrix((data, self.indices, self.indptr), shape=(self.n_rows, n_cols))
-
-    @classmethod
-    def from_matrix(cls, pattern: sps.spmatrix) -> Neighbourhoods:
-        """Neighbourhoods from the nonzero pattern of a sparse matrix (duplicates merged)."""
-        m = sps.csr_matrix(pattern, dtype=bool)
-        m.sum_duplicates()
-        m.eliminate_zeros()
-        m.sort_indices()
-        return cls(m.indptr.astype(np.int64), m.indices.astype(np.int64))
-
-
-def _drop_self(pattern: sps.csr_matrix, rows: np.ndarray) -> sps.csr_matrix:
-    """Remove entry (r, rows[r]) from each row r: a point is not its own neighbour."""
-    pattern = sps.csr_matrix(pattern, dtype=np.int32)
-    pattern = pattern - sps.csr_matrix(
-        (pattern[np.arange(len(rows)), rows].A1, (np.arange(len(rows)), rows)), shape=pattern.shape
-    )
-    pattern.eliminate_zeros()
-    return pattern
-
-
-def cell_vertex_adjacency(offsets: np.ndarray, cell_vertices: np.ndarray, n_points: int):
-    """Vertex-to-vertex adjacency (vertices sharing a cell) from a CSR cell→vertex map."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    cell_vertices = np.asarray(cell_vertices, dtype=np.int64)
-    n_cells = len(offsets) - 1
-    incidence = sps.csr_matrix(
-        (np.ones(len(cell_vertices), dtype=np.int32), cell_vertices, offsets),
-        shape=(n_cells, n_points),
-    )
-    pattern = (incidence.T @ incidence).tocsr()
-    pattern = _drop_self(pattern, np.arange(n_points))
-    return Neighbourhoods.from_matrix(pattern)
-
-
-class NeighbourSource(Protocol):
-    """Where neighbourhoods come from; `level` > 0 asks for a larger one (growth)."""
-
-    def neighbourhoods(self, points: np.ndarray, rows: np.ndarray, level: int) -> Neighbourhoods:
-        """Neighbours (indices into points, excluding the row itself) of points[rows]."""
-        ...
-
-
-@dataclass(frozen=True)
-class MeshAdjacency:
-    """Neighbours from a mesh graph (e.g. vertices sharing a cell): `rings`-ring, +1 per growth."""
-
-    graph: Neighbourhoods  # square: one row per point, over all points
-    rings: int = 1
-
-    def __post_init__(self):
-        if self.rings < 1:
-            raise SPError(f"MeshAdjacency: rings must be >= 1, got {self.rings}")
-
-    def neighbourhoods(self, points: np.ndarray, rows: np.ndarray, level: int) -> Neighbourhoods:
-        n = len(points)
-        if self.graph.n_rows != n:
-            raise SPError(
-                f"MeshAdjacency: graph has {self.graph.n_rows} rows but there are {n} points"
-            )
-        step = self.graph.to_matrix(n).astype(np.int32) + sps.identity(
-            n, dtype=np.int32, format="csr"
-        )
-        reach = step[rows]
-        for _ in range(self.rings + level - 1):
-            reach = (reach @ step).astype(bool).astype(np.int32)
-        return Neighbourhoods.from_matrix(_drop_self(reach.tocsr(), rows))
-
-
-@dataclass(frozen=True)
-class KNearest:
-    """The k nearest other points (Euclidean, KD-tree); growth doubles k."""
-
-    k: int
-
-    def __post_init__(self):
-        if self.k < 1:
-            raise SPError(f"KNearest: k must be >= 1, got {self.k}")
-
-    def neighbourhoods(self, points: np.ndarray, rows: np.ndarray, level: int) -> Neighbourhoods:
-        k = min(self.k * 2**level, len(points) - 1)
-        _, idx = cKDTree(points).query(points[rows], k=k + 1)
-        idx = np.asarray(idx).reshape(len(rows), k + 1)
-        # Drop the point itself wherever it appears (ties may put it second), keep k others.
-        keep = idx != rows[:, None]
-        keep &= np.cumsum(keep, axis=1) <= k
-        indices = idx[keep]
-        indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
-        return Neighbourhoods.from_matrix(
-            sps.csr_matrix(
-                (np.ones(len(indices), bool), indices, indptr), shape=(len(rows), len(points))
-            )
-        )
-
-
-@dataclass(frozen=True)
-class Radius:
-    """All other points within distance r (KD-tree); growth doubles r."""
-
-    r: float
-
-    def __post_init__(self):
-        if not self.r > 0:
-            raise SPError(f"Radius: r must be > 0, got {self.r}")
-
-    def neighbourhoods(self, points: np.ndarray, rows: np.ndarray, level: int) -> Neighbourhoods:
-        lists = cKDTree(points).query_ball_point(points[rows], r=self.r * 2**level)
-        counts = np.array([len(a) for a in lists], dtype=np.int64)
-        indices = (
-            np.concatenate([np.asarray(a, dtype=np.int64) for a in lists]) if len(lists) else []
-        )
-        indptr = np.concatenate([[0], np.cumsum(counts)])
-        pattern = sps.csr_matrix(
-            (np.ones(len(indices), np.int8), indices, indptr), shape=(len(rows), len(points))
-        )
-        return Neighbourhoods.from_matrix(_drop_self(pattern, rows))
+__all__ = [
+    "KNearest", "MeshAdjacency", "NeighbourSource", "Neighbourhoods", "Radius", "SPError",
+    "SPOperator", "TorchSPOperator", "build_sp_operator", "cell_vertex_adjacency",
+    "gradient_matrices", "mesh_vertex_graph", "select_neighbourhoods", "to_torch_csr",
+]
 
 
 def _features(dxs: np.ndarray, order: int) -> np.ndarray:
@@ -468,23 +343,3 @@ class TorchSPOperator:
         flat = u.unsqueeze(-1) if u.dim() == 1 else u
         out = torch.sparse.mm(self.laplacian, flat)
         return out[:, 0] if u.dim() == 1 else out
-
-
-def mesh_vertex_graph(mesh) -> tuple[np.ndarray, Neighbourhoods, int]:
-    """A DOLFINx mesh's local vertices (owned, then ghosts), their cell adjacency, and #owned.
-
-    Vertices on a partition boundary see only the cells this rank holds (DOLFINx ghosts
-    cells sharing a facet), so their 1-ring may be smaller than in serial.
-    """
-    from meshes._dolfinx import dolfinx
-
-    tdim = mesh.topology.dim
-    mesh.topology.create_connectivity(tdim, 0)
-    mesh.topology.create_connectivity(0, tdim)  # entities_to_geometry needs vertex→cell
-    imap = mesh.topology.index_map(0)
-    n_local = imap.size_local + imap.num_ghosts
-    c2v = mesh.topology.connectivity(tdim, 0)
-    geom = dolfinx.mesh.entities_to_geometry(mesh, 0, np.arange(n_local, dtype=np.int32))
-    points = mesh.geometry.x[geom[:, 0], : mesh.geometry.dim].astype(np.float64)
-    graph = cell_vertex_adjacency(c2v.offsets, c2v.array, n_local)
-    return points, graph, imap.size_local
