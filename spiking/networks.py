@@ -7,27 +7,28 @@ Layout of :class:`MLP` (one builder for the spiking network and its equal-shape 
 
 where "unit" is a :class:`~spiking.neurons.VSN` or :class:`~spiking.neurons.LIF`
 layer (input current repeated for T_s steps, output averaged over steps) or an ANN
-activation. :func:`build_mlp` takes keywords, :func:`mlp_from_config` a TOML table.
+activation. :func:`build_mlp` takes keywords, :func:`mlp_from_config` a TOML table; their
+hyper-parameters are a :class:`~spiking.config.MLPConfig` (re-exported here):
+
+>>> net = build_mlp(2, 1, [16, 16], neuron="lif", num_steps=4, seed=0)
+>>> net.widths, net.neuron, net.num_steps
+([2, 16, 16, 1], 'lif', 4)
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 
 import torch
 from torch import nn
 
-from .activations import ACTIVATIONS, get_activation
-from .neurons import LIF, RESET_MODES, VSN
-from .surrogate import DEFAULT_SLOPE, SURROGATE_KINDS, Surrogate
-
-NEURON_KINDS = ("vsn", "lif", "ann")
-
-
-class SpikingConfigError(ValueError):
-    """A network/neuron configuration value is invalid (message names key and value)."""
+from .activations import get_activation
+from .config import NEURON_KINDS, MLPConfig, SpikingConfigError
+from .neurons import LIF, VSN
+from .surrogate import DEFAULT_SLOPE, Surrogate
 
 
 class BoxNormalisation(nn.Module):
@@ -102,191 +103,75 @@ class Activation(nn.Module):
     def extra_repr(self) -> str:
         return self.name
 
+class MLP(nn.Module):
+    """Coordinate MLP coords (N, in_dim) → field (N, out_dim), composed from hidden units.
 
-@dataclass
-class MLPConfig:
-    """Validated hyper-parameters of :class:`MLP` (keys of the ``[network]`` TOML table)."""
+    >>> net = MLP(2, [32, 32], unit=lambda n: VSN(n, threshold=0.02), seed=0)
+    >>> net(torch.zeros(5, 2)).shape
+    torch.Size([5, 1])
 
-    in_dim: int = 2
-    out_dim: int = 1
-    hidden: list[int] = field(default_factory=lambda: [64, 64])
-    neuron: str = "vsn"
-    # Defaults = the configuration tests/spiking/test_training.py shows fitting a 2D field
-    # to < 2 % with ~50 % activity.
-    activation: str = "tanh"
-    num_steps: int = 2
-    beta: float = 1.0
-    threshold: float = 0.02
-    learn_beta: bool = False
-    learn_threshold: bool = False
-    surrogate: str = "arctan"
-    slope: float | None = None
-    reset: str = "subtract"
-    detach_reset: bool = True
-    bounds: list[list[float]] | None = None
-    fourier_features: int = 0
-    fourier_scale: float = 1.0
-    fourier_learnable: bool = False
-    fourier_keep_input: bool = False
-    output_scale: float | list[float] = 1.0
-    output_shift: float | list[float] = 0.0
-    seed: int | None = None
+    ``unit(n)`` builds the hidden unit of a layer of width n: a spiking neuron
+    (:class:`~spiking.neurons.VSN`, :class:`~spiking.neurons.LIF`, ...) or an ANN
+    :class:`Activation` (the default, tanh). ``bounds = (lo, hi)`` maps the input box onto
+    [-1, 1]^d; left None, :func:`coupling.fit` sets it from the mesh before training.
+    ``fourier`` is a number of random Fourier features (or a :class:`FourierFeatures`).
+    """
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self, prefix: str = "network") -> None:
-        """Raise SpikingConfigError naming the first bad key and its value."""
-
-        def bad(key: str, msg: str) -> SpikingConfigError:
-            return SpikingConfigError(f"{prefix}.{key} = {getattr(self, key)!r}: {msg}")
-
-        def pos_int(key: str, allow_zero: bool = False) -> None:
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if allow_zero else 1):
-                raise bad(key, "expected a " + ("non-negative" if allow_zero else "positive")
-                          + " integer")
-
-        def number(key: str, lo: float = -math.inf, hi: float = math.inf) -> None:
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not (lo <= v <= hi):
-                raise bad(key, f"expected a number in [{lo:g}, {hi:g}]")
-
-        def flag(key: str) -> None:
-            if not isinstance(getattr(self, key), bool):
-                raise bad(key, "expected true or false")
-
-        def choice(key: str, options: Sequence[str]) -> None:
-            if getattr(self, key) not in options:
-                raise bad(key, f"expected one of {list(options)}")
-
-        pos_int("in_dim")
-        pos_int("out_dim")
-        if isinstance(self.hidden, int | str) or not isinstance(self.hidden, Sequence):
-            raise bad("hidden", "expected a list of layer widths, e.g. [64, 64]")
-        if len(self.hidden) == 0 or any(
-            isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden
-        ):
-            raise bad("hidden", "expected a non-empty list of positive integers")
-        self.hidden = list(self.hidden)
-        choice("neuron", NEURON_KINDS)
-        choice("activation", sorted(ACTIVATIONS))
-        if self.neuron == "vsn":
-            try:
-                get_activation(self.activation, zero_at_zero=True, who="VSN activation")
-            except ValueError as err:
-                raise bad("activation", str(err)) from None
-        pos_int("num_steps")
-        number("beta", 0.0, 1.0)
-        number("threshold")
-        flag("learn_beta")
-        flag("learn_threshold")
-        flag("detach_reset")
-        choice("surrogate", SURROGATE_KINDS)
-        if self.slope is not None:
-            number("slope", 0.0)
-            if self.slope == 0:
-                raise bad("slope", "expected a positive number")
-        choice("reset", RESET_MODES)
-        if self.bounds is not None:
-            b = self.bounds
-            ok = (isinstance(b, Sequence) and len(b) == 2
-                  and all(isinstance(r, Sequence) and len(r) == self.in_dim for r in b))
-            if not ok:
-                raise bad("bounds", f"expected [lo, hi], each a list of {self.in_dim} numbers")
-            try:
-                lo = [float(v) for v in b[0]]
-                hi = [float(v) for v in b[1]]
-            except (TypeError, ValueError):
-                raise bad("bounds", "expected numbers") from None
-            pairs = zip(lo, hi, strict=True)
-            if not all(math.isfinite(a) and math.isfinite(c) and c > a for a, c in pairs):
-                raise bad("bounds", "need finite lo < hi in every coordinate")
-            self.bounds = [lo, hi]
-        pos_int("fourier_features", allow_zero=True)
-        number("fourier_scale", 0.0)
-        flag("fourier_learnable")
-        flag("fourier_keep_input")
-        for key in ("output_scale", "output_shift"):
-            v = getattr(self, key)
-            vals = v if isinstance(v, Sequence) and not isinstance(v, str) else [v]
-            if (len(vals) not in (1, self.out_dim)
-                    or any(isinstance(a, bool) or not isinstance(a, int | float)
-                           or not math.isfinite(a) for a in vals)):
-                raise bad(key, f"expected a number or a list of {self.out_dim} numbers")
-            if key == "output_scale" and any(a == 0 for a in vals):
-                raise bad(key, "scale must be nonzero")
-        if self.seed is not None:
-            pos_int("seed", allow_zero=True)
+    def __init__(self, in_dim: int, widths: Sequence[int], *, out_dim: int = 1,
+                 unit: Callable[[int], nn.Module] | None = None,
+                 bounds: Sequence[Sequence[float]] | None = None,
+                 fourier: int | FourierFeatures = 0, fourier_scale: float = 1.0,
+                 output_scale: float | Sequence[float] = 1.0,
+                 output_shift: float | Sequence[float] = 0.0,
+                 seed: int | torch.Generator | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        dtype = dtype or torch.get_default_dtype()
+        gen = (seed if isinstance(seed, torch.Generator) or seed is None
+               else torch.Generator().manual_seed(seed))
+        unit = unit or (lambda n: Activation("tanh"))
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.normalise = BoxNormalisation(*bounds, dtype=dtype) if bounds is not None else None
+        if isinstance(fourier, int) and fourier > 0:
+            fourier = FourierFeatures(in_dim, fourier, fourier_scale, generator=gen, dtype=dtype)
+        self.fourier = fourier or None
+        width = self.fourier.out_dim if self.fourier is not None else in_dim
+        self.linears, self.units = nn.ModuleList(), nn.ModuleList()
+        for h in widths:
+            self.linears.append(_xavier_linear(width, h, gen, dtype))
+            self.units.append(unit(h))
+            width = h
+        self.linears.append(_xavier_linear(width, out_dim, gen, dtype))
+        self.register_buffer("output_scale", torch.as_tensor(output_scale, dtype=dtype).reshape(-1))
+        self.register_buffer("output_shift", torch.as_tensor(output_shift, dtype=dtype).reshape(-1))
 
     @classmethod
-    def from_dict(cls, table: Mapping, *, prefix: str = "network", **overrides) -> MLPConfig:
-        """Config from a (TOML) table; unknown keys and bad values raise SpikingConfigError."""
-        if not isinstance(table, Mapping):
-            raise SpikingConfigError(f"{prefix}: expected a table, got {table!r}")
-        known = {f.name for f in fields(cls)}
-        for key in table:
-            if key not in known:
-                raise SpikingConfigError(
-                    f"{prefix}.{key}: unknown key; known keys: {', '.join(sorted(known))}"
-                )
-        values = {**table, **{k: v for k, v in overrides.items() if v is not None}}
-        cfg = cls.__new__(cls)
-        for f in fields(cls):
-            if f.name in values:
-                setattr(cfg, f.name, values[f.name])
-            else:
-                default = f.default_factory() if callable(f.default_factory) else f.default
-                setattr(cfg, f.name, default)
-        cfg.validate(prefix)
-        return cfg
-
-    def to_dict(self) -> dict:
-        """Plain dict (TOML-serialisable except None values, which are dropped)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-class MLP(nn.Module):
-    """Coordinate MLP coords (N, in_dim) → field (N, out_dim); see the module docstring."""
-
-    def __init__(self, config: MLPConfig, dtype: torch.dtype | None = None) -> None:
-        super().__init__()
+    def from_config(cls, config: MLPConfig, dtype: torch.dtype | None = None) -> MLP:
+        """The network of a validated :class:`MLPConfig` (a ``[network]`` table)."""
         config.validate()
-        self.config = config
-        dtype = dtype or torch.get_default_dtype()
-        gen = None
-        if config.seed is not None:
-            gen = torch.Generator().manual_seed(config.seed)
-
-        self.normalise = (
-            BoxNormalisation(*config.bounds, dtype=dtype) if config.bounds is not None else None
-        )
-        width = config.in_dim
-        self.fourier = None
+        gen = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
+        fourier = 0
         if config.fourier_features > 0:
-            self.fourier = FourierFeatures(
+            fourier = FourierFeatures(
                 config.in_dim, config.fourier_features, config.fourier_scale,
                 learnable=config.fourier_learnable, keep_input=config.fourier_keep_input,
-                generator=gen, dtype=dtype,
-            )
-            width = self.fourier.out_dim
+                generator=gen, dtype=dtype)
+        net = cls(config.in_dim, config.hidden, out_dim=config.out_dim,
+                  unit=lambda n: _hidden_unit(config, n, dtype), bounds=config.bounds,
+                  fourier=fourier, output_scale=config.output_scale,
+                  output_shift=config.output_shift, dtype=dtype, seed=gen)
+        net.config = config
+        return net
 
-        self.linears = nn.ModuleList()
-        self.units = nn.ModuleList()
-        for h in config.hidden:
-            self.linears.append(_xavier_linear(width, h, gen, dtype))
-            self.units.append(_hidden_unit(config, h, dtype))
-            width = h
-        self.linears.append(_xavier_linear(width, config.out_dim, gen, dtype))
-        scale = torch.as_tensor(config.output_scale, dtype=dtype).reshape(-1)
-        shift = torch.as_tensor(config.output_shift, dtype=dtype).reshape(-1)
-        self.register_buffer("output_scale", scale)
-        self.register_buffer("output_shift", shift)
+    def set_input_box(self, lo: Sequence[float], hi: Sequence[float]) -> None:
+        """Normalise inputs from the box [lo, hi] (replaces any earlier box)."""
+        self.normalise = BoxNormalisation(lo, hi, dtype=self.linears[0].weight.dtype)
 
     @property
     def neuron(self) -> str:
-        """Hidden-unit kind: 'vsn', 'lif' or 'ann'."""
-        return self.config.neuron
+        """Hidden-unit kind, read from the units themselves: 'vsn', 'lif', 'if' or 'ann'."""
+        unit = self.units[0] if len(self.units) else None
+        return type(unit).__name__.lower() if hasattr(unit, "graded") else "ann"
 
     @property
     def widths(self) -> list[int]:
@@ -296,7 +181,7 @@ class MLP(nn.Module):
     @property
     def num_steps(self) -> int:
         """Time steps T_s of the spiking layers (1 for an ANN)."""
-        return self.config.num_steps if self.neuron != "ann" else 1
+        return getattr(self.units[0], "num_steps", 1) if len(self.units) else 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised (and Fourier-mapped) input that enters the first Linear layer."""
@@ -360,7 +245,7 @@ def build_mlp(
          **options},
         prefix="build_mlp",
     )
-    return MLP(cfg, dtype=dtype)
+    return MLP.from_config(cfg, dtype=dtype)
 
 
 def mlp_from_config(
@@ -379,7 +264,7 @@ def mlp_from_config(
             f"{prefix}.in_dim = {table['in_dim']!r}: the data have {in_dim} coordinates"
         )
     cfg = MLPConfig.from_dict(table, prefix=prefix, in_dim=in_dim, bounds=bounds)
-    return MLP(cfg, dtype=dtype)
+    return MLP.from_config(cfg, dtype=dtype)
 
 
 def equal_shape_ann(net: MLP, activation: str | None = None) -> MLP:
@@ -388,12 +273,20 @@ def equal_shape_ann(net: MLP, activation: str | None = None) -> MLP:
     The activation defaults to the VSN's φ (``identity`` is replaced by ``tanh``, since
     a linear ANN would be no comparison); the weights are freshly initialised.
     """
-    act = activation or net.config.activation
+    act = activation or getattr(getattr(net, "config", None), "activation", "tanh")
     if activation is None and act == "identity":
         act = "tanh"
-    cfg = MLPConfig.from_dict({**asdict(net.config), "neuron": "ann", "activation": act})
     dtype = net.linears[0].weight.dtype
-    ann = MLP(cfg, dtype=dtype)
+    if hasattr(net, "config"):
+        cfg = MLPConfig.from_dict({**asdict(net.config), "neuron": "ann", "activation": act})
+        ann = MLP.from_config(cfg, dtype=dtype)
+    else:
+        box = (net.normalise.lo.tolist(), net.normalise.hi.tolist()) if net.normalise else None
+        ann = MLP(net.in_dim, net.widths[1:-1], out_dim=net.out_dim,
+                  unit=lambda n: Activation(act), bounds=box,
+                  fourier=copy.deepcopy(net.fourier) if net.fourier is not None else 0,
+                  output_scale=net.output_scale.tolist(), output_shift=net.output_shift.tolist(),
+                  dtype=dtype)
     if net.fourier is not None:
         with torch.no_grad():
             ann.fourier.B.copy_(net.fourier.B)
