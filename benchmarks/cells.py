@@ -152,7 +152,7 @@ def worker(argv: list[str]) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=int)
     a = p.parse_args(argv)
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     comm = MPI.COMM_WORLD
     problem = PROBLEMS[a.problem]

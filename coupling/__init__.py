@@ -1,1 +1,30 @@
-"""coupling"""
+"""Spiking networks meet FEM: residual estimators, the training loop and run directories.
+
+The public API (names load on first use, so ``neurofem --help`` stays fast)::
+
+    disc = coupling.discretise(problem, residual="galerkin")   # any fem.Problem
+    net = spiking.MLP(disc.in_dim, [64, 64, 64], unit=lambda n: spiking.VSN(n))
+    result = coupling.fit(net, disc, steps=3000, lr=5e-3)      # MPI, NaN guard, callbacks
+    u = disc.to_function(net)                                  # a DOLFINx function
+
+Callbacks for ``fit``: :class:`MetricsLog` (metrics.jsonl), :class:`Checkpoints`
+(checkpoints and resume), :class:`Progress` (a progress bar). ``neurofem train`` is the
+same loop driven by a TOML config (:mod:`coupling.trainer`).
+"""
+
+from meshes.lazy import lazy_names
+
+_LAZY = {
+    "discretise": "discretise",
+    "Discretisation": "discretise",
+    "fit": "fit",
+    "Callback": "fit",
+    "FitResult": "fit",
+    "FitState": "fit",
+    "MetricsLog": "callbacks",
+    "Checkpoints": "callbacks",
+    "Progress": "callbacks",
+    "read_metrics": "callbacks",
+}
+
+__getattr__, __dir__, __all__ = lazy_names(__name__, _LAZY)

@@ -69,7 +69,7 @@ def distance_and_lift_specs(spec: ProblemSpec) -> tuple[ProblemSpec, ProblemSpec
 
 def normalised(values: np.ndarray, comm) -> np.ndarray:
     """values / global max(values) (the distance function scaled to max 1)."""
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     top = comm.allreduce(float(values.max(initial=0.0)), op=MPI.MAX)
     if top <= 0:

@@ -8,6 +8,7 @@ node coordinates (owned, ghosts, extra couplings), volume and boundary quadratur
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,13 +16,13 @@ import torch
 import fem.data
 from fem.errors import ConfigError
 from fem.operators import Operators, assemble_operators, assemble_owned_vector
-from fem.problems import build_problem
+from fem.problems import Problem
 from meshes import DistributedMesh
-from meshes._dolfinx import dolfinx, ufl
+from meshes.fenics import MPI, dolfinx, ufl
 
 from . import sp
 from .boundary import BoundaryValues, dirichlet_boundaries, distance_and_lift_specs, normalised
-from .config import RunConfig
+from .measure import Measured
 from .parallel import fetch_from_owners
 from .residuals import (
     AutogradResidual,
@@ -32,25 +33,33 @@ from .residuals import (
     SparseOperator,
     SPResidual,
 )
+from .spacetime import SpaceTimeDiscretisation
 
 
 @dataclass
-class Discretisation:
-    """The estimator plus what the trainer needs to measure the network against FEM."""
+class Discretisation(Measured):
+    """A problem made trainable: the residual plus what measures the network against FEM.
+
+    ``loss``/``batch_size``/``measure`` make it a :class:`coupling.fit.Trainable`;
+    ``to_function`` turns a trained network back into a DOLFINx function on the problem's
+    space (Dirichlet data imposed), which :func:`validation.compare` takes.
+    """
 
     residual: Residual
-    x_nodes: torch.Tensor  # (n_function_nodes, gdim) V's local dof nodes (owned + ghosts)
+    x_nodes: torch.Tensor  # (n_function_nodes, in_dim) network inputs at V's local dof nodes
     boundary: BoundaryValues  # the boundary map restricted to V's local dofs
     weights: torch.Tensor  # (n_owned,) lumped-mass weights of owned (unrolled) dofs
     n_owned: int  # owned unrolled dofs
     block_size: int
-    problem: object
+    problem: Problem
     operators: Operators
     target: torch.Tensor | None = None  # (n_owned,) float64 FEM reference at the owned dofs
-    bounds: tuple[list[float], list[float]] | None = None  # global bounding box of the mesh
+    bounds: tuple[list[float], list[float]] | None = None  # global box of the network inputs
+    comm: MPI.Comm | None = None
 
     @property
     def in_dim(self) -> int:
+        """Number of network inputs (coordinates, plus any geometric features)."""
         return self.x_nodes.shape[1]
 
     def field(self, net: torch.nn.Module) -> torch.Tensor:
@@ -61,10 +70,19 @@ class Discretisation:
         """The network at the owned dofs (what `target` and `weights` refer to)."""
         return self.field(net)[: self.n_owned]
 
+    def to_function(self, net: torch.nn.Module, name: str = "u_network"
+                    ) -> dolfinx.fem.Function:
+        """The network's field as a DOLFINx function on the problem's space (collective)."""
+        u = dolfinx.fem.Function(self.problem.V, name=name)
+        with torch.no_grad():
+            u.x.array[:] = self.field(net).to(torch.float64).numpy()
+        u.x.scatter_forward()  # ghosts from their owners: one value per dof on every rank
+        return u
+
 
 def bounding_box(dmesh: DistributedMesh) -> tuple[list[float], list[float]]:
     """The global bounding box of the mesh (collective), e.g. for input normalisation."""
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     gdim = dmesh.mesh.geometry.dim
     x = dmesh.mesh.geometry.x[:, :gdim]
@@ -109,53 +127,92 @@ def with_interface_distance(x: np.ndarray, bounds, dmesh: DistributedMesh):
     return np.column_stack([x, d]), (lo + [0.0], hi + [top / 2])
 
 
-def discretise(cfg: RunConfig, dmesh: DistributedMesh, dtype: torch.dtype, ref=None):
-    """Assemble operators and data, and build the configured residual (collective).
+def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: str | None = None,
+               boundary_weight: float = 100.0, dtype: torch.dtype | None = None,
+               reference=None, interface_distance: bool = False, **options
+               ) -> Discretisation | SpaceTimeDiscretisation:
+    """Make `problem` trainable with the named residual (collective).
 
-    `ref` (a :class:`fem.reference.Reference`) supplies the target values; time-dependent
-    problems are discretised in space-time (:mod:`coupling.spacetime`).
+    `residual` is ``"galerkin"`` (any :class:`fem.Problem`), ``"sp"`` or ``"autograd"``
+    (built-in scalar problems, whose strong form is known), or a residual spec from a run
+    config; `options` are its settings (``neighbours``, ``rings``, ``k``, ``radius``,
+    ``order``, ``quadrature_degree``). `boundary` is ``"exact"`` | ``"hard"`` | ``"soft"``
+    (default: exact for galerkin, hard for sp, soft for autograd). `reference` (an FE
+    function or a :class:`fem.problems.Solution`) enables ``rel_l2`` in the measures;
+    `dtype` defaults to torch's default dtype.
+    Time-dependent problems are discretised in space-time (:mod:`coupling.spacetime`).
     """
-    from .config import SPACE_TIME
+    from .config import SPACE_TIME, ResidualSpec
 
-    if cfg.problem.type in SPACE_TIME:
+    spec = residual if not isinstance(residual, str) else ResidualSpec(kind=residual, **options)
+    dtype = dtype or torch.get_default_dtype()
+    mode = boundary or default_boundary_mode(spec.kind, problem.name in SPACE_TIME)
+    ref = getattr(reference, "u", reference)
+    if problem.name in SPACE_TIME:
         from .spacetime import discretise_space_time
 
-        return discretise_space_time(cfg, dmesh, ref, dtype, dmesh.comm)
-    problem = build_problem(dmesh, cfg.problem)
+        return discretise_space_time(problem.spec, spec, boundary_weight, problem.dmesh,
+                                     reference, dtype, problem.dmesh.comm)
+    _check_supported(problem, spec.kind, mode)
+    dmesh = problem.dmesh
     ops = assemble_operators(problem)
     layout = ops.layout
-    gdim = dmesh.mesh.geometry.dim
-    x_all = layout.coordinates[:, :gdim]
+    x_all = layout.coordinates[:, : dmesh.mesh.geometry.dim]
     bs, n_fun = layout.block_size, layout.n_function
     bounds = bounding_box(dmesh)
-    if cfg.inputs.interface_distance:
+    if interface_distance:
         x_all, bounds = with_interface_distance(x_all, bounds, dmesh)
     lumped = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)
-    kind, mode = cfg.residual.kind, cfg.boundary.mode
-    if cfg.problem.vector and mode == "hard":
+    bvals = _boundary_values(problem, ops, mode, dtype)
+    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
+    if spec.kind == "galerkin":
+        res = GalerkinEnergy(SparseOperator(ops.K.to(dtype)), ops.b.to(dtype), bvals, t(x_all),
+                             layout.n_owned)
+    elif spec.kind == "sp":
+        res = _sp_residual(problem, spec, mode, boundary_weight, ops, bvals, lumped, t)
+    else:
+        res = _autograd_residual(problem, spec, boundary_weight, t)
+    target = (torch.as_tensor(ref.x.array[: layout.n_owned].copy(), dtype=torch.float64)
+              if ref is not None else None)
+    return Discretisation(res, t(x_all[: n_fun // bs]), bvals.restrict(n_fun), t(lumped),
+                          layout.n_owned, bs, problem, ops, target, bounds, dmesh.comm)
+
+
+def default_boundary_mode(residual: str, space_time: bool = False) -> str:
+    """How Dirichlet data are imposed unless told: the natural choice for each residual."""
+    if space_time or residual == "autograd":
+        return "soft"
+    return "exact" if residual == "galerkin" else "hard"
+
+
+def _check_supported(problem: Problem, kind: str, mode: str) -> None:
+    """Refuse combinations a residual cannot serve (one line naming the setting)."""
+    spec = getattr(problem, "spec", None)
+    if kind not in ("galerkin", "sp", "autograd"):
+        raise ConfigError("residual.kind", f"unknown value {kind!r} (choose from galerkin, sp, "
+                          "autograd)")
+    if kind != "galerkin" and (spec is None or problem.vector):
+        raise ConfigError("residual.kind", f"{kind!r} evaluates a scalar strong form and needs a "
+                          f"built-in scalar problem; use 'galerkin' for {problem.name!r}")
+    if mode not in ("exact", "hard", "soft"):
+        raise ConfigError("boundary.mode", f"unknown value {mode!r} (choose from exact, hard, "
+                          "soft)")
+    if mode != "exact" and spec is None:
+        raise ConfigError("boundary.mode", f"{mode!r} needs the boundary data of a built-in "
+                          "problem; use 'exact' with a VariationalProblem")
+    if problem.vector and mode == "hard":
         raise ConfigError("boundary.mode", "'hard' lifting is scalar-only; use 'exact' for "
                           "elasticity")
-    boundary = _boundary_values(cfg, dmesh, problem, ops, mode, dtype)
-    t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
-
-    if kind == "galerkin":
-        residual = GalerkinEnergy(SparseOperator(ops.K.to(dtype)), ops.b.to(dtype), boundary,
-                                  t(x_all), layout.n_owned)
-    elif kind == "sp":
-        residual = _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t)
-    else:
-        residual = _autograd_residual(cfg, dmesh, problem, t)
-    target = (torch.as_tensor(ref.u.x.array[: layout.n_owned].copy(), dtype=torch.float64)
-              if ref is not None else None)
-    return Discretisation(residual, t(x_all[: n_fun // bs]), boundary.restrict(n_fun),
-                          t(lumped), layout.n_owned, bs, problem, ops, target, bounds)
+    if kind == "galerkin" and problem.V.ufl_element().embedded_superdegree != 1:
+        raise ConfigError("problem.degree", "the galerkin residual evaluates the network at "
+                          "vertices and needs a degree-1 space")
 
 
-def _boundary_values(cfg, dmesh, problem, ops, mode, dtype) -> BoundaryValues:
+def _boundary_values(problem, ops, mode, dtype) -> BoundaryValues:
     """Dirichlet data on every local column (extra couplings fetched from their owners)."""
-    layout = ops.layout
+    layout, dmesh = ops.layout, problem.dmesh
     comm = dmesh.comm
-    if mode in ("soft",):
+    if mode == "soft":
         return BoundaryValues("none")
     if mode == "exact":
         fixed = np.full(layout.n_function, np.nan)
@@ -166,7 +223,7 @@ def _boundary_values(cfg, dmesh, problem, ops, mode, dtype) -> BoundaryValues:
                               torch.as_tensor(full[idx], dtype=dtype))
     from fem.problems import solve
 
-    dspec, lspec = distance_and_lift_specs(cfg.problem)
+    dspec, lspec = distance_and_lift_specs(problem.spec)
     D = solve(dmesh, dspec).u.x.array.copy()
     G = solve(dmesh, lspec).u.x.array.copy()
     D = normalised(_extend_to_columns(D, problem.V, layout, comm), comm)
@@ -186,16 +243,13 @@ def _extend_to_columns(values: np.ndarray, V, layout, comm) -> np.ndarray:
     return np.concatenate([values, got])
 
 
-def _dirichlet_names(cfg: RunConfig) -> list:
-    return dirichlet_boundaries(cfg.problem)
-
-
-def _soft_dirichlet(cfg, dmesh, t) -> SoftDirichlet:
+def _soft_dirichlet(problem, weight: float, t) -> SoftDirichlet:
     """∫_ΓD (u − g)² at boundary quadrature points of every Dirichlet boundary."""
+    dmesh = problem.dmesh
     bd = fem.data.boundary_data(dmesh, degree=2)
     gdim = dmesh.mesh.geometry.dim
     xs, gs, ws = [], [], []
-    for bc in _dirichlet_names(cfg):
+    for bc in dirichlet_boundaries(problem.spec):
         sel = (np.ones(len(bd.weights), bool) if bc.boundary == "*"
                else bd.tags == dmesh.facet_names.get(bc.boundary, -2))
         if bc.boundary not in ("*",) and bc.boundary not in dmesh.facet_names:
@@ -206,7 +260,7 @@ def _soft_dirichlet(cfg, dmesh, t) -> SoftDirichlet:
         gs.append(bc.value[0].numpy()(pts.T))
         ws.append(bd.weights[sel])
     return SoftDirichlet(t(np.concatenate(xs)), t(np.concatenate(gs)), t(np.concatenate(ws)),
-                         cfg.boundary.weight)
+                         weight)
 
 
 def _node_coefficient(problem, ops) -> np.ndarray:
@@ -217,10 +271,10 @@ def _node_coefficient(problem, ops) -> np.ndarray:
     return num / den
 
 
-def _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t) -> SPResidual:
+def _sp_residual(problem, r, mode, weight, ops, boundary, lumped, t) -> SPResidual:
     """NeuroPINNs' residual: Laplacian from the SP operator applied twice, at owned free nodes."""
-    r = cfg.residual
-    if any(bc.type == "neumann" for bc in cfg.problem.bcs):
+    dmesh, spec = problem.dmesh, problem.spec
+    if any(bc.type == "neumann" for bc in spec.bcs):
         raise ConfigError("residual.kind", "'sp' imposes no Neumann data (use 'galerkin', which "
                           "has them in its load vector, or 'autograd')")
     layout = ops.layout
@@ -234,12 +288,12 @@ def _sp_residual(cfg, dmesh, problem, ops, boundary, lumped, t) -> SPResidual:
                               order=r.order)
     lap = op.laplacian_matrix()  # rows: the centres
     k = _node_coefficient(problem, ops)[centres]
-    f = (cfg.problem.source[0].numpy()(layout.coordinates[centres].T) if cfg.problem.source
+    f = (spec.source[0].numpy()(layout.coordinates[centres].T) if spec.source
          else np.zeros(len(centres)))
-    soft = _soft_dirichlet(cfg, dmesh, t) if cfg.boundary.mode == "soft" else None
+    soft = _soft_dirichlet(problem, weight, t) if mode == "soft" else None
     return SPResidual(SparseOperator(sp.to_torch_csr(lap, dtype=t(np.zeros(0)).dtype)),
                       torch.as_tensor(centres, dtype=torch.int64), t(k),
-                      cfg.problem.kappa**2, t(f), t(lumped[centres]), boundary, t(x), soft)
+                      spec.kappa**2, t(f), t(lumped[centres]), boundary, t(x), soft)
 
 
 def _sp_source(r, problem, n_points: int):
@@ -263,16 +317,16 @@ def _phase_values(coefficients, names: dict[str, int], tags: np.ndarray) -> np.n
     return out
 
 
-def _autograd_residual(cfg, dmesh, problem, t) -> AutogradResidual:
+def _autograd_residual(problem, r, weight, t) -> AutogradResidual:
     """Vanilla PINN residual at volume quadrature points, soft Dirichlet, Neumann by autograd."""
+    dmesh, spec = problem.dmesh, problem.spec
     gdim = dmesh.mesh.geometry.dim
-    qd = fem.data.quadrature_data(dmesh, degree=cfg.residual.quadrature_degree)
-    k = _phase_values(cfg.problem.coefficients, qd.phase_names, qd.phase)
-    f = (cfg.problem.source[0].numpy()(qd.points.T) if cfg.problem.source
-         else np.zeros(len(qd.weights)))
-    soft = _soft_dirichlet(cfg, dmesh, t) if dirichlet_boundaries(cfg.problem) else None
+    qd = fem.data.quadrature_data(dmesh, degree=r.quadrature_degree)
+    k = _phase_values(spec.coefficients, qd.phase_names, qd.phase)
+    f = (spec.source[0].numpy()(qd.points.T) if spec.source else np.zeros(len(qd.weights)))
+    soft = _soft_dirichlet(problem, weight, t) if dirichlet_boundaries(spec) else None
     neumann = None
-    nbcs = [bc for bc in cfg.problem.bcs if bc.type == "neumann"]
+    nbcs = [bc for bc in spec.bcs if bc.type == "neumann"]
     if nbcs:
         bd = fem.data.boundary_data(dmesh, degree=2)
         tdim = dmesh.tdim
@@ -286,8 +340,8 @@ def _autograd_residual(cfg, dmesh, problem, t) -> AutogradResidual:
             hs.append(bc.value[0].numpy()(bd.points[sel].T))
             ws.append(bd.weights[sel])
             cells = np.array([f2c.links(f)[0] for f in bd.facets[sel]], dtype=np.int64)
-            ks.append(_phase_values(cfg.problem.coefficients, dmesh.cell_names, cell_phase[cells]))
+            ks.append(_phase_values(spec.coefficients, dmesh.cell_names, cell_phase[cells]))
         neumann = NeumannTerm(t(np.concatenate(xs)), t(np.concatenate(ns)), t(np.concatenate(ks)),
-                              t(np.concatenate(hs)), t(np.concatenate(ws)), cfg.boundary.weight)
-    return AutogradResidual(t(qd.points[:, :gdim]), t(k), cfg.problem.kappa**2, t(f),
+                              t(np.concatenate(hs)), t(np.concatenate(ws)), weight)
+    return AutogradResidual(t(qd.points[:, :gdim]), t(k), spec.kappa**2, t(f),
                             t(qd.weights), soft, neumann)

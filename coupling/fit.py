@@ -134,11 +134,17 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
         lbfgs_steps: int = 0, batch: int = 0, log_every: int = 50,
         checkpoint_every: int | None = None, callbacks: Sequence[Callback] = (),
         comm=None, progress: bool = False, handle_signals: bool = True) -> FitResult:
-    """Train `net` on `disc`'s loss with Adam (then optional L-BFGS), collectively over MPI."""
+    """Train `net` on `disc`'s loss with Adam (then optional L-BFGS), collectively over MPI.
+
+    A :class:`spiking.MLP` built without ``bounds`` gets ``disc.bounds`` (the global
+    bounding box of the mesh) as its input box first.
+    """
     from .callbacks import Progress
 
     comm = comm if comm is not None else disc.comm
     callbacks = list(callbacks) + ([Progress()] if progress else [])
+    if getattr(net, "normalise", False) is None and getattr(disc, "bounds", None) is not None:
+        net.set_input_box(*disc.bounds)  # a network built without an input box gets the mesh's
     broadcast_state(net, comm)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     state = FitState(net, disc, optimizer, make_scheduler(optimizer, schedule, steps, gamma,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from meshes._dolfinx import MPI
+from meshes.fenics import MPI
 
 ERROR_PREFIX = "neurofem: error:"
 

@@ -27,7 +27,7 @@ import torch
 from fem.errors import ConfigError
 
 from . import sp
-from .config import RunConfig
+from .measure import Measured
 from .residuals import SparseOperator
 
 
@@ -83,14 +83,15 @@ class SpaceTimeResidual:
 
 
 @dataclass
-class SpaceTimeDiscretisation:
-    """What the trainer needs for a space-time run (same interface as Discretisation)."""
+class SpaceTimeDiscretisation(Measured):
+    """A space-time problem made trainable (same interface as Discretisation)."""
 
     residual: SpaceTimeResidual
     x_eval: torch.Tensor  # (n, 2) this rank's grid points
     target: torch.Tensor  # (n,) float64 reference values there
     weights: torch.Tensor  # (n,) space-time trapezoid weights
     bounds: tuple[list[float], list[float]]
+    comm: object = None
     block_size: int = 1
     in_dim: int = 2
 
@@ -104,17 +105,21 @@ def _points(x: np.ndarray) -> np.ndarray:
     return np.vstack([x, np.zeros((2, len(x)))])
 
 
-def _boundary_value(cfg: RunConfig, side: str):
+def _boundary_value(spec, side: str):
     """The Dirichlet expression on boundary x0/x1 (or "*")."""
-    for bc in cfg.problem.bcs:
+    for bc in spec.bcs:
         if bc.type == "dirichlet" and bc.boundary in (side, "*"):
             return bc.value[0]
     raise ConfigError("problem.bcs", f"space-time training needs Dirichlet data on {side!r}")
 
 
-def discretise_space_time(cfg: RunConfig, dmesh, ref, dtype: torch.dtype, comm
+def discretise_space_time(spec, res_spec, weight: float, dmesh, ref, dtype: torch.dtype, comm
                           ) -> SpaceTimeDiscretisation:
-    """The space-time residual on the reference's sampling grid (collective-free)."""
+    """The space-time residual on the reference's sampling grid (collective-free).
+
+    `spec` is the problem's spec, `res_spec` the residual spec (kind, neighbours, ...),
+    `weight` the penalty weight of the initial and boundary data.
+    """
     if dmesh.mesh.geometry.dim != 1:
         raise ConfigError("mesh.kind", "space-time training handles 1D problems (kind = "
                           f"\"interval\"), got a {dmesh.mesh.geometry.dim}D mesh")
@@ -132,7 +137,6 @@ def discretise_space_time(cfg: RunConfig, dmesh, ref, dtype: torch.dtype, comm
     mine = np.array_split(np.arange(len(X)), comm.size)[comm.rank]
     centres = mine[interior[mine]]
 
-    spec = cfg.problem
     if spec.type == "heat":
         k = spec.coefficients
         if isinstance(k, dict):
@@ -151,8 +155,8 @@ def discretise_space_time(cfg: RunConfig, dmesh, ref, dtype: torch.dtype, comm
     bcl = mine[(it[mine] > 0) & (ix[mine] == 0)]
     bcr = mine[(it[mine] > 0) & (ix[mine] == nx - 1)]
     g0 = spec.time.initial.numpy(0.0)(_points(X[ic, 0]))
-    gl = _boundary_value(cfg, "x0").numpy(X[bcl, 1])(_points(X[bcl, 0]))
-    gr = _boundary_value(cfg, "x1").numpy(X[bcr, 1])(_points(X[bcr, 0]))
+    gl = _boundary_value(spec, "x0").numpy(X[bcl, 1])(_points(X[bcl, 0]))
+    gr = _boundary_value(spec, "x1").numpy(X[bcr, 1])(_points(X[bcr, 0]))
     data = np.concatenate([ic, bcl, bcr])
     g = np.concatenate([g0, gl, gr])
     w_data = np.concatenate([_trapezoid(nx, xs[1] - xs[0])[ix[ic]],
@@ -161,8 +165,8 @@ def discretise_space_time(cfg: RunConfig, dmesh, ref, dtype: torch.dtype, comm
 
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     lo, hi = [float(xs[0]), float(ts[0])], [float(xs[-1]), float(ts[-1])]
-    if cfg.residual.kind == "sp":
-        support, rows, ops = _sp_operators(X, centres, cfg.residual, lo, hi)
+    if res_spec.kind == "sp":
+        support, rows, ops = _sp_operators(X, centres, res_spec, lo, hi)
         d_t, d_x, d_xx = (SparseOperator(sp.to_torch_csr(m, dtype=dtype)) for m in ops)
         x_support = t(X[support])
     else:
@@ -170,10 +174,10 @@ def discretise_space_time(cfg: RunConfig, dmesh, ref, dtype: torch.dtype, comm
         x_support, rows = t(X[centres]), np.arange(len(centres))
     residual = SpaceTimeResidual(spec.type, x_support, torch.as_tensor(rows, dtype=torch.int64),
                                  d_t, d_x, d_xx, coefficient, t(f), t(W[centres]), t(X[data]),
-                                 t(g), t(w_data), cfg.boundary.weight)
+                                 t(g), t(w_data), weight)
     return SpaceTimeDiscretisation(residual, t(X[mine]),
                                    torch.as_tensor(U[mine], dtype=torch.float64), t(W[mine]),
-                                   (lo, hi))
+                                   (lo, hi), comm)
 
 
 def _sp_operators(X, centres, r, lo, hi):

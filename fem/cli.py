@@ -38,7 +38,7 @@ def solve_command(args: argparse.Namespace) -> int:
 
     import time
 
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     from .reference import reference, save
 

@@ -319,7 +319,7 @@ class MeshSpec:
     def build(self, comm=None):
         """Build the distributed mesh (collective)."""
         import meshes
-        from meshes._dolfinx import MPI
+        from meshes.fenics import MPI
 
         kwargs = dict(self.options)
         if self.size is not None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import basix, dolfinx, ufl
+from meshes.fenics import basix, dolfinx, ufl
 
 UNTAGGED = -1
 
@@ -253,7 +253,7 @@ def _complete_rows(A, l2g, coords, imap, comm):
     """Send the couplings of ghost rows to their owners and merge them (Alltoallv)."""
     import scipy.sparse as sp
 
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     n_owned, n_local = imap.size_local, A.shape[0]
     G = A[n_owned:].tocoo()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from meshes._dolfinx import MPI, dolfinx, ufl
+from meshes.fenics import MPI, dolfinx, ufl
 
 from .expressions import ScalarExpr
 

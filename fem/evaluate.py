@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 
 
 def _as_points(points: np.ndarray) -> np.ndarray:

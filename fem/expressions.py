@@ -72,7 +72,7 @@ class ScalarExpr:
 
     def ufl(self, mesh, t=None):
         """This expression as UFL on `mesh`; `t` is a number or a dolfinx Constant."""
-        from meshes._dolfinx import ufl
+        from meshes.fenics import ufl
 
         x = ufl.SpatialCoordinate(mesh)
         gdim = mesh.geometry.dim

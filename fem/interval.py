@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 
 from .errors import ConfigError
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from meshes._dolfinx import MPI, dolfinx, ufl
+from meshes.fenics import MPI, dolfinx, ufl
 
 from .problems.common import dirichlet_arrays
 

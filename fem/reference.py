@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 
 from .config import ProblemSpec
 from .errors import FemError

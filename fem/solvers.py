@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshes._dolfinx import PETSc, dolfinx, ufl
+from meshes.fenics import PETSc, dolfinx, ufl
 
 from .errors import SolverError
 
@@ -174,7 +174,7 @@ def global_norms(u: dolfinx.fem.Function) -> dict:
     h1 = dolfinx.fem.assemble_scalar(dolfinx.fem.form(ufl.inner(ufl.grad(u), ufl.grad(u)) * dx))
     n = u.function_space.dofmap.index_map.size_local * u.function_space.dofmap.index_map_bs
     local_max = float(np.max(np.abs(u.x.array[:n]))) if n else 0.0
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     return {
         "l2": float(np.sqrt(comm.allreduce(l2, op=MPI.SUM))),

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import dolfinx, ufl
+from meshes.fenics import dolfinx, ufl
 
 from .errors import FemError
 from .fv_geometry import FVGeometry

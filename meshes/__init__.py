@@ -10,9 +10,8 @@ Names are imported on first use (PEP 562), so ``import meshes.cli`` (and hence
 ``neurofem --help``) does not load DOLFINx.
 """
 
-from importlib import import_module
-
 from .errors import MeshError
+from .lazy import lazy_names
 
 _LAZY = {
     "build": "api",
@@ -32,16 +31,5 @@ _LAZY = {
     "resolve": "registry",
 }
 
-__all__ = ["MeshError", *_LAZY]
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'meshes' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__, _names = lazy_names(__name__, _LAZY)
+__all__ = ["MeshError", *_names]

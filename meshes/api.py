@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshes._dolfinx import MPI
+from meshes.fenics import MPI
 
 from .core import DistributedMesh, distribute, gmsh_session
 from .errors import MeshError

@@ -16,7 +16,7 @@ from typing import Any
 import gmsh
 import numpy as np
 
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 
 from .errors import MeshError
 

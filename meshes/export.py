@@ -57,7 +57,7 @@ def write(path: str) -> str:
         gmsh.write(path)
     elif suffix == ".xdmf":
         # meshio's XDMF writer needs h5py; DOLFINx writes XDMF/HDF5 that DOLFINx reads back.
-        from meshes._dolfinx import MPI
+        from meshes.fenics import MPI
 
         from .core import distribute
 
@@ -72,7 +72,7 @@ def write(path: str) -> str:
 
 def write_xdmf(dm, path: str) -> str:
     """Write a DistributedMesh with cell tags "phase" and facet tags "boundary" (collective)."""
-    from meshes._dolfinx import dolfinx
+    from meshes.fenics import dolfinx
 
     _suffix(path, (".xdmf",), "output")
     with dolfinx.io.XDMFFile(dm.comm, path, "w") as f:

@@ -14,4 +14,4 @@ echo "setup: installing neurofem (editable, extras: test) into $venv"
 "$venv/bin/python" -m pip install --quiet --upgrade pip
 # The solver wheel pulls PETSc, MPICH (mpiexec lands in $venv/bin) and mpi4py.
 "$venv/bin/python" -m pip install --quiet -e "$here[test]"
-"$venv/bin/python" -c "import meshes._dolfinx as d; print('setup: DOLFINx', d.dolfinx.__version__, '| PETSc', '.'.join(map(str, d.PETSc.Sys.getVersion())))"
+"$venv/bin/python" -c "import meshes.fenics as d; print('setup: DOLFINx', d.dolfinx.__version__, '| PETSc', '.'.join(map(str, d.PETSc.Sys.getVersion())))"

@@ -247,19 +247,23 @@ def count_energy(
     activity: Sequence[float] | None = None,
     fourier: tuple[int, int] | None = None,
     table: EnergyTable | None = None,
+    graded: bool | None = None,
+    state_params: int | None = None,
 ) -> EnergyReport:
     """Energy report for an MLP of ``widths`` [F, h_1, …, h_L, out] with hidden units
     ``neuron`` ('vsn' | 'lif' | 'if'); ``events[l]`` = nonzero output events per point of
-    hidden layer l (over all steps); ``fourier`` = (in_dim, num_features) if used."""
-    if neuron not in ("vsn", "lif", "if"):
+    hidden layer l (over all steps); ``fourier`` = (in_dim, num_features) if used.
+    ``graded`` (events carry values) and ``state_params`` (per-neuron state words) are the
+    neuron's own attributes; by default those of the named kind."""
+    if neuron not in ("vsn", "lif", "if") and (graded is None or state_params is None):
         raise ValueError(f"neuron = {neuron!r}: expected 'vsn', 'lif' or 'if'")
     n_hidden = len(widths) - 2
     if n_hidden < 1 or len(events) != n_hidden:
         raise ValueError(f"need widths [F, h_1..h_L, out] and {max(n_hidden, 0)} event counts, "
                          f"got widths {list(widths)} and {len(events)} counts")
     table = table or EnergyTable()
-    graded = neuron == "vsn"
-    state_params = 1 if neuron == "if" else 2
+    graded = neuron == "vsn" if graded is None else graded
+    state_params = (1 if neuron == "if" else 2) if state_params is None else state_params
     layers: list[LayerEnergy] = []
     if fourier is not None:
         d, m = fourier
@@ -289,8 +293,9 @@ def energy_report(
 ) -> EnergyReport:
     """Energy of ``net`` (a spiking :class:`~spiking.networks.MLP`) from the events its
     monitor recorded, against the ANN of identical shape."""
-    if getattr(net, "neuron", None) not in ("vsn", "lif"):
-        raise ValueError("energy_report needs a spiking MLP (neuron 'vsn' or 'lif')")
+    unit = net.units[0] if len(getattr(net, "units", ())) else None
+    if not hasattr(unit, "graded"):
+        raise ValueError("energy_report needs a spiking MLP (hidden units are spiking neurons)")
     if monitor.net is not net:
         raise ValueError("the monitor watches a different network")
     stats = monitor.layers()
@@ -303,9 +308,10 @@ def energy_report(
     if net.fourier is not None:
         fourier = (net.fourier.in_dim, net.fourier.B.shape[0])
     return count_energy(
-        net.widths, neuron=net.neuron, steps=net.num_steps,
+        net.widths, neuron=net.neuron, steps=unit.num_steps,
         events=[la.events_per_point for la in per_layer],
         activity=[la.activity for la in per_layer], fourier=fourier, table=table,
+        graded=unit.graded, state_params=unit.state_params,
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshes._dolfinx import MPI, dolfinx, ufl
+from meshes.fenics import MPI, dolfinx, ufl
 
 
 @dataclass

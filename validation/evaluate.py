@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshes._dolfinx import dolfinx
+from meshes.fenics import dolfinx
 
 from . import conservation as cons
 from .errors import elasticity_errors, field_errors, von_mises
@@ -15,29 +15,55 @@ from .fields import magnitude
 
 @dataclass
 class Comparison:
-    """The numbers (plain JSON data) and the fields the figures and ParaView files show."""
+    """The numbers (plain JSON data) and the fields the figures and ParaView files show.
+
+    ``str(comparison)`` is a short summary: relative L2 / H1 / max errors and the
+    conservation check of network and FEM.
+    """
 
     numbers: dict
     fields: dict[str, dolfinx.fem.Function] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        n = self.numbers
+        e = n["errors"]
+        parts = [f"{n['problem']} (P{n['degree']}): rel. L2 {e['l2']['relative']:.3e}"]
+        for key, label in (("h1", "H1"), ("energy", "energy"), ("stress", "stress")):
+            if key in e:
+                parts.append(f"{label} {e[key]['relative']:.3e}")
+        parts.append(f"max {e['max']['relative']:.3e}")
+        cons = n.get("conservation", {})
+        key = "relative" if "relative" in cons.get("network", {}) else "force_relative"
+        if key in cons.get("network", {}):
+            parts.append(f"imbalance network {cons['network'][key]:.2e} / "
+                         f"FEM {cons['fem'][key]:.2e}")
+        return "; ".join(parts)
 
 
 def _elastic(problem) -> bool:
     return hasattr(problem, "lmbda") and hasattr(problem, "mu")
 
 
-def compare(problem, dmesh, u_net: dolfinx.fem.Function, u_ref: dolfinx.fem.Function
+def compare(problem, u: dolfinx.fem.Function, reference: dolfinx.fem.Function | None = None
             ) -> Comparison:
-    """Errors of u_net against u_ref and both fields' conservation checks (collective).
+    """Errors of `u` against the FEM solution of `problem` and conservation of both.
 
-    `problem` is the fem.problems object both fields live on (its V, forms and BCs).
+    `problem` is any :class:`fem.Problem` (`u` lives on its space); the reference is
+    ``problem.solve()`` unless given. Collective.
     """
+    u_ref = reference if reference is not None else problem.solve().u
+    return _compare(problem, problem.dmesh, u, u_ref)
+
+
+def _compare(problem, dmesh, u_net: dolfinx.fem.Function, u_ref: dolfinx.fem.Function
+             ) -> Comparison:
     phases = dict(dmesh.cell_names) if dmesh.cell_tags is not None else {}
     tags = dmesh.cell_tags
     diff = dolfinx.fem.Function(problem.V, name="error")
     diff.x.array[:] = u_net.x.array - u_ref.x.array
     fields = {"u_fem": u_ref, "u_network": u_net, "error": diff}
     degree = problem.V.ufl_element().embedded_superdegree
-    numbers: dict = {"problem": problem.spec.type, "degree": degree}
+    numbers: dict = {"problem": problem.name, "degree": degree}
     if _elastic(problem):
         lm, mu = problem.lmbda, problem.mu
         numbers["errors"] = elasticity_errors(u_net, u_ref, lm, mu, tags, phases)
@@ -76,7 +102,7 @@ def mesh_statistics(dmesh) -> dict:
            "vertices": int(mesh.topology.index_map(0).size_global),
            "dimension": tdim, "cell_type": mesh.topology.cell_name(),
            "ranks": mesh.comm.size, "phases": {}, "boundaries": sorted(dmesh.facet_names)}
-    from meshes._dolfinx import ufl
+    from meshes.fenics import ufl
 
     from .errors import integrate
 
@@ -92,7 +118,7 @@ def mesh_statistics(dmesh) -> dict:
         out["quality"] = {k: v for k, v in q.items() if isinstance(v, int | float)}
     h = dolfinx.cpp.mesh.h(mesh._cpp_object, tdim,
                            np.arange(mesh.topology.index_map(tdim).size_local, dtype=np.int32))
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     out["h_min"] = float(mesh.comm.allreduce(float(h.min(initial=np.inf)), op=MPI.MIN))
     out["h_max"] = float(mesh.comm.allreduce(float(h.max(initial=0.0)), op=MPI.MAX))

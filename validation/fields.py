@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from meshes._dolfinx import dolfinx
+from meshes.fenics import dolfinx
 
 
 def network_function(coefficients: torch.Tensor, V,

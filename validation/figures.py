@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meshes._dolfinx import dolfinx
+from meshes.fenics import dolfinx
 
 WINDOW = (1500, 560)
 

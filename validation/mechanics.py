@@ -13,7 +13,7 @@ phase volume fractions measured on the mesh and turned into bounds on E = 9KG/(3
 from __future__ import annotations
 
 from fem.problems import bulk_shear, hashin_shtrikman
-from meshes._dolfinx import ufl
+from meshes.fenics import ufl
 
 from .errors import integrate, strain, stress
 

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         return _relaunch(args)
     wall0 = time.perf_counter()
     doc = _document(args)
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     from ..parallel import collective_errors, set_threads_per_rank
     from ..trainer import train_network

@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """Validate RUN_DIR against its FEM reference and write its report (collective)."""
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     from ..parallel import collective_errors, set_threads_per_rank
 
@@ -111,7 +111,7 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
     energy = None
     if getattr(net, "neuron", "ann") in ("vsn", "lif"):
         energy = spiking.energy_report(net, monitor).to_dict()
-    cmp = compare(problem, trainer.dmesh, u_net, u_ref)
+    cmp = compare(problem, u_net, reference=u_ref)
     mesh_stats = mesh_statistics(trainer.dmesh)
     t_validate = time.perf_counter() - t1
 
@@ -200,7 +200,7 @@ def _command(run_dir: Path, ranks: int) -> str:
 
 def _write_fields(fields: dict, activity, run_dir: Path) -> Path:
     """FEM, network and error fields (+ von Mises, imbalance, activity) as one XDMF file."""
-    from meshes._dolfinx import dolfinx
+    from meshes.fenics import dolfinx
 
     path = run_dir / "fields.xdmf"
     mesh = fields["u_fem"].function_space.mesh

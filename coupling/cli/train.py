@@ -57,7 +57,7 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
     import importlib
 
     from fem.errors import ConfigError
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     from ..parallel import collective_errors, set_threads_per_rank
 

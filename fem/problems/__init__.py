@@ -22,8 +22,10 @@ from .homogenisation import (
     isotropic_moduli,
     unit_strain,
 )
+from .protocol import Problem
 from .scalar import ScalarEllipticProblem
 from .transient import BurgersProblem, HeatProblem
+from .variational import VariationalProblem, functionspace
 
 PROBLEMS = {
     "poisson": ScalarEllipticProblem,
@@ -47,6 +49,9 @@ def solve(dmesh: DistributedMesh, spec: ProblemSpec) -> Solution:
 
 __all__ = [
     "PROBLEMS",
+    "Problem",
+    "VariationalProblem",
+    "functionspace",
     "BurgersProblem",
     "ElasticityProblem",
     "HeatProblem",

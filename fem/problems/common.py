@@ -7,12 +7,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import dolfinx, ufl
+from meshes.fenics import dolfinx, ufl
 
 from ..errors import ConfigError
 from ..expressions import ScalarExpr
 
 ALL_BOUNDARY = "*"  # boundary name meaning "every exterior facet"
+
+
+class BuiltinProblem:
+    """Base of the problems built from a ``[problem]`` spec: their name is the spec's type."""
+
+    vector = False
+    spec: object  # fem.config.ProblemSpec
+
+    @property
+    def name(self) -> str:
+        """The problem type (its config name)."""
+        return self.spec.type
 
 
 @dataclass

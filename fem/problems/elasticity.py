@@ -10,12 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import dolfinx, ufl
+from meshes.fenics import dolfinx, ufl
 
 from ..config import ProblemSpec
 from ..errors import ConfigError
 from ..solvers import LinearSolver, global_norms
-from .common import Solution, dirichlet, facet_measure, phase_field, source_term
+from .common import BuiltinProblem, Solution, dirichlet, facet_measure, phase_field, source_term
 
 
 def lame(E: float, nu: float) -> tuple[float, float]:
@@ -41,7 +41,7 @@ def affine_displacement(strain: np.ndarray):
     return lambda x: E @ x[:g]
 
 
-class ElasticityProblem:
+class ElasticityProblem(BuiltinProblem):
     """Linear elasticity on a DistributedMesh with per-phase isotropic materials."""
 
     vector = True

@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import MPI, dolfinx, ufl
+from meshes.fenics import MPI, dolfinx, ufl
 
 from ..config import BoundarySpec, ProblemSpec
 from ..errors import ConfigError
 from ..solvers import global_norms
-from .common import ALL_BOUNDARY, Solution
+from .common import ALL_BOUNDARY, BuiltinProblem, Solution
 from .elasticity import ElasticityProblem, sigma
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # engineering shear in 3..5
@@ -98,7 +98,7 @@ class Homogenised:
         }
 
 
-class HomogenisationProblem:
+class HomogenisationProblem(BuiltinProblem):
     """Six kinematic-uniform load cases on a 3D RVE → the 6x6 apparent stiffness."""
 
     vector = True

@@ -5,17 +5,15 @@ phase, Dirichlet data u = g and Neumann data k∂u/∂n = h per named boundary."
 from __future__ import annotations
 
 from meshes import DistributedMesh
-from meshes._dolfinx import dolfinx, ufl
+from meshes.fenics import dolfinx, ufl
 
 from ..config import ProblemSpec
 from ..solvers import LinearSolver, global_norms
-from .common import Solution, dirichlet, facet_measure, phase_field, source_term
+from .common import BuiltinProblem, Solution, dirichlet, facet_measure, phase_field, source_term
 
 
-class ScalarEllipticProblem:
+class ScalarEllipticProblem(BuiltinProblem):
     """−∇·(k∇u) + κ²u = f with Dirichlet/Neumann data (κ = 0: Poisson)."""
-
-    vector = False
 
     def __init__(self, dmesh: DistributedMesh, spec: ProblemSpec):
         self.dmesh, self.spec = dmesh, spec

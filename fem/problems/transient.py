@@ -17,13 +17,14 @@ import time
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes._dolfinx import PETSc, dolfinx, ufl
+from meshes.fenics import PETSc, dolfinx, ufl
 
 from ..config import ProblemSpec
 from ..errors import ConfigError, SolverError
 from ..evaluate import PointEvaluator, grid_points
 from ..solvers import LinearSolver, global_norms
 from .common import (
+    BuiltinProblem,
     Solution,
     SpaceTimeSeries,
     dirichlet,
@@ -43,10 +44,8 @@ def output_steps(n_steps: int, n_times: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_steps, n_times)).astype(int))
 
 
-class _Transient:
+class _Transient(BuiltinProblem):
     """Shared set-up: space, initial condition, Dirichlet data, output sampling."""
-
-    vector = False
 
     def _setup(self, dmesh: DistributedMesh, spec: ProblemSpec):
         self.dmesh, self.spec = dmesh, spec

@@ -179,8 +179,8 @@ def _two_phase_cube(n: int = 4):
     """Unit cube, n³ × 6 tets, phase "a" (tag 1) for x < 1/2 and "b" (tag 2) beyond."""
     import numpy as np
 
-    from meshes._dolfinx import MPI, dolfinx
     from meshes.core import DistributedMesh
+    from meshes.fenics import MPI, dolfinx
 
     mesh = dolfinx.mesh.create_unit_cube(MPI.COMM_SELF, n, n, n)
     tdim = mesh.topology.dim
@@ -214,7 +214,7 @@ def test_apparent_young_modulus_of_uniaxial_stress_is_E(axis):
     import numpy as np
 
     from fem.problems import bulk_shear
-    from meshes._dolfinx import dolfinx
+    from meshes.fenics import dolfinx
     from validation.mechanics import apparent_young_modulus
 
     E, nu, eps = 3.5, 0.35, 0.01

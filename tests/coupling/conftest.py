@@ -9,7 +9,7 @@ import scipy.sparse.csgraph as csgraph
 
 import meshes
 from coupling.sp import mesh_vertex_graph
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 
 
 @functools.cache

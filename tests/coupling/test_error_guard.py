@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from coupling.parallel import run_collectively
-from meshes._dolfinx import MPI
+from meshes.fenics import MPI
 
 VENV = Path(sys.executable).parent
 MPIEXEC = VENV / "mpiexec"
@@ -19,7 +19,7 @@ MPIEXEC = VENV / "mpiexec"
 SCRIPT = """
 import sys, time
 import numpy as np
-from meshes._dolfinx import MPI
+from meshes.fenics import MPI
 from coupling.parallel import run_collectively
 
 comm = MPI.COMM_WORLD

@@ -12,7 +12,7 @@ from coupling.parallel import (
     broadcast_state,
     set_threads_per_rank,
 )
-from meshes._dolfinx import MPI
+from meshes.fenics import MPI
 
 pytestmark = pytest.mark.mpi
 comm = MPI.COMM_WORLD

@@ -20,7 +20,7 @@ from coupling.cli import main
 from coupling.config import parse_run_config
 from coupling.discretise import discretise
 from coupling.trainer import Trainer
-from meshes._dolfinx import MPI
+from meshes.fenics import MPI
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -66,10 +66,11 @@ def test_galerkin_energy_gradient_vanishes_at_fem_solution(doc_name):
         doc = small_lshape()
     cfg = parse_run_config(doc)
     dmesh = cfg.mesh.build(MPI.COMM_SELF)
-    disc = discretise(cfg, dmesh, torch.float64)
-    from fem.problems import solve
+    from fem.problems import build_problem
 
-    uh = solve(dmesh, cfg.problem).u
+    problem = build_problem(dmesh, cfg.problem)
+    disc = discretise(problem, "galerkin", dtype=torch.float64)
+    uh = problem.solve().u
     res = disc.residual
     net = Table(uh.x.array.copy())
     loss, _ = res.loss(net)
@@ -191,8 +192,8 @@ def test_space_time_residual_vanishes_on_the_exact_heat_solution():
 
     cfg = parse_run_config(example("heat1d-vsn-sp.toml"))
     dmesh = cfg.mesh.build(MPI.COMM_SELF)
-    disc = discretise_space_time(cfg, dmesh, reference(dmesh, cfg.problem), torch.float64,
-                                 MPI.COMM_SELF)
+    disc = discretise_space_time(cfg.problem, cfg.residual, cfg.boundary.weight, dmesh,
+                                 reference(dmesh, cfg.problem), torch.float64, MPI.COMM_SELF)
 
     class Exact(torch.nn.Module):
         def forward(self, x):
@@ -283,18 +284,26 @@ def test_resume_refuses_another_config(tmp_path, capsys):
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
     """A loss that turns NaN stops the run with a message; the last checkpoint stays good."""
     from coupling.errors import TrainingError
+    from coupling.fit import Callback
 
-    doc = small_lshape(steps=10)
-    tr = _train(doc, tmp_path / "r")
-    before = _params(tmp_path / "r")
-    tr.cfg.training.steps = 30
-    tr.disc.residual.b[0] = float("nan")  # the data go bad mid-run
+    class Poison(Callback):  # the data go bad right after the checkpoint of step 10
+        def on_checkpoint(self, state, stopped):
+            if state.step == 10:
+                self.params = [v.clone() for _, v in sorted(state.net.state_dict().items())]
+                self.steps_seen = state
+                tr.disc.residual.b[0] = float("nan")
+
+    doc = small_lshape(steps=30)
+    doc["training"]["checkpoint_every"] = 10
+    tr = Trainer(parse_run_config(doc), tmp_path / "r", MPI.COMM_SELF)
+    tr.setup()
+    poison = Poison()
     with pytest.raises(TrainingError, match="not finite at step 11.*step 10"):
-        tr.train()
-    assert tr.step == 10  # the NaN step was not taken
-    after = _params(tmp_path / "r")
-    for a, b in zip(before, after, strict=True):
-        np.testing.assert_array_equal(a, b)
+        tr.train(callbacks=[poison])
+    assert poison.steps_seen.step == 10  # the NaN step was not taken
+    after = _params(tmp_path / "r")  # the checkpoint on disk is the last good state
+    for a, b in zip(poison.params, after, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b)
 
 
 def test_nan_source_gives_one_line_exit_2(tmp_path, capsys):
@@ -312,19 +321,19 @@ INJECT = """
 import sys, time
 from pathlib import Path
 import tomllib
-from coupling import trainer
-from coupling.train_cli import _run
-from meshes._dolfinx import MPI
+from coupling.cli.train import _run
+from coupling.fit import _Loop
+from meshes.fenics import MPI
 
-step = trainer.Trainer._step
+step = _Loop.step
 
 def failing_step(self, stop):  # rank 1 fails mid-run; rank 0 is then in the gradient Allreduce
-    if MPI.COMM_WORLD.rank == 1 and self.step == 5:
+    if MPI.COMM_WORLD.rank == 1 and self.s.step == 5:
         Path(sys.argv[3]).write_text(repr(time.time()))
         raise RuntimeError("injected failure on rank 1")
     return step(self, stop)
 
-trainer.Trainer._step = failing_step
+_Loop.step = failing_step
 _run(tomllib.load(open(sys.argv[1], "rb")), Path(sys.argv[2]), False)
 """
 

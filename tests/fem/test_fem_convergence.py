@@ -107,7 +107,7 @@ def test_zero_source_laplace_is_solved_exactly():
     import meshes
     from fem.config import parse_problem
     from fem.problems import solve
-    from meshes._dolfinx import MPI
+    from meshes.fenics import MPI
 
     dm = meshes.build("rectangle", 0.25, MPI.COMM_SELF)
     spec = parse_problem({"type": "poisson", "degree": 1, "source": 0.0,

@@ -12,7 +12,7 @@ from fem.config import parse_problem
 from fem.data import boundary_data, dof_adjacency, dof_data, quadrature_data
 from fem.operators import assemble_operators
 from fem.problems import build_problem
-from meshes._dolfinx import MPI, dolfinx, ufl
+from meshes.fenics import MPI, dolfinx, ufl
 
 
 @pytest.fixture(scope="module")

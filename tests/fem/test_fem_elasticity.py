@@ -9,7 +9,7 @@ import pytest
 import meshes
 from fem.config import parse_problem
 from fem.problems import bulk_shear, hashin_shtrikman, homogenise, isotropic_moduli, solve
-from meshes._dolfinx import MPI, dolfinx, ufl
+from meshes.fenics import MPI, dolfinx, ufl
 
 A, B, P, E, NU = 0.5, 1.0, 1.0, 1000.0, 0.3
 

@@ -17,7 +17,7 @@ from fem.evaluate import evaluate, grid_points
 from fem.operators import assemble_operators
 from fem.problems import build_problem, solve
 from fem.reference import load, reference
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 
 pytestmark = pytest.mark.mpi
 WORLD, SELF = MPI.COMM_WORLD, MPI.COMM_SELF

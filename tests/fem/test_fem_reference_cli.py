@@ -16,7 +16,7 @@ from fem.config import parse_problem
 from fem.errors import FemError
 from fem.evaluate import PointEvaluator, evaluate
 from fem.reference import load, reference
-from meshes._dolfinx import dolfinx
+from meshes.fenics import dolfinx
 
 
 @pytest.fixture(scope="module")

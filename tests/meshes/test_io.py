@@ -9,7 +9,7 @@ import pytest
 from meshtest_helpers import exterior_facets, measure, tagged_facets
 
 import meshes
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 
 
 def _write_model(path, draw, dim):

@@ -9,7 +9,7 @@ import pytest
 from meshtest_helpers import exterior_facets, global_cells, measure, tagged_facets
 
 import meshes
-from meshes._dolfinx import MPI
+from meshes.fenics import MPI
 
 pytestmark = pytest.mark.mpi
 

@@ -7,7 +7,7 @@ import pytest
 import meshes
 from fem.config import parse_problem
 from fem.problems import build_problem
-from meshes._dolfinx import MPI, dolfinx
+from meshes.fenics import MPI, dolfinx
 from validation import conservation as cons
 
 CENTRE, RADIUS = np.array([0.3, 0.6]), 0.15

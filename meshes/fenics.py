@@ -1,10 +1,15 @@
 # ruff: noqa: I001  (import order matters: dolfinx_solver first)
-"""The one place neurofem imports DOLFINx, PETSc and MPI from.
+"""The public way to import DOLFINx, PETSc, MPI and UFL in the right order.
+
+>>> from meshes.fenics import MPI, PETSc, dolfinx, ufl
+>>> MPI.COMM_WORLD.size >= 1
+True
 
 The `dolfinx-solver-real` wheel ships DOLFINx with its own PETSc and MPICH;
 importing `dolfinx_solver` first sets up library paths and initialises MPI in the
-right order. A user's own DOLFINx (conda, Spack, Docker) has no such module and
-works as it is. Every other module does `from meshes._dolfinx import dolfinx, ...`.
+right order (importing `petsc4py` or `dolfinx` before it can load the wrong libraries).
+A user's own DOLFINx (conda, Spack, Docker) has no such module and works as it is.
+Every neurofem module, and every user script, imports these names from here.
 """
 
 try:  # the binary wheel: must be imported before dolfinx / petsc4py

@@ -1,0 +1,100 @@
+"""A user's own PDE: symmetric elliptic UFL forms a(u, v), L(v) plus Dirichlet data.
+
+>>> import ufl
+>>> import fem, meshes
+>>> dm = meshes.build("rectangle", 0.25)
+>>> V = fem.functionspace(dm)
+>>> u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+>>> x = ufl.SpatialCoordinate(dm.mesh)
+>>> a = (1 + x[0] ** 2) * ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx + u * v * ufl.dx
+>>> problem = fem.VariationalProblem(dm, a, 1.0 * v * ufl.dx, bcs={"*": 0.0})
+>>> problem.solve().info["norms"]["l2"] > 0
+True
+
+Dirichlet data are given per named boundary (a facet group of the mesh, or ``"*"`` for
+the whole exterior boundary) as a number, an expression string in x, y, z, a callable
+``f(x) -> values`` (x of shape (3, n)), or a list of those per component for vector
+fields; or directly as DOLFINx ``DirichletBC`` objects. Coefficients that differ per
+phase are DG0 functions: :func:`fem.phase_field`. Any problem here satisfies
+:class:`fem.Problem`, so every residual, trainer and validation function takes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from meshes import DistributedMesh
+from meshes.fenics import dolfinx, ufl
+
+from ..errors import ConfigError
+from ..expressions import parse as parse_expression
+from ..solvers import LinearSolver, SolverSettings, global_norms
+from .common import Solution, boundary_facets
+
+DirichletValue = float | str | Callable[[np.ndarray], np.ndarray] | Sequence[Any]
+
+
+def functionspace(dmesh: DistributedMesh, degree: int = 1, shape: tuple[int, ...] | None = None
+                  ) -> dolfinx.fem.FunctionSpace:
+    """A Lagrange space of `degree` on the mesh; ``shape=(gdim,)`` for a vector field."""
+    element = ("Lagrange", degree) if shape is None else ("Lagrange", degree, shape)
+    return dolfinx.fem.functionspace(dmesh.mesh, element)
+
+
+class VariationalProblem:
+    """Find u in V with u = g on Γ_D and a(u, v) = L(v) for all v (a symmetric, coercive)."""
+
+    def __init__(self, dmesh: DistributedMesh, a: ufl.Form, L: ufl.Form,
+                 bcs: Mapping[str, DirichletValue] | Sequence[Any] = (), *,
+                 name: str = "custom", solver: SolverSettings | None = None) -> None:
+        args = a.arguments()
+        if len(args) != 2 or len(L.arguments()) != 1:
+            raise ConfigError("a", "expected a bilinear form a(u, v) and a linear form L(v)")
+        self.dmesh, self.name = dmesh, name
+        self.V = args[0].ufl_function_space()
+        self.stiffness, self.load = a, L
+        u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        self.mass = ufl.inner(u, v) * ufl.dx(domain=dmesh.mesh)
+        self.vector = self.V.dofmap.index_map_bs > 1
+        self.solver_settings = solver or SolverSettings()
+        self.bcs = (list(bcs) if not isinstance(bcs, Mapping)
+                    else [self._dirichlet(n, g) for n, g in bcs.items()])
+
+    def _dirichlet(self, name: str, value: DirichletValue) -> dolfinx.fem.DirichletBC:
+        facets = boundary_facets(self.dmesh, name, f"bcs.{name}")
+        dofs = dolfinx.fem.locate_dofs_topological(self.V, self.dmesh.tdim - 1, facets)
+        g = dolfinx.fem.Function(self.V)
+        g.interpolate(_interpolant(value, self.V.dofmap.index_map_bs, f"bcs.{name}"))
+        return dolfinx.fem.dirichletbc(g, dofs)
+
+    def solve(self) -> Solution:
+        """The FEM solution with PETSc (MUMPS LU or CG + AMG by size; collective)."""
+        uh = dolfinx.fem.Function(self.V, name="u")
+        solver = LinearSolver(self.stiffness, self.load, self.bcs, uh, self.solver_settings)
+        solver.solve()
+        return Solution(uh, {**solver.info(), "norms": global_norms(uh)}, self)
+
+
+def _interpolant(value: DirichletValue, bs: int, key: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Boundary data as a function of points (3, n) → (bs, n) or (n,)."""
+    if bs > 1:
+        if isinstance(value, int | float | str) or callable(value):
+            parts = [value] * bs if isinstance(value, int | float) else None
+            if parts is None:
+                raise ConfigError(key, f"a {bs}-component field needs a list of {bs} values")
+        else:
+            parts = list(value)
+        if len(parts) != bs:
+            raise ConfigError(key, f"expected {bs} components, got {len(parts)}")
+        fs = [_interpolant(p, 1, key) for p in parts]
+        return lambda x: np.stack([f(x) for f in fs])
+    if callable(value):
+        return value
+    if isinstance(value, str):
+        return parse_expression(value, key).numpy()
+    if isinstance(value, int | float) and np.isfinite(value):
+        return lambda x: np.full(x.shape[1], float(value))
+    raise ConfigError(key, f"expected a number, an expression or a callable, got {value!r}")
