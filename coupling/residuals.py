@@ -104,6 +104,19 @@ class GalerkinEnergy:
         return 0
 
 
+def _batch_weights(w: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """Weights of a mini-batch's rows, rescaled so the batch sum estimates the full integral."""
+    return w[batch] * (len(w) / len(batch))
+
+
+def _total(net: torch.nn.Module, pde: torch.Tensor, **penalties
+           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss pde + Σ penalty(net) over the boundary terms given (None: absent), and its terms."""
+    terms = {"pde": pde}
+    terms.update({name: term.penalty(net) for name, term in penalties.items() if term is not None})
+    return sum(terms.values()), terms
+
+
 @dataclass
 class SPResidual:
     """Strong-form residual −kΔu + κ²u − f by stochastic projection at owned interior nodes."""
@@ -128,13 +141,9 @@ class SPResidual:
         if batch is not None:  # rows of a mini-batch; weights rescaled to keep an unbiased integral
             lap = lap.rows(batch)
             k, f, uc = k[batch], f[batch], uc[batch]
-            w = w[batch] * (len(self.w) / len(batch))
+            w = _batch_weights(w, batch)
         r = -k * (lap @ u) + self.kappa2 * uc - f
-        pde = torch.sum(w * r * r)
-        terms = {"pde": pde}
-        if self.soft is not None:
-            terms["bc"] = self.soft.penalty(net)
-        return sum(terms.values()), terms
+        return _total(net, torch.sum(w * r * r), bc=self.soft)
 
     def batch_size(self) -> int:
         return len(self.w)
@@ -156,19 +165,14 @@ class AutogradResidual:
         x, k, f, w = self.x, self.k, self.f, self.w
         if batch is not None:
             x, k, f = x[batch], k[batch], f[batch]
-            w = w[batch] * (len(self.w) / len(batch))
+            w = _batch_weights(w, batch)
         x = x.detach().requires_grad_(True)
         u = net(x).reshape(-1)
         (grad,) = torch.autograd.grad(u.sum(), x, create_graph=True)
         lap = sum(torch.autograd.grad(grad[:, i].sum(), x, create_graph=True)[0][:, i]
                   for i in range(x.shape[1]))
         r = -k * lap + self.kappa2 * u - f
-        terms = {"pde": torch.sum(w * r * r)}
-        if self.soft is not None:
-            terms["bc"] = self.soft.penalty(net)
-        if self.neumann is not None:
-            terms["neumann"] = self.neumann.penalty(net)
-        return sum(terms.values()), terms
+        return _total(net, torch.sum(w * r * r), bc=self.soft, neumann=self.neumann)
 
     def batch_size(self) -> int:
         return len(self.w)
