@@ -86,46 +86,52 @@ def _problems(doc: dict) -> list[str]:
     return lines
 
 
+def _method_table(doc: dict, method: str, header: list[str], row) -> list[str]:
+    """``header`` then ``row(record)`` per successful record of ``method``; none: no section."""
+    records = [r for r in doc["records"] if r["method"] == method and r["status"] == "ok"]
+    return header + [row(r) for r in records] if records else []
+
+
+def _conversion_row(r: dict) -> str:
+    """One problem's ReLU ANN error, then its converted SNN's per T (energy ratio in brackets)."""
+    cells = " | ".join(f"{_pct(r['conversion'][str(t)]['rel_l2'])} (E×"
+                       f"{r['conversion'][str(t)]['energy_ratio']:.2f})"
+                       for t in CONVERSION_STEPS)
+    return f"| {r['problem']} | {_pct(r['ann_rel_l2'])} | {cells} |"
+
+
 def _conversion(doc: dict) -> list[str]:
-    conv = [r for r in doc["records"] if r["method"] == "ann2snn" and r["status"] == "ok"]
-    if not conv:
-        return []
-    lines = ["", "## ANN→SNN conversion: error vs time steps T", "",
-             "| problem | ReLU ANN | " + " | ".join(f"T = {t}" for t in CONVERSION_STEPS)
-             + " |", "|" + "---|" * (2 + len(CONVERSION_STEPS))]
-    for r in conv:
-        cells = " | ".join(f"{_pct(r['conversion'][str(t)]['rel_l2'])} (E×"
-                           f"{r['conversion'][str(t)]['energy_ratio']:.2f})"
-                           for t in CONVERSION_STEPS)
-        lines.append(f"| {r['problem']} | {_pct(r['ann_rel_l2'])} | {cells} |")
-    return lines
+    return _method_table(doc, "ann2snn", [
+        "", "## ANN→SNN conversion: error vs time steps T", "",
+        "| problem | ReLU ANN | " + " | ".join(f"T = {t}" for t in CONVERSION_STEPS) + " |",
+        "|" + "---|" * (2 + len(CONVERSION_STEPS))], _conversion_row)
+
+
+def _clif_row(r: dict) -> str:
+    """One problem's PISNN rollout: errors, mass drift, spikes and energy per step."""
+    sp, e = r["spikes_per_step"], r["energy_pj"]
+    return (
+        f"| {r['number']} {r['problem']} | {_pct(r['rel_l2'])} | "
+        f"{'– (relaxation from 0)' if r.get('steady') else _pct(r['rel_l2_max'])}"
+        f" | {r['mass_drift']} | {r['mass_drift_max']} | {r['total_quanta']} | "
+        f"{sp['quanta_moved_mean']:.4g} (max {sp['quanta_moved_max']}) | "
+        f"{sp['neurons_fired_mean']:.4g} of {sp['neurons']} | {e['snn']:.4g} vs "
+        f"{e['float_fv']:.4g} pJ ({r['energy_ratio']:.3g}×) | {r['rollout_steps']} | "
+        f"{r['train_s']:.1f} s |")
 
 
 def _clif(doc: dict) -> list[str]:
-    clif = [r for r in doc["records"] if r["method"] == "clif" and r["status"] == "ok"]
-    if not clif:
-        return []
-    lines = ["", "## PISNN (C-LIF + CFQ): conservation, spikes and energy per step", "",
-             "Integer rollout from t = 0 with the trained flux network (steady problems: "
-             "relaxation in pseudo-time). Mass drift = Σ quanta − initial − boundary − "
-             "source quanta, final and max |·| over the rollout; spikes and energy are "
-             "means per rollout step; energy compares the spiking update with a float "
-             "finite-volume update of the same flux network (45 nm prices).", "",
-             "| problem | rel. L2 (end) | max over rollout | mass drift (quanta) | "
-             "max drift | total quanta | quanta moved / step | neurons fired / step | "
-             "energy / step: spiking vs float FV | rollout steps | train |",
-             "|" + "---|" * 11]
-    for r in clif:
-        sp, e = r["spikes_per_step"], r["energy_pj"]
-        lines.append(
-            f"| {r['number']} {r['problem']} | {_pct(r['rel_l2'])} | "
-            f"{'– (relaxation from 0)' if r.get('steady') else _pct(r['rel_l2_max'])}"
-            f" | {r['mass_drift']} | {r['mass_drift_max']} | {r['total_quanta']} | "
-            f"{sp['quanta_moved_mean']:.4g} (max {sp['quanta_moved_max']}) | "
-            f"{sp['neurons_fired_mean']:.4g} of {sp['neurons']} | {e['snn']:.4g} vs "
-            f"{e['float_fv']:.4g} pJ ({r['energy_ratio']:.3g}×) | {r['rollout_steps']} | "
-            f"{r['train_s']:.1f} s |")
-    return lines
+    return _method_table(doc, "clif", [
+        "", "## PISNN (C-LIF + CFQ): conservation, spikes and energy per step", "",
+        "Integer rollout from t = 0 with the trained flux network (steady problems: "
+        "relaxation in pseudo-time). Mass drift = Σ quanta − initial − boundary − "
+        "source quanta, final and max |·| over the rollout; spikes and energy are "
+        "means per rollout step; energy compares the spiking update with a float "
+        "finite-volume update of the same flux network (45 nm prices).", "",
+        "| problem | rel. L2 (end) | max over rollout | mass drift (quanta) | "
+        "max drift | total quanta | quanta moved / step | neurons fired / step | "
+        "energy / step: spiking vs float FV | rollout steps | train |",
+        "|" + "---|" * 11], _clif_row)
 
 
 def _young(doc: dict) -> list[str]:
