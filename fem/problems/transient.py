@@ -47,6 +47,14 @@ def output_steps(n_steps: int, n_times: int) -> np.ndarray:
 class _Transient(BuiltinProblem):
     """Shared set-up: space, initial condition, Dirichlet data, output sampling."""
 
+    def _enter_step(self, step: int) -> None:
+        """Set t_old, t_new to the ends of time step ``step`` and update time-dependent BCs."""
+        dt = self.spec.time.dt
+        self.t_old.value = (step - 1) * dt
+        self.t_new.value = step * dt
+        for upd in self.bc_updates:
+            upd(float(self.t_new.value))
+
     def _setup(self, dmesh: DistributedMesh, spec: ProblemSpec):
         self.dmesh, self.spec = dmesh, spec
         mesh = dmesh.mesh
@@ -120,10 +128,7 @@ class HeatProblem(_Transient):
         if on_step is not None:
             on_step(0, self.u_n)
         for step in range(1, n_steps + 1):
-            self.t_old.value = (step - 1) * spec.time.dt
-            self.t_new.value = step * spec.time.dt
-            for upd in self.bc_updates:
-                upd(float(self.t_new.value))
+            self._enter_step(step)
             solver.solve()
             self.u_n.x.array[:] = uh.x.array
             if k < len(rec) and step == rec[k]:
@@ -187,10 +192,7 @@ class BurgersProblem(_Transient):
         if rec[0] == 0:
             values[0], k = evaluator(self.u_n), 1
         for step in range(1, n_steps + 1):
-            self.t_old.value = (step - 1) * spec.time.dt
-            self.t_new.value = step * spec.time.dt
-            for upd in self.bc_updates:
-                upd(float(self.t_new.value))
+            self._enter_step(step)
             problem.solve()
             reason = problem.solver.getConvergedReason()
             if reason <= 0:
