@@ -55,13 +55,36 @@ from .monitor import ActivityMonitor
 
 
 @dataclass(frozen=True)
+class OpCounts:
+    """Operation counts per inference point (or, as a price list, pJ per operation)."""
+
+    mac: float = 0.0
+    acc: float = 0.0
+    reads: float = 0.0
+    writes: float = 0.0
+
+    def __add__(self, other: OpCounts) -> OpCounts:
+        return OpCounts(self.mac + other.mac, self.acc + other.acc,
+                        self.reads + other.reads, self.writes + other.writes)
+
+    def dot(self, prices: OpCounts) -> float:
+        """Σ count × price over the four operation kinds (e.g. pJ from pJ per operation)."""
+        return (self.mac * prices.mac + self.acc * prices.acc
+                + self.reads * prices.reads + self.writes * prices.writes)
+
+
+#: pJ per operation at 45 nm, 32-bit float, 8 KB SRAM (Horowitz 2014; module docstring).
+HOROWITZ_45NM = OpCounts(mac=4.6, acc=0.9, reads=5.0, writes=5.0)
+
+
+@dataclass(frozen=True)
 class EnergyTable:
     """Energy per operation in picojoules (defaults: 45 nm, Horowitz ISSCC 2014)."""
 
-    mac_pj: float = 4.6
-    acc_pj: float = 0.9
-    read_pj: float = 5.0
-    write_pj: float = 5.0
+    mac_pj: float = HOROWITZ_45NM.mac
+    acc_pj: float = HOROWITZ_45NM.acc
+    read_pj: float = HOROWITZ_45NM.reads
+    write_pj: float = HOROWITZ_45NM.writes
     name: str = "45nm-fp32 (Horowitz 2014), 8KB SRAM"
 
     def __post_init__(self) -> None:
@@ -75,7 +98,8 @@ class EnergyTable:
                 raise ValueError(f"energy.{f.name} = {v!r}: expected a non-negative number (pJ)")
 
     @classmethod
-    def compute_only(cls, mac_pj: float = 4.6, acc_pj: float = 0.9) -> EnergyTable:
+    def compute_only(cls, mac_pj: float = HOROWITZ_45NM.mac,
+                     acc_pj: float = HOROWITZ_45NM.acc) -> EnergyTable:
         """Table without memory-access costs (arithmetic only)."""
         return cls(mac_pj, acc_pj, 0.0, 0.0, name="45nm-fp32 compute only")
 
@@ -93,22 +117,12 @@ class EnergyTable:
 
     def price(self, ops: OpCounts) -> float:
         """Energy of ``ops`` in pJ."""
-        return (ops.mac * self.mac_pj + ops.acc * self.acc_pj
-                + ops.reads * self.read_pj + ops.writes * self.write_pj)
+        return ops.dot(self.per_op)
 
-
-@dataclass(frozen=True)
-class OpCounts:
-    """Operation counts per inference point."""
-
-    mac: float = 0.0
-    acc: float = 0.0
-    reads: float = 0.0
-    writes: float = 0.0
-
-    def __add__(self, other: OpCounts) -> OpCounts:
-        return OpCounts(self.mac + other.mac, self.acc + other.acc,
-                        self.reads + other.reads, self.writes + other.writes)
+    @property
+    def per_op(self) -> OpCounts:
+        """The prices as an :class:`OpCounts` (pJ per MAC, accumulate, read, write)."""
+        return OpCounts(self.mac_pj, self.acc_pj, self.read_pj, self.write_pj)
 
 
 def ann_layer_ops(n_in: int, n_out: int) -> OpCounts:
