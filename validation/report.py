@@ -23,6 +23,8 @@ def _fmt(v) -> str:
 
 def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) of every report table, formatted from the summary."""
+    if summary.get("model") == "clif":
+        return clif_tables(summary)
     out = []
     e = summary["errors"]
     rows = []
@@ -74,6 +76,59 @@ def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     return out
 
 
+def clif_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The tables of a C-LIF (PISNN) run: geometry, accuracy, conservation in quanta,
+    spikes, energy per step against a float finite-volume update, training settings."""
+    g, r = summary["geometry"], summary["rollout"]
+    kv = ["quantity", "value"]
+    out = [("Geometry (cells are the control volumes)", kv,
+            [[k, _fmt(v)] for k, v in g.items()])]
+    out.append((f"Integer rollout against the {summary['reference']}", kv, [
+        ["rel. L2 (final)", _fmt(r["rel_l2"])], ["rel. L2 (max over the rollout)",
+                                                 _fmt(r["rel_l2_max"])],
+        ["rollout steps", _fmt(r["rollout_steps"])], ["dt", _fmt(r["dt"])],
+        ["t end", _fmt(r["t_end"])]]))
+    out.append(("Conservation, in quanta (drift = N(T) − N(0) − boundary − source)", kv, [
+        ["initial quanta", _fmt(r["initial_quanta"])],
+        ["boundary quanta (net in)", _fmt(r["boundary_quanta"])],
+        ["source quanta", _fmt(r["source_quanta"])],
+        ["total quanta (final)", _fmt(r["total_quanta"])],
+        ["mass drift (final)", _fmt(r["mass_drift"])],
+        ["mass drift (max magnitude over the rollout)", _fmt(r["mass_drift_max"])],
+        ["quantum (value of one quantum)", _fmt(r["quantum"])]]))
+    sp = r["spikes_per_step"]
+    out.append(("Spikes per step and activity of the interface neurons", kv, [
+        ["quanta moved per step (mean)", _fmt(sp["quanta_moved_mean"])],
+        ["quanta moved per step (max)", _fmt(sp["quanta_moved_max"])],
+        ["neurons fired per step (mean)", _fmt(sp["neurons_fired_mean"])],
+        ["neurons", _fmt(sp["neurons"])],
+        ["activity (fraction of neurons firing per step)", _fmt(r["activity"]["mean"])]]))
+    en = r["energy"]
+    out.append((f"Energy of the spiking solver vs a float finite-volume update ({en['table']})",
+                ["quantity", "spiking", "float FV", "ratio spiking / float FV"], [
+                    ["per step (pJ)", _fmt(en["spiking_pj"]), _fmt(en["float_fv_pj"]),
+                     _fmt(en["ratio"])],
+                    ["whole rollout (µJ)", _fmt(en["rollout_spiking_uj"]),
+                     _fmt(en["rollout_float_fv_uj"]), ""]]))
+    tr = summary["training"]
+    rows = [["steps trained", _fmt(summary["step"])], ["final loss", _fmt(tr["loss"])]]
+    rows += [[f"{table}.{k}", _fmt(v)] for table in ("clif", "training")
+             for k, v in tr[table].items()]
+    out.append(("Training", ["setting", "value"], rows))
+    t = summary["timings"]
+    out.append(("Timings (s)", ["stage", "seconds"], [[k, _fmt(v)] for k, v in t.items()]))
+    return out
+
+
+def _fields_line(summary: dict) -> str:
+    files = summary["field_files"]
+    if not files:
+        return "No field files written."
+    if all(f.endswith((".xdmf", ".bp")) for f in files):
+        return f"Fields for ParaView: {', '.join(files)}"
+    return f"Fields (XDMF for ParaView, NumPy .npz): {', '.join(files)}"
+
+
 def write_markdown(summary: dict, figures: dict[str, str], path: Path) -> Path:
     """report.md: headline, tables, figures, the command that reproduces the run."""
     lines = [f"# neurofem report: {summary['title']}", "", summary["description"], "",
@@ -86,7 +141,7 @@ def write_markdown(summary: dict, figures: dict[str, str], path: Path) -> Path:
     lines += ["## Figures", ""]
     lines += [f"![{cap}]({name})" + "\n" for name, cap in figures.items()]
     lines += ["## Reproduce", "", "```bash", summary["command"], "```", "",
-              f"Fields for ParaView: {', '.join(summary['field_files'])}", ""]
+              _fields_line(summary), ""]
     path.write_text("\n".join(lines))
     return path
 
@@ -107,7 +162,7 @@ def write_html(summary: dict, figures: dict[str, str], path: Path) -> Path:
         body.append(f'<figure><img src="{esc(name)}" alt="{esc(cap)}">'
                     f"<figcaption>{esc(cap)}</figcaption></figure>")
     body += ["<h2>Reproduce</h2>", f"<pre>{esc(summary['command'])}</pre>",
-             f"<p>Fields for ParaView: {esc(', '.join(summary['field_files']))}</p>"]
+             f"<p>{esc(_fields_line(summary))}</p>"]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;"
              "padding:3px 8px;text-align:right}th{background:#eee}img{max-width:100%}")

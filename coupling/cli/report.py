@@ -46,11 +46,30 @@ def report(args: argparse.Namespace) -> int:
     comm = MPI.COMM_WORLD
     with collective_errors(comm, user_errors=USER_ERRORS):
         set_threads_per_rank(comm)
-        summary = build_report(Path(args.run_dir), comm, html_scene=args.html_scene)
+        run_dir = Path(args.run_dir)
+        if run_model(run_dir) == "clif":
+            from .report_clif import build_clif_report
+
+            summary = build_clif_report(run_dir, comm, html_scene=args.html_scene)
+        else:
+            summary = build_report(run_dir, comm, html_scene=args.html_scene)
     if comm.rank == 0:
         print(f"neurofem: {summary['headline']} -> {Path(args.run_dir) / 'report.html'}",
               file=sys.stderr, flush=True)
     return 0
+
+
+def run_model(run_dir: Path) -> str:
+    """The `model` of the run in run_dir ("network" when it names none or has no config)."""
+    from fem.config import load_toml
+
+    from ..trainer import CONFIG
+
+    path = run_dir / CONFIG
+    if not path.exists():
+        return "network"  # build_report says that this is no run directory
+    doc = load_toml(path)
+    return str(doc.get("model", "network")) if isinstance(doc, dict) else "network"
 
 
 def _records(run_dir: Path) -> list[dict]:
