@@ -18,6 +18,7 @@ from fem.errors import ConfigError
 from fem.operators import Operators, assemble_operators, assemble_owned_vector
 from fem.problems import Problem
 from meshes import DistributedMesh
+from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx, ufl
 
 from . import sp
@@ -78,18 +79,6 @@ class Discretisation(Measured):
             u.x.array[:] = self.field(net).to(torch.float64).numpy()
         u.x.scatter_forward()  # ghosts from their owners: one value per dof on every rank
         return u
-
-
-def bounding_box(dmesh: DistributedMesh) -> tuple[list[float], list[float]]:
-    """The global bounding box of the mesh (collective), e.g. for input normalisation."""
-    from meshes.fenics import MPI
-
-    gdim = dmesh.mesh.geometry.dim
-    x = dmesh.mesh.geometry.x[:, :gdim]
-    lo, hi = np.empty(gdim), np.empty(gdim)
-    dmesh.comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
-    dmesh.comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
-    return lo.tolist(), hi.tolist()
 
 
 def interface_distance(x: np.ndarray, centres: np.ndarray, radii: np.ndarray,
@@ -159,7 +148,8 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     layout = ops.layout
     x_all = layout.coordinates[:, : dmesh.mesh.geometry.dim]
     bs, n_fun = layout.block_size, layout.n_function
-    bounds = bounding_box(dmesh)
+    lo, hi = bounding_box(dmesh.mesh)
+    bounds = lo.tolist(), hi.tolist()
     if interface_distance:
         x_all, bounds = with_interface_distance(x_all, bounds, dmesh)
     lumped = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)

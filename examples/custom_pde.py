@@ -39,5 +39,6 @@ net = spiking.MLP(disc.in_dim, [64, 64, 64], unit=vsn, fourier=32, fourier_scale
 # Adam with a cosine schedule; under MPI every rank sums its gradients with the others'.
 coupling.fit(net, disc, steps=3000, lr=1e-2, schedule="cosine")
 
-# Compare with the FEM solution of the same problem (PETSc), errors and conservation.
-print(validation.compare(problem, disc.to_function(net)))
+# Compare with the FEM solution of the same problem (PETSc): errors and conservation,
+# printed by rank 0.
+validation.compare(problem, disc.to_function(net)).print()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx
 
 
@@ -75,12 +76,8 @@ def evaluate(u: dolfinx.fem.Function, points: np.ndarray, padding: float = 1e-10
 
 def grid_points(mesh: dolfinx.mesh.Mesh, n: int) -> np.ndarray:
     """A uniform grid of n points per axis over the mesh's global bounding box, shape (N, 3)."""
-    comm = mesh.comm
     gdim = mesh.geometry.dim
-    x = mesh.geometry.x[:, :gdim]
-    lo, hi = np.empty(gdim), np.empty(gdim)  # buffer form: the pickle form cannot MIN arrays
-    comm.Allreduce(x.min(axis=0, initial=np.inf), lo, op=MPI.MIN)
-    comm.Allreduce(x.max(axis=0, initial=-np.inf), hi, op=MPI.MAX)
+    lo, hi = bounding_box(mesh)
     axes = [np.linspace(lo[d], hi[d], n) for d in range(gdim)]
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, gdim)
     return _as_points(grid)

@@ -21,6 +21,16 @@ from meshes.fenics import MPI, dolfinx
 from .errors import MeshError
 
 
+def bounding_box(mesh: dolfinx.mesh.Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """The global bounding box (lo, hi) of a distributed mesh's vertices (collective)."""
+    gdim = mesh.geometry.dim
+    x = mesh.geometry.x[:, :gdim]
+    lo, hi = np.empty(gdim), np.empty(gdim)  # buffer form: the pickle form cannot MIN arrays
+    mesh.comm.Allreduce(np.ascontiguousarray(x.min(axis=0, initial=np.inf)), lo, op=MPI.MIN)
+    mesh.comm.Allreduce(np.ascontiguousarray(x.max(axis=0, initial=-np.inf)), hi, op=MPI.MAX)
+    return lo, hi
+
+
 @dataclass
 class DistributedMesh:
     """A DOLFINx mesh with its phase (cell) and boundary (facet) tags, looked up by name."""

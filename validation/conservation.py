@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 from fem.problems.common import dirichlet_arrays, facet_measure, source_term
+from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx, ufl
 
 from .errors import integrate, stress
@@ -167,9 +168,7 @@ def force_balance(problem, u: dolfinx.fem.Function, dmesh, scale: float | None =
     react = np.where(fixed, -r, 0.0)  # K u − b at the fixed dofs (r = b − K u)
     nodal = (react + b).reshape(-1, bs)  # every external nodal force
     x = V.tabulate_dof_coordinates()[: n // bs, :bs]
-    lo, hi = np.empty(x.shape[1]), np.empty(x.shape[1])
-    comm.Allreduce(np.ascontiguousarray(x.min(axis=0, initial=np.inf)), lo, op=MPI.MIN)
-    comm.Allreduce(np.ascontiguousarray(x.max(axis=0, initial=-np.inf)), hi, op=MPI.MAX)
+    lo, hi = bounding_box(mesh)  # the dof nodes of P1/P2 span the vertices' box
     centre = 0.5 * (lo + hi)
     force = _sum(comm, nodal.sum(axis=0))
     arm = x - centre

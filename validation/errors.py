@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fem.problems.elasticity import epsilon, sigma
 from meshes.fenics import MPI, dolfinx, ufl
 
 
@@ -100,15 +101,8 @@ def field_errors(u, u_ref: dolfinx.fem.Function, cell_tags=None,
 
 
 # ---- elasticity ----------------------------------------------------------------------
-def strain(u):
-    """Small strain ε(u) = sym ∇u."""
-    return ufl.sym(ufl.grad(u))
-
-
-def stress(u, lmbda, mu):
-    """Isotropic Hooke stress σ = 2μ ε + λ tr(ε) I (λ, μ per phase as DG0 or numbers)."""
-    eps = strain(u)
-    return 2 * mu * eps + lmbda * ufl.tr(eps) * ufl.Identity(len(u))
+# ε(u) and σ(u) are the problem's own (fem.problems.elasticity), so errors use its law.
+strain, stress = epsilon, sigma
 
 
 def von_mises_expr(u, lmbda, mu):

@@ -23,6 +23,12 @@ class Comparison:
 
     numbers: dict
     fields: dict[str, dolfinx.fem.Function] = field(default_factory=dict)
+    comm: object = None  # the mesh's communicator: rank 0 alone prints
+
+    def print(self) -> None:
+        """Print the summary on rank 0 only (the others stay silent)."""
+        if self.comm is None or self.comm.rank == 0:
+            print(self, flush=True)
 
     def __str__(self) -> str:
         n = self.numbers
@@ -91,7 +97,7 @@ def _compare(problem, dmesh, u_net: dolfinx.fem.Function, u_ref: dolfinx.fem.Fun
             fields[f"imbalance_{side}"] = cons.cell_imbalance(problem, u)
             numbers["conservation"][side]["local_l1_relative"] = cons.imbalance_l1(
                 problem, u, scale)
-    return Comparison(numbers, fields)
+    return Comparison(numbers, fields, dmesh.comm)
 
 
 def mesh_statistics(dmesh) -> dict:
