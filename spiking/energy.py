@@ -34,7 +34,7 @@ not priced. Box normalisation and output scaling are affine and fold into the fi
 last weights of a deployed network, so they cost nothing.
 
 So a VSN layer's multiplies scale with nonzero incoming events and its accumulates with
-T_s·N_out, as in DESIGN.md. Energy = MAC·e_MAC + ACC·e_ACC + reads·e_read + writes·e_write.
+T_s·N_out (docs/algorithms.md). Energy = MAC·e_MAC + ACC·e_ACC + reads·e_read + writes·e_write.
 
 Default prices, 45 nm CMOS, 32-bit float (M. Horowitz, "Computing's energy problem (and
 what we can do about it)", ISSCC 2014): multiply 3.7 pJ + add 0.9 pJ = 4.6 pJ per MAC,
