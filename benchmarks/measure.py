@@ -9,8 +9,6 @@ apparent Young's modulus against the Hashin–Shtrikman bounds, :mod:`validation
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from pathlib import Path
 
@@ -48,10 +46,10 @@ def time_to(records: list[dict], target: float) -> float | None:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of a run's metrics.jsonl (empty if there is none)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    from coupling.callbacks import METRICS
+    from coupling.callbacks import read_metrics as read
+
+    return read(run_dir / METRICS)
 
 
 def history(records: list[dict]) -> list[dict]:
@@ -62,15 +60,9 @@ def history(records: list[dict]) -> list[dict]:
 
 def weighted_rel_l2(disc, u, comm) -> float:
     """√(Σ w (u − u_ref)² / Σ w u_ref²) over all ranks (the trainer's measure)."""
-    import torch
+    from coupling.measure import relative_l2
 
-    from coupling.parallel import allreduce_scalars
-
-    w, target = disc.weights.to(torch.float64), disc.target
-    u = u.detach().to(torch.float64).reshape(-1)
-    e, r = allreduce_scalars([float(torch.sum(w * (u - target) ** 2)),
-                              float(torch.sum(w * target ** 2))], comm)
-    return math.sqrt(e / r)
+    return relative_l2(u, disc.target, disc.weights, comm)
 
 
 class RateCoded:
@@ -92,7 +84,7 @@ def conversion(trainer, comm):
     import torch
 
     import spiking
-    from coupling.parallel import allreduce_scalars
+    from coupling.measure import global_activity
     from spiking.conversion import convert_relu_mlp
     from spiking.energy import count_energy
 
@@ -104,17 +96,12 @@ def conversion(trainer, comm):
         mon = spiking.ActivityMonitor(snn)
         with torch.no_grad(), mon:
             u = disc.evaluate(RateCoded(snn, T))
-        layers = mon.layers()
-        names = list(layers)
-        sums = allreduce_scalars([v for n in names for v in (
-            layers[n].spikes, layers[n].neuron_steps, layers[n].events, layers[n].points)], comm)
-        act = {n: sums[4 * i] / max(sums[4 * i + 1], 1) for i, n in enumerate(names)}
-        events = [sums[4 * i + 2] / max(sums[4 * i + 3], 1) for i in range(len(names))]
-        rep = count_energy(net.widths, neuron="if", steps=T, events=events,
-                           activity=list(act.values()), fourier=fourier)
+        act = global_activity(mon, comm)
+        rep = count_energy(net.widths, neuron="if", steps=T,
+                           events=list(act["events_per_point"].values()),
+                           activity=list(act["layers"].values()), fourier=fourier)
         per_t[T] = {"rel_l2": weighted_rel_l2(disc, u, comm),
-                    "activity": {"mean": sum(sums[0::4]) / max(sum(sums[1::4]), 1),
-                                 "layers": act},
+                    "activity": {"mean": act["mean"], "layers": act["layers"]},
                     "energy_ratio": rep.ratio}
     return per_t, snn
 

@@ -15,7 +15,8 @@ import torch
 
 import fem.data
 from fem.errors import ConfigError
-from fem.operators import Operators, assemble_operators, assemble_owned_vector
+from fem.mpi import fetch_from_owners
+from fem.operators import Operators, assemble_operators, assemble_owned_vector, to_torch_csr
 from fem.problems import Problem
 from meshes import DistributedMesh
 from meshes.core import bounding_box
@@ -24,7 +25,6 @@ from meshes.fenics import MPI, dolfinx, ufl
 from . import sp
 from .boundary import BoundaryValues, dirichlet_boundaries, distance_and_lift_specs, normalised
 from .measure import Measured
-from .parallel import fetch_from_owners
 from .residuals import (
     AutogradResidual,
     GalerkinEnergy,
@@ -281,7 +281,7 @@ def _sp_residual(problem, r, mode, weight, ops, boundary, lumped, t) -> SPResidu
     f = (spec.source[0].numpy()(layout.coordinates[centres].T) if spec.source
          else np.zeros(len(centres)))
     soft = _soft_dirichlet(problem, weight, t) if mode == "soft" else None
-    return SPResidual(SparseOperator(sp.to_torch_csr(lap, dtype=t(np.zeros(0)).dtype)),
+    return SPResidual(SparseOperator(to_torch_csr(lap, dtype=t(np.zeros(0)).dtype)),
                       torch.as_tensor(centres, dtype=torch.int64), t(k),
                       spec.kappa**2, t(f), t(lumped[centres]), boundary, t(x), soft)
 

@@ -29,20 +29,36 @@ class Measured:
         """Relative L2 error against the reference and activity per layer (collective)."""
         monitor = spiking.ActivityMonitor(net)
         with torch.no_grad(), monitor:
-            u = self.evaluate(net).to(torch.float64)
-        err = ref = 0.0
-        if self.target is not None:
-            w = self.weights.to(torch.float64)
-            err = float(torch.sum(w * (u - self.target) ** 2))
-            ref = float(torch.sum(w * self.target**2))
-        layers = monitor.layers()
-        names = list(layers)
-        counts = [v for name in names for v in (layers[name].spikes, layers[name].neuron_steps)]
-        sums = allreduce_scalars([err, ref, *counts], self.comm)
-        out = {"rel_l2": math.sqrt(sums[0] / sums[1]) if sums[1] > 0 else None}
-        if names:
-            per = {name: sums[2 + 2 * i] / max(sums[3 + 2 * i], 1) for i, name in enumerate(names)}
-            total = sum(sums[3::2])
-            out["activity"] = {"mean": float(sum(sums[2::2]) / total) if total else 0.0,
-                               "layers": per}
+            u = self.evaluate(net)
+        out = {"rel_l2": relative_l2(u, self.target, self.weights, self.comm)}
+        activity = global_activity(monitor, self.comm)
+        if activity["layers"]:
+            out["activity"] = {k: activity[k] for k in ("mean", "layers")}
         return out
+
+
+def relative_l2(u: torch.Tensor, target: torch.Tensor | None, weights: torch.Tensor,
+                comm) -> float | None:
+    """√(Σ w (u − u_ref)² / Σ w u_ref²) over all ranks (None without a reference)."""
+    err = ref = 0.0
+    if target is not None:
+        u = u.detach().to(torch.float64).reshape(-1)
+        w = weights.to(torch.float64)
+        err = float(torch.sum(w * (u - target) ** 2))
+        ref = float(torch.sum(w * target**2))
+    err, ref = allreduce_scalars([err, ref], comm)
+    return math.sqrt(err / ref) if ref > 0 else None
+
+
+def global_activity(monitor: spiking.ActivityMonitor, comm) -> dict:
+    """Activity over all ranks: mean, per layer, and nonzero events per point per layer."""
+    layers = monitor.layers()
+    names = list(layers)
+    counts = [v for n in names for v in (layers[n].spikes, layers[n].neuron_steps,
+                                          layers[n].events, layers[n].points)]
+    sums = list(allreduce_scalars(counts, comm)) if counts else []
+    per = {n: sums[4 * i] / max(sums[4 * i + 1], 1) for i, n in enumerate(names)}
+    events = {n: sums[4 * i + 2] / max(sums[4 * i + 3], 1) for i, n in enumerate(names)}
+    total = sum(sums[1::4]) if sums else 0
+    return {"mean": float(sum(sums[0::4]) / total) if total else 0.0, "layers": per,
+            "events_per_point": events}

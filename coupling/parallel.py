@@ -215,32 +215,3 @@ def run_collectively(
     """Call fn(*args, **kwargs) under :func:`collective_errors`; return its result."""
     with collective_errors(comm, user_errors=user_errors):
         return fn(*args, **kwargs)
-
-
-def fetch_from_owners(comm: MPI.Comm, owned: np.ndarray, first_global: int,
-                      globals_: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """Values `owned[g − first_global]` held by each entry's owner, for entries owned elsewhere.
-
-    `owned` is this rank's array over the globals it owns (starting at `first_global`),
-    rows may be vectors; collective (one Alltoall of counts, two Alltoallv).
-    """
-    owned = np.ascontiguousarray(owned, dtype=np.float64)
-    width = int(np.prod(owned.shape[1:])) if owned.ndim > 1 else 1
-    order = np.argsort(owners, kind="stable")
-    send = np.ascontiguousarray(np.asarray(globals_, dtype=np.int64)[order])
-    sc = np.bincount(np.asarray(owners, dtype=np.int64), minlength=comm.size).astype(np.int64)
-    rc = np.empty_like(sc)
-    comm.Alltoall(sc, rc)
-
-    def displs(c: np.ndarray) -> np.ndarray:
-        return np.concatenate(([0], np.cumsum(c)[:-1])).astype(np.int64)
-
-    req = np.empty(int(rc.sum()), dtype=np.int64)
-    comm.Alltoallv([send, (sc, displs(sc)), MPI.INT64_T], [req, (rc, displs(rc)), MPI.INT64_T])
-    reply = np.ascontiguousarray(owned.reshape(len(owned), width)[req - first_global])
-    got = np.empty((len(send), width), dtype=np.float64)
-    comm.Alltoallv([reply, (rc * width, displs(rc * width)), MPI.DOUBLE],
-                   [got, (sc * width, displs(sc * width)), MPI.DOUBLE])
-    out = np.empty_like(got)
-    out[order] = got
-    return out.reshape((len(send),) + owned.shape[1:])

@@ -33,11 +33,12 @@ True
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sps
+
+from fem.operators import to_torch_csr
 
 from .sp_neighbours import (  # re-exported: the sources are part of this module's API
     KNearest,
@@ -53,7 +54,7 @@ from .sp_neighbours import (  # re-exported: the sources are part of this module
 __all__ = [
     "KNearest", "MeshAdjacency", "NeighbourSource", "Neighbourhoods", "Radius", "SPError",
     "SPOperator", "TorchSPOperator", "build_sp_operator", "cell_vertex_adjacency",
-    "gradient_matrices", "mesh_vertex_graph", "select_neighbourhoods", "to_torch_csr",
+    "gradient_matrices", "mesh_vertex_graph", "select_neighbourhoods",
 ]
 
 
@@ -222,9 +223,9 @@ class SPOperator:
                 format="csr",
             )
         return TorchSPOperator(
-            stacked=to_torch_csr(stacked, dtype, device),
-            laplacian=None if lap is None else to_torch_csr(lap, dtype, device),
-            hessian=None if hess is None else to_torch_csr(hess, dtype, device),
+            stacked=to_torch_csr(stacked, dtype or torch.float32, device),
+            laplacian=None if lap is None else to_torch_csr(lap, dtype or torch.float32, device),
+            hessian=None if hess is None else to_torch_csr(hess, dtype or torch.float32, device),
             n_out=self.shape[0],
             dim=self.dim,
         )
@@ -278,24 +279,6 @@ def build_sp_operator(
         )
         support_grad = [(place @ g).tocsr() for g in gradient_matrices(points, support, snb, order)]
     return SPOperator(grad, centres, nb, n_grown, support_grad)
-
-
-def to_torch_csr(matrix: sps.spmatrix, dtype=None, device=None):
-    """A scipy sparse matrix as a torch sparse CSR tensor of the given dtype/device."""
-    import torch
-
-    m = sps.csr_matrix(matrix)
-    m.sort_indices()
-    with warnings.catch_warnings():  # "sparse CSR support is in beta": known, and what we want
-        warnings.simplefilter("ignore", UserWarning)
-        return torch.sparse_csr_tensor(
-            torch.from_numpy(m.indptr.astype(np.int64)),
-            torch.from_numpy(m.indices.astype(np.int64)),
-            torch.from_numpy(m.data.astype(np.float64)).to(dtype or torch.float32),
-            size=m.shape,
-            device=device,
-            check_invariants=False,
-        )
 
 
 @dataclass

@@ -25,6 +25,7 @@ import scipy.sparse as sps
 import torch
 
 from fem.errors import ConfigError
+from fem.operators import to_torch_csr
 
 from . import sp
 from .measure import Measured
@@ -167,7 +168,7 @@ def discretise_space_time(spec, res_spec, weight: float, dmesh, ref, dtype: torc
     lo, hi = [float(xs[0]), float(ts[0])], [float(xs[-1]), float(ts[-1])]
     if res_spec.kind == "sp":
         support, rows, ops = _sp_operators(X, centres, res_spec, lo, hi)
-        d_t, d_x, d_xx = (SparseOperator(sp.to_torch_csr(m, dtype=dtype)) for m in ops)
+        d_t, d_x, d_xx = (SparseOperator(to_torch_csr(m, dtype=dtype)) for m in ops)
         x_support = t(X[support])
     else:
         d_t = d_x = d_xx = None

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fem.mpi import displacements
 from meshes import DistributedMesh
 from meshes.fenics import basix, dolfinx, ufl
 
@@ -268,7 +269,8 @@ def _complete_rows(A, l2g, coords, imap, comm):
     def exchange(arr, width, mpitype):
         recv = np.empty((int(rc.sum()), width), dtype=arr.dtype)
         s, r = sc * width, rc * width
-        comm.Alltoallv([arr, (s, _displs(s)), mpitype], [recv, (r, _displs(r)), mpitype])
+        comm.Alltoallv([arr, (s, displacements(s)), mpitype],
+                       [recv, (r, displacements(r)), mpitype])
         return recv
 
     pairs = exchange(ints, 2, MPI.INT64_T)
@@ -293,5 +295,3 @@ def _complete_rows(A, l2g, coords, imap, comm):
     return (merged, np.concatenate([l2g, new_g]), np.vstack([coords, xr[~known][first]]))
 
 
-def _displs(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)

@@ -69,7 +69,8 @@ class ConfigError(FemError):
         template = _KINDS.get(err["type"])
         text = template.format(**ctx) if template else err["msg"].replace("Input should be",
                                                                            "expected")
-        if type(err.get("input")) is int:
+        bounds = [ctx[k] for k in ("gt", "ge", "lt", "le") if k in ctx]
+        if bounds and all(type(b) is int for b in bounds):  # an integer field's range
             text = text.replace("a number", "an integer")
         if err["type"] == "literal_error":
             text = f"unknown value {_short(err.get('input'))} ({text})"

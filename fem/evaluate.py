@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fem.mpi import displacements
 from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx
 
@@ -58,15 +59,14 @@ class PointEvaluator:
         recv = np.empty((int(self.recv_counts.sum()), bs), dtype=np.float64)
         sc, rc = self.send_counts * bs, self.recv_counts * bs
         comm.Alltoallv(
-            [local, (sc, _displs(sc)), MPI.DOUBLE], [recv, (rc, _displs(rc)), MPI.DOUBLE]
+            [local, (sc, displacements(sc)), MPI.DOUBLE],
+            [recv, (rc, displacements(rc)), MPI.DOUBLE],
         )
         out = np.full((len(self.points), bs), np.nan)
         out[self.order] = recv
         return out[:, 0] if not u.ufl_shape else out
 
 
-def _displs(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
 
 
 def evaluate(u: dolfinx.fem.Function, points: np.ndarray, padding: float = 1e-10) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 
 from meshes.fenics import MPI, dolfinx, ufl
 
+from .mpi import fetch_from_owners
 from .problems.common import dirichlet_arrays
 
 
@@ -58,32 +59,6 @@ def _function_globals(V) -> tuple[np.ndarray, np.ndarray]:
     return l2g, np.repeat(owners, bs)
 
 
-def _fetch_node_coordinates(V, nodes: np.ndarray, owners: np.ndarray) -> np.ndarray:
-    """Coordinates of global dof nodes owned by other ranks (collective Alltoallv)."""
-    comm = V.mesh.comm
-    imap = V.dofmap.index_map
-    order = np.argsort(owners, kind="stable")
-    send = np.ascontiguousarray(nodes[order], dtype=np.int64)
-    sc = np.bincount(owners, minlength=comm.size).astype(np.int64)
-    rc = np.empty_like(sc)
-    comm.Alltoall(sc, rc)
-    req = np.empty(int(rc.sum()), dtype=np.int64)
-    comm.Alltoallv([send, (sc, _displs(sc)), MPI.INT64_T], [req, (rc, _displs(rc)), MPI.INT64_T])
-    x = V.tabulate_dof_coordinates()
-    reply = np.ascontiguousarray(x[req - imap.local_range[0]], dtype=np.float64)
-    got = np.empty((len(send), 3), dtype=np.float64)
-    comm.Alltoallv(
-        [reply, (rc * 3, _displs(rc * 3)), MPI.DOUBLE], [got, (sc * 3, _displs(sc * 3)), MPI.DOUBLE]
-    )
-    out = np.empty_like(got)
-    out[order] = got
-    return out
-
-
-def _displs(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
-
-
 def index_layout(
     V: dolfinx.fem.FunctionSpace,
     extra_globals: np.ndarray | None = None,
@@ -100,7 +75,9 @@ def index_layout(
     # extra columns come per node with all bs components, as the sparsity pattern is blocked
     nodes, first = np.unique(extra_globals // bs, return_index=True)
     node_owners = np.asarray(extra_owners)[first].astype(np.int32)
-    extra_coords = _fetch_node_coordinates(V, nodes, node_owners)
+    x_owned = V.tabulate_dof_coordinates()[: imap.size_local]
+    extra_coords = fetch_from_owners(V.mesh.comm, x_owned, imap.local_range[0], nodes,
+                                     node_owners).reshape(-1, 3)
     extra = (nodes[:, None] * bs + np.arange(bs)[None, :]).reshape(-1)
     return IndexLayout(
         imap.size_local * bs,
@@ -168,19 +145,22 @@ def assemble_owned_vector(form: ufl.Form) -> np.ndarray:
     return b.array[: imap.size_local * bs].copy()
 
 
-def to_torch_csr(A, dtype=None):
-    """A SciPy CSR matrix as a torch sparse CSR tensor (float64 unless `dtype`)."""
+def to_torch_csr(A, dtype=None, device=None):
+    """A SciPy sparse matrix as a torch sparse CSR tensor (float64 unless `dtype`)."""
+    import scipy.sparse as sps
     import torch
 
-    A = A.tocsr()
-    with warnings.catch_warnings():  # torch: "sparse CSR support is in beta"
+    m = sps.csr_matrix(A)
+    m.sort_indices()
+    with warnings.catch_warnings():  # torch: "sparse CSR support is in beta": known, wanted
         warnings.simplefilter("ignore", UserWarning)
         return torch.sparse_csr_tensor(
-            torch.from_numpy(A.indptr.astype(np.int64)),
-            torch.from_numpy(A.indices.astype(np.int64)),
-            torch.from_numpy(A.data.astype(np.float64)),
-            size=A.shape,
-            dtype=dtype or torch.float64,
+            torch.from_numpy(m.indptr.astype(np.int64)),
+            torch.from_numpy(m.indices.astype(np.int64)),
+            torch.from_numpy(m.data.astype(np.float64)).to(dtype or torch.float64),
+            size=m.shape,
+            device=device,
+            check_invariants=False,
         )
 
 

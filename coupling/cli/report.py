@@ -73,23 +73,17 @@ def run_model(run_dir: Path) -> str:
 
 
 def _records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    from ..callbacks import METRICS, read_metrics
+
+    return read_metrics(run_dir / METRICS)
 
 
 def _activity(trainer, monitor) -> dict:
     """Global spiking activity per layer (counts summed over ranks)."""
-    from ..parallel import allreduce_scalars
+    from ..measure import global_activity
 
-    layers = monitor.layers()
-    names = list(layers)
-    counts = [v for n in names for v in (layers[n].spikes, layers[n].neuron_steps)]
-    sums = list(allreduce_scalars(counts, trainer.comm)) if counts else []
-    per = {n: sums[2 * i] / max(sums[2 * i + 1], 1) for i, n in enumerate(names)}
-    total = sum(sums[1::2]) if sums else 0
-    return {"mean": float(sum(sums[0::2]) / total) if total else 0.0, "layers": per}
+    activity = global_activity(monitor, trainer.comm)
+    return {"mean": activity["mean"], "layers": activity["layers"]}
 
 
 def _units(problem_type: str) -> dict[str, str]:
