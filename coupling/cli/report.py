@@ -1,6 +1,9 @@
 """`neurofem report RUN_DIR`: validate a trained run against its FEM reference and write
 report.html, report.md, summary.json, the figures and the fields (XDMF) into RUN_DIR.
 
+The run's config names its model: a coordinate network (``model = "network"``, here) or
+PISNN's conservative spiking solver (``model = "clif"``, :mod:`coupling.cli.report_clif`).
+
 Collective: ``mpiexec -n N neurofem report RUN_DIR`` works on any number of ranks (the
 reference is reloaded onto the new partition); rank 0 alone renders and writes.
 """
