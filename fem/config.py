@@ -317,10 +317,11 @@ class MeshSpec:
     options: dict[str, Any]
 
     def build(self, comm=None):
-        """Build the distributed mesh (collective)."""
+        """Build the distributed mesh (collective), reusing the user mesh cache (fem.cache)."""
         import meshes
         from meshes.fenics import MPI
 
+        from .cache import default_store
         kwargs = dict(self.options)
         if self.size is not None:
             kwargs["size"] = self.size
@@ -329,7 +330,7 @@ class MeshSpec:
             from .interval import interval
 
             return interval(comm=comm, **kwargs)
-        return meshes.build(self.kind, comm=comm, **kwargs)
+        return meshes.build(self.kind, comm=comm, cache=default_store(), **kwargs)
 
 
 @dataclass

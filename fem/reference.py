@@ -1,6 +1,10 @@
 """Reference solutions: solve once, cache on disk, write XDMF/VTX for ParaView, load back.
 
-Cache key: SHA-256 of (mesh identity, problem table, degree). The mesh identity is its
+Two caches, both keyed by a SHA-256 of (mesh identity, problem table, degree, software
+versions) and both checked by the checksums of their ``manifest.json`` (a damaged entry is
+solved again and replaced): the folder a caller names (a run's ``reference/``, with the
+files for viewing) and the user cache of :mod:`fem.cache` shared by every run on this
+machine, so a second run on the same mesh and problem skips the solve. The mesh identity is its
 builder kind + resolved options when it came from :func:`meshes.build`, otherwise a
 fingerprint of geometry and topology (global counts and coordinate moments).
 
@@ -14,9 +18,9 @@ ranks and any partition (the mesh must be the same geometry; matching tolerance 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,10 +29,13 @@ import numpy as np
 from meshes import DistributedMesh
 from meshes.fenics import MPI, dolfinx
 
+from .cache import MANIFEST, atomic_write, default_store, key_of, verify, write_manifest
 from .config import ProblemSpec
 from .errors import FemError
 from .problems import build_problem
 from .problems.common import SpaceTimeSeries
+
+REQUIRED = ("field.npz", "meta.json")  # what an entry's manifest must vouch for
 
 
 @dataclass
@@ -66,14 +73,36 @@ def mesh_fingerprint(dmesh: DistributedMesh) -> dict:
     }
 
 
+def cache_doc(dmesh: DistributedMesh, spec: ProblemSpec) -> dict:
+    """What determines a reference: the mesh identity, the problem table and the degree."""
+    return json.loads(json.dumps({"mesh": mesh_fingerprint(dmesh), "problem": spec.raw,
+                                  "degree": spec.degree}, sort_keys=True, default=str))
+
+
 def cache_key(dmesh: DistributedMesh, spec: ProblemSpec) -> str:
-    """Hex digest identifying (mesh, problem, degree)."""
-    blob = json.dumps(
-        {"mesh": mesh_fingerprint(dmesh), "problem": spec.raw, "degree": spec.degree},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+    """Hex digest identifying (mesh, problem, degree, software versions)."""
+    return key_of("reference", cache_doc(dmesh, spec))
+
+
+def _verified(folder: Path | None, comm: MPI.Comm) -> bool:
+    """Rank 0 checks the entry's checksums (a damaged one is warned about); all ranks agree."""
+    ok = False
+    if comm.rank == 0 and folder is not None and folder.is_dir():
+        why = verify(folder, REQUIRED)
+        ok = why is None
+        if not ok:
+            warnings.warn(f"reference cache {folder} is damaged ({why}); solving again",
+                          RuntimeWarning, stacklevel=3)
+    return comm.bcast(ok, root=0)
+
+
+def _store_entry(comm: MPI.Comm, doc: dict) -> Path | None:
+    """The verified user-cache entry of `doc` (rank 0 looks, every rank gets the answer)."""
+    found = None
+    if comm.rank == 0:
+        store = default_store()
+        found = None if store is None else store.get("reference", doc, REQUIRED)
+    return comm.bcast(found, root=0)
 
 
 def reference(
@@ -82,17 +111,27 @@ def reference(
     cache_dir: str | Path | None = None,
     write_fields: bool = True,
 ) -> Reference:
-    """The reference solution, from `cache_dir` when present, else solved (and cached)."""
+    """The reference solution: from `cache_dir`, else from the user cache (fem.cache), else
+    solved; then stored in both (collective). Damaged entries are detected and rebuilt."""
     comm = dmesh.comm
     problem = build_problem(dmesh, spec)
-    if cache_dir is not None:
-        folder = Path(cache_dir) / cache_key(dmesh, spec)
-        if (folder / "field.npz").exists():
-            return load(folder, problem.V)
-    sol = problem.solve()
-    fields = {"u": sol.u, **sol.fields} if sol.fields else {"u": sol.u}
-    ref = Reference(problem.V, fields, sol.info, sol.results, sol.series)
-    if cache_dir is not None:
+    doc = cache_doc(dmesh, spec)
+    folder = None if cache_dir is None else Path(cache_dir) / key_of("reference", doc)
+    if _verified(folder, comm):
+        return load(folder, problem.V)
+    ref = None
+    entry = _store_entry(comm, doc)
+    if entry is not None:
+        ref = load(entry, problem.V)
+    else:
+        sol = problem.solve()
+        fields = {"u": sol.u, **sol.fields} if sol.fields else {"u": sol.u}
+        ref = Reference(problem.V, fields, sol.info, sol.results, sol.series)
+        arrays, meta = _collect(ref)
+        store = default_store() if comm.rank == 0 else None
+        if store is not None:
+            store.put("reference", doc, lambda tmp: _write_entry(tmp, arrays, meta))
+    if folder is not None:
         save(ref, folder, write_fields=write_fields)
     comm.barrier()
     return ref
@@ -111,34 +150,47 @@ def _gather_field(u: dolfinx.fem.Function) -> tuple[np.ndarray, np.ndarray] | No
     return np.vstack(xs), np.vstack(vs)
 
 
-def save(ref: Reference, folder: str | Path, write_fields: bool = True) -> Path:
-    """Write field.npz (+ field.xdmf / field.bp and meta.json) into `folder` (collective)."""
-    folder = Path(folder)
-    comm = ref.V.mesh.comm
-    if comm.rank == 0:
-        folder.mkdir(parents=True, exist_ok=True)
-    comm.barrier()
+def _collect(ref: Reference) -> tuple[dict, dict]:
+    """Every field gathered to rank 0 (collective) and the metadata: (arrays, meta)."""
     arrays = {}
     for name, u in ref.fields.items():
         g = _gather_field(u)
         if g is not None:
             arrays["coordinates"], arrays[f"values_{name}"] = g
-    if ref.series is not None and comm.rank == 0:  # the series is replicated on every rank
+    if ref.series is not None and ref.V.mesh.comm.rank == 0:  # replicated on every rank
         arrays["series_times"] = ref.series.times
         arrays["series_points"] = ref.series.points
         arrays["series_values"] = ref.series.values
+    meta = {
+        "fields": list(ref.fields),
+        "info": ref.info,
+        "results": ref.results,
+        "element": str(ref.V.ufl_element()),
+        "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    return arrays, meta
+
+
+def _write_entry(folder: Path, arrays: dict, meta: dict) -> None:
+    """field.npz and meta.json, each atomically (rank 0; the manifest comes after)."""
+    atomic_write(folder / "field.npz", lambda f: np.savez(f, **arrays))
+    atomic_write(folder / "meta.json", json.dumps(meta, indent=2, default=float).encode())
+
+
+def save(ref: Reference, folder: str | Path, write_fields: bool = True) -> Path:
+    """Write field.npz, meta.json and their manifest.json (+ field.xdmf / field.bp) into
+    `folder` (collective). Every file is replaced atomically; the manifest is written last."""
+    folder = Path(folder)
+    comm = ref.V.mesh.comm
     if comm.rank == 0:
-        tmp = folder / "field.tmp.npz"
-        np.savez(tmp, **arrays)
-        tmp.replace(folder / "field.npz")
-        meta = {
-            "fields": list(ref.fields),
-            "info": ref.info,
-            "results": ref.results,
-            "element": str(ref.V.ufl_element()),
-            "saved": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        }
-        (folder / "meta.json").write_text(json.dumps(meta, indent=2, default=float))
+        folder.mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    arrays, meta = _collect(ref)
+    if comm.rank == 0:
+        (folder / MANIFEST).unlink(missing_ok=True)  # invalid until the new files are in
+        _write_entry(folder, arrays, meta)
+        write_manifest(folder, names=REQUIRED)
+    comm.barrier()
     if write_fields:
         write_fields_file(ref.fields, folder / "field")
     comm.barrier()
