@@ -15,12 +15,12 @@ same loop driven by a TOML config (:mod:`coupling.trainer`).
 from meshes.lazy import lazy_names
 
 _LAZY = {
-    "discretise": "discretise",
-    "Discretisation": "discretise",
-    "fit": "fit",
-    "Callback": "fit",
-    "FitResult": "fit",
-    "FitState": "fit",
+    "discretise": "discretisation",
+    "Discretisation": "discretisation",
+    "fit": "loop",
+    "Callback": "loop",
+    "FitResult": "loop",
+    "FitState": "loop",
     "MetricsLog": "callbacks",
     "Checkpoints": "callbacks",
     "Progress": "callbacks",

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from .checkpoint import CheckpointError, CheckpointManager, atomic_write, load_checkpoint
-from .fit import Callback, FitResult, FitState
+from .loop import Callback, FitResult, FitState
 
 METRICS = "metrics.jsonl"
 

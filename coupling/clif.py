@@ -41,7 +41,7 @@ from .callbacks import Checkpoints, MetricsLog
 from .checkpoint import atomic_write, config_hash
 from .clif_config import CLIFRunConfig, parse_clif_config
 from .clif_problem import CLIFProblem
-from .fit import Callback, FitResult, FitState, fit
+from .loop import Callback, FitResult, FitState, fit
 
 ROLLOUT = "rollout.json"
 FIELDS = "clif_fields.npz"

@@ -12,7 +12,7 @@ from .parallel import allreduce_scalars
 
 
 class Measured:
-    """Mixin of the discretisations: the :class:`coupling.fit.Trainable` methods.
+    """Mixin of the discretisations: the :class:`coupling.loop.Trainable` methods.
 
     Needs ``residual``, ``comm``, ``weights``, ``target`` (or None) and ``evaluate(net)``.
     """

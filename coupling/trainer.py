@@ -27,8 +27,8 @@ from meshes.fenics import MPI
 from .callbacks import METRICS, Checkpoints, MetricsLog
 from .checkpoint import CheckpointManager, atomic_write, config_hash, load_checkpoint
 from .config import RunConfig
-from .discretise import discretise
-from .fit import Callback, FitResult, fit
+from .discretisation import discretise
+from .loop import Callback, FitResult, fit
 
 CONFIG = "config.toml"
 __all__ = ["CONFIG", "METRICS", "RunResult", "Trainer", "load_trained", "train_network"]

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from mpi4py import MPI
 
-from coupling.fit import fit
+from coupling.loop import fit
 from fem.fv_geometry import grid_cell_average, grid_geometry, stable_dt
 from spiking import CLIFSolver, FluxNet
 from spiking.cfq import FIXED_VALUE

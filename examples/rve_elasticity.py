@@ -18,7 +18,6 @@
 
 import argparse
 
-import torch
 
 import coupling
 import fem

@@ -1,7 +1,8 @@
 """Gmsh geometry builders for irregular domains and micromechanics RVEs, distributed with DOLFINx.
 
->>> dm = meshes.build("rve", 0.08, volume_fraction=0.2, seed=3)
->>> dm.cells("inclusion"), dm.facets("interface")
+>>> dm = meshes.build("rve", 0.15, volume_fraction=0.2, seed=3)
+>>> len(dm.cells("inclusion")) > 0, len(dm.facets("interface")) > 0
+(True, True)
 
 Every kind, its options and its physical groups: ``meshes.kinds()`` /
 ``meshes.describe(kind)`` / ``neurofem mesh KIND --help``.

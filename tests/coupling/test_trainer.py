@@ -18,7 +18,7 @@ import torch
 
 from coupling.cli import main
 from coupling.config import parse_run_config
-from coupling.discretise import discretise
+from coupling.discretisation import discretise
 from coupling.trainer import Trainer
 from meshes.fenics import MPI
 
@@ -284,7 +284,7 @@ def test_resume_refuses_another_config(tmp_path, capsys):
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
     """A loss that turns NaN stops the run with a message; the last checkpoint stays good."""
     from coupling.errors import TrainingError
-    from coupling.fit import Callback
+    from coupling.loop import Callback
 
     class Poison(Callback):  # the data go bad right after the checkpoint of step 10
         def on_checkpoint(self, state, stopped):
@@ -322,7 +322,7 @@ import sys, time
 from pathlib import Path
 import tomllib
 from coupling.cli.train import _run
-from coupling.fit import _Loop
+from coupling.loop import _Loop
 from meshes.fenics import MPI
 
 step = _Loop.step
@@ -370,7 +370,7 @@ def test_two_ranks_train_like_one(tmp_path_factory):
 
 def test_interface_distance_feature():
     """|distance to the nearest sphere surface|, with periodic images for cut inclusions."""
-    from coupling.discretise import interface_distance
+    from coupling.discretisation import interface_distance
 
     c, r = np.array([[0.5, 0.5, 0.5], [0.05, 0.5, 0.5]]), np.array([0.2, 0.1])
     x = np.array([[0.5, 0.5, 0.5], [0.5, 0.5, 0.8], [0.97, 0.5, 0.5]])

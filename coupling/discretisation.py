@@ -41,7 +41,7 @@ from .spacetime import SpaceTimeDiscretisation
 class Discretisation(Measured):
     """A problem made trainable: the residual plus what measures the network against FEM.
 
-    ``loss``/``batch_size``/``measure`` make it a :class:`coupling.fit.Trainable`;
+    ``loss``/``batch_size``/``measure`` make it a :class:`coupling.loop.Trainable`;
     ``to_function`` turns a trained network back into a DOLFINx function on the problem's
     space (Dirichlet data imposed), which :func:`validation.compare` takes.
     """

@@ -2,7 +2,7 @@
 
 >>> import ufl
 >>> import fem, meshes, spiking
->>> from coupling.discretise import discretise
+>>> from coupling.discretisation import discretise
 >>> dm = meshes.build("rectangle", 0.1)
 >>> V = fem.functionspace(dm)
 >>> u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
@@ -152,6 +152,8 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     """
     from .callbacks import Progress
 
+    _check_settings(steps=steps, lr=lr, lbfgs_steps=lbfgs_steps, batch=batch,
+                    log_every=log_every, checkpoint_every=checkpoint_every or 1)
     comm = comm if comm is not None else disc.comm
     callbacks = list(callbacks) + ([Progress()] if progress else [])
     if getattr(net, "normalise", False) is None and getattr(disc, "bounds", None) is not None:
@@ -178,6 +180,20 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     for cb in callbacks:
         cb.on_end(state, result)
     return result
+
+
+def _check_settings(**values) -> None:
+    """Refuse settings the loop cannot run with (one line naming the argument)."""
+    lower = {"steps": 0, "lbfgs_steps": 0, "batch": 0, "log_every": 1, "checkpoint_every": 1}
+    for name, value in values.items():
+        if name == "lr":
+            ok = isinstance(value, int | float) and math.isfinite(value) and value > 0
+            need = "a finite number > 0"
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= lower[name]
+            need = f"an integer >= {lower[name]}"
+        if not ok:
+            raise ValueError(f"fit: {name} = {value!r}: expected {need}")
 
 
 class _Loop:
