@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 from .checkpoint import CheckpointError, CheckpointManager, atomic_write, load_checkpoint
@@ -18,26 +19,42 @@ from .loop import Callback, FitResult, FitState
 METRICS = "metrics.jsonl"
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """The records of a metrics.jsonl file (a torn last line — a killed writer — is skipped)."""
+def read_metrics(path: str | os.PathLike, repair: bool = False) -> list[dict]:
+    """The records of a metrics.jsonl file. A torn last line (a killed writer) is skipped;
+    a damaged line elsewhere is a one-line CheckpointError, or with `repair` skipped with
+    a warning (what a resume does before it rewrites the file)."""
     path = Path(path)
     records = []
-    lines = path.read_text().splitlines() if path.exists() else []
+    try:
+        lines = path.read_bytes().decode("utf-8", "replace").splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc.strerror or exc})") from None
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+                raise ValueError("not a metrics record")
+        except ValueError:
             if i == len(lines) - 1:  # only the last line can be half-written
                 break
-            raise
+            if not repair:
+                raise CheckpointError(f"{path} line {i + 1}: not a metrics record (damaged "
+                                      "file; `neurofem resume` repairs it)") from None
+            warnings.warn(f"{path} line {i + 1}: damaged record dropped", RuntimeWarning,
+                          stacklevel=2)
+            continue
+        records.append(record)
     return records
 
 
 def truncate_metrics(path: Path, step: int) -> None:
-    """Keep the records up to `step` (a resumed run re-logs what came after), atomically."""
-    keep = [r for r in read_metrics(path) if r["step"] <= step]
+    """Keep the records up to `step` (a resumed run re-logs what came after), atomically;
+    a torn or damaged line is dropped (the repair of a killed writer's file)."""
+    keep = [r for r in read_metrics(path, repair=True) if r["step"] <= step]
     atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in keep).encode()))
 
 
@@ -59,8 +76,11 @@ class MetricsLog(Callback):
 
     def on_log(self, state: FitState, record: dict) -> None:
         if state.comm.rank == 0:
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+            try:  # one write of a whole line: a kill leaves at most a torn last line
+                with open(self.path, "a") as fh:
+                    fh.write(json.dumps(record) + "\n")
+            except OSError as exc:  # disk full: name the file
+                raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
 
 
 class Checkpoints(Callback):

@@ -19,7 +19,6 @@ import json
 import os
 import random
 import re
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from fem.cache import atomic_write as _atomic_write
 
 FORMAT = "neurofem-checkpoint/1"
 LATEST = "latest"
@@ -41,6 +42,7 @@ RESUME_KEYS: tuple[str, ...] = (
     "training.checkpoint_every",
     "training.keep_checkpoints",
     "training.progress",  # progress bar on/off
+    "training.max_memory_gb",  # the resource limit of the check before a run
     "output",  # output directory and what is written there
     "outputs",
 )
@@ -117,28 +119,10 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Write a file by calling write(fileobj) on a temp file, fsync it, rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)  # make the rename itself durable
+    """Write a file by calling write(fileobj) on a temp file, fsync it, rename it into place
+    (unique temp name, permissions from the umask, OSError naming `path`: fem.cache)."""
+    _atomic_write(path, write)
 
 
 def save_checkpoint(

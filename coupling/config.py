@@ -26,7 +26,8 @@ work and every error is one :class:`fem.errors.ConfigError` naming the key, e.g.
     steps = 2000, lr = 1e-3, optimizer = "adam", lbfgs_steps = 0,
     schedule = "none" | "cosine" | "step", gamma = 0.5, step_size = 1000,
     batch = 0 (full batch), dtype = "float32" | "float64", seed = 0,
-    log_every = 50, checkpoint_every = 500, keep_checkpoints = 3, progress = true
+    log_every = 50, checkpoint_every = 500, keep_checkpoints = 3, progress = true,
+    max_memory_gb = (this machine's memory: coupling.resources refuses bigger runs)
     [energy]      # spiking.EnergyTable: mac_pj, acc_pj, read_pj, write_pj, name
 """
 
@@ -194,6 +195,7 @@ class TrainingSpec(Table):
     checkpoint_every: PositiveInt = 500
     keep_checkpoints: PositiveInt = 3
     progress: bool = True
+    max_memory_gb: Positive | None = None  # raise (or lower) the memory limit of a run
 
 
 class EnergySpec(Table):

@@ -17,7 +17,9 @@ costs a warning and a rebuild next time.
 
 Every file neurofem writes goes through :func:`atomic_write`: a unique temporary name in
 the target's folder, fsync, ``os.replace``, and permissions from the umask (a run shared
-with a group stays readable by the group; ``mkstemp`` alone would leave 0600 files).
+with a group stays readable by the group; ``mkstemp`` alone would leave 0600 files); a
+failed write (disk full) raises an ``OSError`` naming the target, never the temp file.
+:func:`claim_output` checks an output folder before any work (see coupling.rundir).
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .errors import FemError
+
 ENV = "NEUROFEM_CACHE"
 OFF = ("off", "0", "none", "false", "no")
 MANIFEST = "manifest.json"
 FORMAT = "neurofem-cache/1"
+OWNER = ".neurofem"  # {"command": ...}: which command's outputs a directory holds
+# Files that identify a directory as a command's output when it has no OWNER file.
+FOREIGN = {"fem solve": ("field.npz", "summary.json"), "train": ("config.toml", "metrics.jsonl")}
 _root_override: str | None = None
 
 
@@ -69,6 +76,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None] | bytes) 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, quota, I/O error: name the file, not a temp name
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -230,3 +240,40 @@ def default_store() -> Store | None:
     """The Store at :func:`cache_root`, or None when the cache is off."""
     root = cache_root()
     return None if root is None else Store(root)
+
+
+class OutputError(FemError):
+    """An output path that cannot be used (a file, not writable, another command's)."""
+
+
+def owner(path: str | os.PathLike) -> str | None:
+    """The command that made directory `path` (its OWNER file, else guessed from its files)."""
+    path = Path(path)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        return str(json.loads((path / OWNER).read_text())["command"])
+    for command, names in FOREIGN.items():
+        if (path / names[0]).exists():
+            return command
+    return None
+
+
+def claim_output(path: str | os.PathLike, command: str, flag: str = "--out",
+                 allow: tuple[str, ...] = ()) -> Path:
+    """Before any work: check `path` can take `command`'s outputs, create and claim it."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path}: exists and is not a directory")
+    parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{flag} {path}: {parent} is not a writable directory")
+    found = owner(path) if path.is_dir() else None
+    if found is not None and found != command and found not in allow:
+        raise OutputError(f"{flag} {path}: holds the outputs of `neurofem {found}`; "
+                          "choose another directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if found is None:
+            atomic_write(path / OWNER, json.dumps({"command": command}).encode())
+    except OSError as exc:
+        raise OutputError(f"{flag} {path}: {exc.strerror or exc}") from None
+    return path

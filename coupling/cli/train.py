@@ -2,6 +2,17 @@
 
 Launch in parallel with ``mpiexec -n N neurofem train run.toml --out runs/x``. Every rank
 runs the same command; rank 0 alone prints and writes. Errors end all ranks with one line.
+
+Before any mesh or FEM work the config is validated, its memory and work are estimated
+(:mod:`coupling.resources`; ``--ignore-limits`` or ``training.max_memory_gb`` to go beyond
+this machine) and the run directory is checked and locked (:mod:`coupling.rundir`: a
+second writer is refused at once). ``--cache DIR|off`` picks the user cache of meshes and
+references (:mod:`fem.cache`; default ``$NEUROFEM_CACHE`` or the platform cache folder).
+
+Exit codes: 0 finished; 2 bad input (config, paths, a locked or foreign run directory,
+resources, disk full: one line naming the key or file); 1 an internal error; 128 + the
+signal number when SIGTERM (143) or SIGINT (130) stopped the run after a checkpoint —
+``neurofem resume DIR`` continues it bit-identically.
 """
 
 from __future__ import annotations
@@ -18,7 +29,8 @@ from spiking import SpikingConfigError
 from ..checkpoint import CheckpointError
 from ..errors import TrainingError
 
-USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError)
+USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError, OSError)
+SIGNAL_EXIT = 128  # a run stopped by signal N exits with 128 + N (SIGTERM 143, SIGINT 130)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,13 +43,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--steps", type=int, help="override training.steps")
     p.add_argument("--force", action="store_true", help="reuse a run directory that has a run")
+    _common(p)
     p.set_defaults(handler=train)
     r = sub.add_parser("resume", help="continue a run from its latest checkpoint",
                        description="Continue RUN_DIR from its latest checkpoint with its own "
                        "config.toml (refused if the checkpoint is from another config).")
     r.add_argument("run_dir", help="run directory written by `neurofem train`")
     r.add_argument("--steps", type=int, help="train up to this many steps in total")
+    _common(r)
     r.set_defaults(handler=resume)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--ignore-limits", action="store_true", help="skip the memory/work "
+                   "estimate that refuses configs beyond this machine")
+    p.add_argument("--cache", metavar="DIR", help="user cache of meshes and FEM references "
+                   "(default $NEUROFEM_CACHE or the platform cache folder; 'off' disables it)")
+    p.epilog = ("exit codes: 0 done, 2 bad input (one line), 1 internal error, 143/130 "
+                "stopped by SIGTERM/SIGINT after a checkpoint (then `neurofem resume DIR`)")
 
 
 def _with_steps(doc: dict, steps: int | None) -> dict:
@@ -53,25 +76,44 @@ def _with_steps(doc: dict, steps: int | None) -> dict:
 MODELS = {"network": ("coupling.trainer", "train_network"), "clif": ("coupling.clif", "train_clif")}
 
 
-def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
+def _checks(doc: dict, args: argparse.Namespace) -> None:
+    """Validate the config and its resource estimate before any work (every rank)."""
+    from fem.cache import use
+
+    from ..config import parse_config
+    from ..resources import check
+
+    if args.cache is not None:
+        use(args.cache)
+    check(parse_config(doc), force=args.ignore_limits)
+
+
+def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -> int:
     import importlib
 
     from fem.errors import ConfigError
     from meshes.fenics import MPI
 
     from ..parallel import collective_errors, set_threads_per_rank
+    from ..rundir import claimed
 
     comm = MPI.COMM_WORLD
     result = None
-    with collective_errors(comm, user_errors=USER_ERRORS):
+    with collective_errors(comm, user_errors=USER_ERRORS), _SignalSeen() as seen:
         model = doc.get("model", "network")
         if model not in MODELS:
             raise ConfigError("model", f"unknown value {model!r} (choose from {', '.join(MODELS)})")
-        set_threads_per_rank(comm)
-        module, function = MODELS[model]
-        result = getattr(importlib.import_module(module), function)(doc, run_dir, comm, resume_run)
+        _checks(doc, args)
+        with claimed(run_dir, "train", comm):
+            if not resume_run:
+                _fresh(run_dir, args.force, comm)
+            set_threads_per_rank(comm)
+            module, function = MODELS[model]
+            run = getattr(importlib.import_module(module), function)
+            result = run(doc, run_dir, comm, resume_run)
     if result is None:  # the guard ended this rank's part after another rank failed
         return 2
+    signum = comm.allreduce(seen.signum if result.stopped_by_signal else 0, op=MPI.MAX)
     if comm.rank == 0:
         err = f"{result.rel_l2:.3%}" if result.rel_l2 is not None else "n/a"
         act = f"{result.activity:.1%}" if result.activity is not None else "n/a"
@@ -79,18 +121,60 @@ def _run(doc: dict, run_dir: Path, resume_run: bool) -> int:
         print(f"neurofem: {how} step {result.step}: loss {result.loss:.6g}, rel L2 vs reference "
               f"{err}, activity {act}, {result.wall_s:.1f} s -> {run_dir}", file=sys.stderr,
               flush=True)
+    if result.stopped_by_signal:
+        return SIGNAL_EXIT + (signum or 15)
     return 0
+
+
+def _fresh(run_dir: Path, force: bool, comm) -> None:
+    """A new run: refuse a directory that holds one unless --force (checked under the lock)."""
+    from ..trainer import METRICS
+
+    taken = comm.bcast((run_dir / METRICS).exists() if comm.rank == 0 else None, root=0)
+    if taken and not force:
+        raise CheckpointError(f"{run_dir} already holds a run; use `neurofem resume {run_dir}` "
+                              "or pass --force to start over")
+
+
+class _SignalSeen:
+    """Which signal stopped the run: the wakeup fd gets the number of every signal caught
+    by a Python handler (fit installs its own handlers; this one only listens)."""
+
+    def __enter__(self) -> _SignalSeen:
+        import os
+        import signal
+
+        self.signum, self._old = 0, None
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        try:
+            self._old = signal.set_wakeup_fd(self._w, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: no wakeup fd, SIGTERM assumed
+            self._old = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import os
+        import signal
+
+        if self._old is not None:
+            signal.set_wakeup_fd(self._old)
+        try:
+            data = os.read(self._r, 4096)
+        except BlockingIOError:
+            data = b""
+        self.signum = data[-1] if data else 0
+        os.close(self._r)
+        os.close(self._w)
 
 
 def train(args: argparse.Namespace) -> int:
     """Start a run of CONFIG in --out (refused if a run is there, unless --force)."""
     from fem.config import load_toml
 
-    run_dir = Path(args.out)
-    if (run_dir / "metrics.jsonl").exists() and not args.force:
-        raise CheckpointError(f"{run_dir} already holds a run; use `neurofem resume {run_dir}` "
-                              "or pass --force to start over")
-    return _run(_with_steps(load_toml(args.config), args.steps), run_dir, resume_run=False)
+    doc = _with_steps(load_toml(args.config), args.steps)
+    return _run(doc, Path(args.out), args, resume_run=False)
 
 
 def resume(args: argparse.Namespace) -> int:
@@ -102,4 +186,5 @@ def resume(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / CONFIG).exists():
         raise CheckpointError(f"{run_dir / CONFIG} not found: not a run directory")
-    return _run(_with_steps(load_toml(run_dir / CONFIG), args.steps), run_dir, resume_run=True)
+    doc = _with_steps(load_toml(run_dir / CONFIG), args.steps)
+    return _run(doc, run_dir, args, resume_run=True)
