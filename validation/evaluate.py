@@ -10,7 +10,7 @@ from meshes.fenics import dolfinx
 
 from . import conservation as cons
 from .errors import elasticity_errors, field_errors, von_mises
-from .fields import magnitude
+from .fields import elastic_fields, magnitude
 
 
 @dataclass
@@ -78,6 +78,7 @@ def _compare(problem, dmesh, u_net: dolfinx.fem.Function, u_ref: dolfinx.fem.Fun
         fields["|u_fem|"] = magnitude(u_ref, "displacement_fem")
         fields["|u_network|"] = magnitude(u_net, "displacement_network")
         fields["|error|"] = magnitude(diff, "error_magnitude")
+        fields.update(elastic_fields(u_ref, u_net, lm, mu))
         fem_bal = cons.force_balance(problem, u_ref, dmesh)
         net_bal = cons.force_balance(problem, u_net, dmesh, scale=fem_bal["scale"])
         numbers["conservation"] = {

@@ -48,3 +48,35 @@ def magnitude(u: dolfinx.fem.Function, name: str) -> dolfinx.fem.Function:
     m.x.array[:] = np.linalg.norm(u.x.array.reshape(-1, bs), axis=1) if bs > 1 else np.abs(
         u.x.array)
     return m
+
+
+def cell_field(expr, mesh, name: str, shape: tuple[int, ...] | None = None
+               ) -> dolfinx.fem.Function:
+    """A UFL expression evaluated at each cell's midpoint, as a DG0 Function (scalar, or of
+    value `shape`, e.g. (3, 3) for a strain or stress tensor)."""
+    element = ("DG", 0, shape) if shape else ("DG", 0)
+    Q = dolfinx.fem.functionspace(mesh, element)
+    w = dolfinx.fem.Function(Q, name=name)
+    w.interpolate(dolfinx.fem.Expression(expr, Q.element.interpolation_points))
+    return w
+
+
+def elastic_fields(u_fem, u_net, lmbda, mu) -> dict[str, dolfinx.fem.Function]:
+    """Per-cell strain and stress tensors of FEM and network, and the stress-error magnitude
+    |σ(u_net) − σ(u_fem)| (Frobenius) and von Mises difference (network − FEM)."""
+    from meshes.fenics import ufl
+
+    from .errors import strain, stress, von_mises_expr
+
+    mesh = u_fem.function_space.mesh
+    d = mesh.geometry.dim
+    out = {}
+    for side, u in (("fem", u_fem), ("network", u_net)):
+        out[f"strain_{side}"] = cell_field(strain(u), mesh, f"strain_{side}", (d, d))
+        out[f"stress_{side}"] = cell_field(stress(u, lmbda, mu), mesh, f"stress_{side}", (d, d))
+    ds = stress(u_net, lmbda, mu) - stress(u_fem, lmbda, mu)
+    out["stress_error"] = cell_field(ufl.sqrt(ufl.inner(ds, ds)), mesh, "stress_error")
+    out["von_mises_error"] = cell_field(von_mises_expr(u_net, lmbda, mu)
+                                        - von_mises_expr(u_fem, lmbda, mu), mesh,
+                                        "von_mises_error")
+    return out

@@ -1,9 +1,14 @@
-"""Off-screen PyVista figures (PNG) of a network-vs-FEM comparison, and matplotlib curves.
+"""Off-screen PyVista figures (PNG) of a network-vs-FEM comparison, checked as rendered.
 
 Meshes and fields are gathered to rank 0 (:func:`gather_grid`, collective); only rank 0
-renders. 3D meshes are clipped by a corner box so the inside (inclusions, stress
-concentrations) shows; 2D meshes are viewed from above. Every colour bar names the
-quantity and its unit.
+renders. 3D meshes are clipped by a corner box so the inside shows, or cut by a plane
+(``"cut"``) chosen through the inclusions, whose outlines are drawn on the cut; 2D meshes
+are viewed from above. Every panel has an axes triad; every colour bar names the quantity
+and its unit, spans the data range of its own figure unless told otherwise, and can be on
+a log scale. :func:`panels` checks the PNG it wrote: each colour bar's title and its tick
+labels are rendered alone, in the same window, and the pixels they cover must not touch
+(:func:`colorbar_check`); the result comes back with the figure's colour ranges.
+Matplotlib figures (curves) live in :mod:`validation.plots` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import numpy as np
 
 from meshes.fenics import dolfinx
 
-WINDOW = (1500, 560)
+from .plots import cell_values, curves, layer_label, pixel_std, rollout_curves  # noqa: F401
+
+WINDOW = (1500, 600)
 
 
 def _pyvista():
@@ -60,7 +67,8 @@ def gather_grid(mesh, point_fields: dict[str, dolfinx.fem.Function] | None = Non
     cells = {}
     for k, f in (cell_fields or {}).items():
         bs = f.function_space.dofmap.index_map_bs
-        cells[k] = f.x.array.reshape(-1, bs)[:n_cells].squeeze()
+        dofs = f.function_space.dofmap.list[:n_cells, 0]  # DG0: one (blocked) dof per cell
+        cells[k] = f.x.array.reshape(-1, bs)[dofs].squeeze()
     if cell_tags is not None:
         phase = np.zeros(n_cells, dtype=np.int32)
         keep = cell_tags.indices < n_cells
@@ -105,49 +113,182 @@ def _view(plotter, grid) -> None:
         plotter.view_xy()
 
 
-def _bar(title: str) -> dict:
-    return {"title": title, "vertical": False, "title_font_size": 14, "label_font_size": 12,
-            "color": "black", "fmt": "%.3g", "position_x": 0.15, "width": 0.7}
+def _bar(title: str, log: bool = False) -> dict:
+    """A horizontal colour bar, tick labels above it; its own title is drawn below the bar
+    by :func:`_bar_title` (VTK stacks title and labels on one side, where they collide)."""
+    return {"title": title, "vertical": False, "title_font_size": 1, "label_font_size": 12,
+            "color": "black", "fmt": "%.2e" if log else "%.3g", "position_x": 0.12,
+            "position_y": 0.075, "width": 0.76, "height": 0.1, "n_labels": 4}
+
+
+def _bar_title(p, bar, text: str):
+    """The colour bar's title as a text actor centred under the bar (the bar's own title
+    is made transparent, so the bar's layout stays as it was)."""
+    bar.GetTitleTextProperty().SetOpacity(0.0)
+    actor = p.add_text(text, position=(0.5, 0.02), viewport=True, font_size=10, color="black")
+    actor.GetTextProperty().SetJustificationToCentered()
+    return actor
+
+
+def data_range(values: np.ndarray, log: bool = False) -> tuple[float, float]:
+    """(min, max) of the values (magnitudes of vectors); on a log scale the smallest
+    positive value, floored at 1e-12 of the largest. An empty or flat range is widened."""
+    v = np.asarray(values, dtype=float)
+    v = np.linalg.norm(v, axis=1) if v.ndim > 1 else v
+    v = v[np.isfinite(v)]
+    if log:
+        v = np.abs(v)
+        hi = float(v.max()) if v.size else 1.0
+        hi = hi if hi > 0 else 1.0
+        pos = v[v > 0]
+        lo = max(float(pos.min()) if pos.size else hi, hi * 1e-12)
+        return (lo, hi) if hi > lo else (lo / 10.0, hi * 10.0)
+    lo, hi = (float(v.min()), float(v.max())) if v.size else (0.0, 1.0)
+    if hi <= lo:
+        pad = abs(lo) * 1e-3 or 1e-12
+        return lo - pad, hi + pad
+    return lo, hi
+
+
+def cut_origin(grid, axis: int = 2, phase_tag: int | None = None) -> np.ndarray:
+    """A point of the plane normal to `axis` that cuts most cells of phase `phase_tag`
+    (the mid-plane without one), within the middle 80 % of the box."""
+    b = np.array(grid.bounds).reshape(3, 2)
+    origin = b.mean(axis=1)
+    if phase_tag is None or "phase" not in grid.cell_data:
+        return origin
+    sel = grid.cell_data["phase"] == phase_tag
+    if not sel.any():
+        return origin
+    z = grid.cell_centers().points[sel, axis]
+    lo, hi = b[axis]
+    planes = np.linspace(lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo), 33)
+    width = (hi - lo) / 40.0
+    counts = [np.count_nonzero(np.abs(z - c) < width) for c in planes]
+    origin[axis] = planes[int(np.argmax(counts))]
+    return origin
+
+
+def _shown(grid, v: dict, clip: bool):
+    """The grid a view shows: warped, then cut by a plane or clipped at a corner (3D)."""
+    g = grid
+    if v.get("warp"):
+        vec, factor = v["warp"]
+        g = grid.copy()
+        g.point_data["_w"] = g.point_data[vec]
+        g = g.warp_by_vector("_w", factor=factor)
+    if v.get("cut") is not None and _is3d(g):
+        axis, origin = v["cut"]
+        return g.slice(normal=np.eye(3)[axis], origin=origin)
+    return _clip(g) if clip and _is3d(g) else g
+
+
+def _add_view(p, grid, v: dict, clip: bool) -> dict:
+    """One panel: the field with its colour bar, outlines, title and axes triad."""
+    full = grid.cell_data[v["field"]] if v.get("cell") else grid.point_data[v["field"]]
+    log = bool(v.get("log"))
+    clim = tuple(v["clim"]) if v.get("clim") is not None else data_range(full, log)
+    g = _shown(grid, v, clip).copy()
+    data = g.cell_data[v["field"]] if v.get("cell") else g.point_data[v["field"]]
+    data = np.asarray(data, dtype=float)
+    data = np.linalg.norm(data, axis=1) if data.ndim > 1 else data
+    g["_s"] = np.maximum(np.abs(data), clim[0]) if log else data
+    p.add_mesh(g, scalars="_s", cmap=v.get("cmap", "viridis"), clim=clim, log_scale=log,
+               scalar_bar_args=_bar(v["label"], log), show_edges=False,
+               preference="cell" if v.get("cell") else "point")
+    bar = p.scalar_bars[v["label"]]
+    title = _bar_title(p, bar, v["label"])
+    for outline in v.get("outlines", []):
+        p.add_mesh(outline, color=v.get("outline_color", "white"), line_width=2.5)
+    if v.get("title"):
+        p.add_text(v["title"], font_size=11, color="black", position="upper_edge")
+    p.add_axes(color="black", line_width=2, viewport=(0.0, 0.2, 0.16, 0.42))
+    _view(p, g)
+    return {"field": v["field"], "title": v["label"], "clim": [float(clim[0]), float(clim[1])],
+            "log": log, "_actors": (bar, title)}
 
 
 def panels(grid, views: list[dict], path: str | Path, title: str | None = None,
-           window: tuple[int, int] = WINDOW, clip: bool = True, html: str | None = None) -> str:
+           window: tuple[int, int] = WINDOW, clip: bool = True, html: str | None = None,
+           check: bool = True) -> dict:
     """Side-by-side panels; each view: {"field", "label", "cmap", "clim", "cell", "title",
-    "warp": (vector field, factor), "log"}. Rank 0 only."""
+    "warp": (vector field, factor), "log", "cut": (axis, origin), "outlines": [PolyData]}.
+    Rank 0 only. Returns {"path", "colorbars": [{"field", "title", "clim", "log",
+    "overlap_px", "title_px", "label_px"}]} (the pixel counts of the rendered check)."""
     pv = _pyvista()
     p = pv.Plotter(off_screen=True, shape=(1, len(views)), window_size=window, border=False)
     p.set_background("white")
-    show = _clip(grid) if clip and _is3d(grid) else grid
+    bars = []
     for i, v in enumerate(views):
         p.subplot(0, i)
-        g = show
-        if v.get("warp"):
-            vec, factor = v["warp"]
-            g = grid.copy()
-            g.point_data["_w"] = g.point_data[vec]
-            g = g.warp_by_vector("_w", factor=factor)
-            g = _clip(g) if clip and _is3d(g) else g
-        data = g.cell_data[v["field"]] if v.get("cell") else g.point_data[v["field"]]
-        if v.get("log"):
-            data = np.log10(np.maximum(np.abs(data), 1e-300))
-        g = g.copy()
-        g["_s"] = data
-        if v.get("cell"):
-            g = g.point_data_to_cell_data() if False else g
-        p.add_mesh(g, scalars="_s", cmap=v.get("cmap", "viridis"), clim=v.get("clim"),
-                   scalar_bar_args=_bar(v["label"]), show_edges=False,
-                   preference="cell" if v.get("cell") else "point")
-        if v.get("title"):
-            p.add_text(v["title"], font_size=11, color="black", position="upper_edge")
-        _view(p, g)
+        bars.append(_add_view(p, grid, v, clip))
     if title:
         p.subplot(0, 0)
         p.add_text(title, font_size=9, color="black", position="lower_left")
     p.screenshot(str(path))
     if html:
         export_html(p, html)
+    pairs = [info.pop("_actors") for info in bars]
+    if check:
+        for info, c in zip(bars, colorbar_check(p, pairs), strict=True):
+            info.update(c)
     p.close()
-    return str(path)
+    return {"path": str(path), "colorbars": bars}
+
+
+def _ink(img: np.ndarray) -> np.ndarray:
+    """Pixels that differ from the white background."""
+    return np.any(np.abs(img[..., :3].astype(int) - 255) > 40, axis=-1)
+
+
+def _grow(mask: np.ndarray, px: int = 1) -> np.ndarray:
+    out = mask.copy()
+    for dy in range(-px, px + 1):
+        for dx in range(-px, px + 1):
+            out |= np.roll(np.roll(mask, dy, axis=0), dx, axis=1)
+    return out
+
+
+def colorbar_check(plotter, pairs: list) -> list[dict]:
+    """For each (colour bar, title actor): pixels of the title and of the bar's tick labels,
+    each rendered alone in the plotter's window, and how many label pixels lie within three
+    pixels of a title pixel. Hides everything else: call after the screenshot."""
+    props = [a for r in plotter.renderers for a in _props(r)]
+    for a in props:
+        a.SetVisibility(False)
+    base = _ink(_image(plotter))  # what cannot be hidden (the axes triads)
+    out = []
+    for bar, title in pairs:
+        title.SetVisibility(True)
+        t = _ink(_image(plotter)) & ~base
+        title.SetVisibility(False)
+        bar.SetVisibility(True)
+        bar.SetDrawColorBar(False)
+        bar.SetDrawFrame(False)
+        labels = _ink(_image(plotter)) & ~base
+        bar.SetVisibility(False)
+        out.append({"title_px": int(t.sum()), "label_px": int(labels.sum()),
+                    "overlap_px": int((_grow(t, 3) & labels).sum())})
+    return out
+
+
+def _image(plotter) -> np.ndarray:
+    plotter.render()
+    return np.asarray(plotter.screenshot(None, return_img=True))
+
+
+def _props(renderer) -> list:
+    coll = renderer.GetViewProps()
+    coll.InitTraversal()
+    return [coll.GetNextProp() for _ in range(coll.GetNumberOfItems())]
+
+
+def _bars(plotter) -> list:
+    """The scalar bar actors in the order of the subplots."""
+    import vtk
+
+    return [a for r in plotter.renderers for a in _props(r)
+            if isinstance(a, vtk.vtkScalarBarActor)]
 
 
 def export_html(plotter, path: str | Path) -> str | None:
@@ -179,10 +320,23 @@ def phases_figure(grid, names: dict[str, int], path: str | Path) -> str:
     p.add_legend(bcolor="white", face="rectangle", loc="upper left", size=(0.25, 0.1))
     p.add_text("phases (matrix clipped)" if _is3d(grid) else "phases", font_size=11,
                color="black", position="upper_edge")
+    p.add_axes(color="black", line_width=2, viewport=(0.0, 0.0, 0.2, 0.25))
     _view(p, grid)
     p.screenshot(str(path))
     p.close()
     return str(path)
+
+
+def outlines(grid, tags: list[int], axis: int, origin) -> list:
+    """Where the plane through `origin` normal to `axis` cuts the boundary of the cells
+    tagged `tags` (the inclusions): line sets to draw on a cut."""
+    sel = np.isin(grid.cell_data["phase"], tags)
+    if not sel.any():
+        return []
+    surface = grid.extract_cells(np.flatnonzero(sel)).extract_surface(
+        algorithm="dataset_surface")
+    lines = surface.slice(normal=np.eye(3)[axis], origin=origin)
+    return [lines] if lines.n_points else []
 
 
 def warp_factor(grid, vector: str, fraction: float = 0.1) -> float:
@@ -196,130 +350,3 @@ def warp_factor(grid, vector: str, fraction: float = 0.1) -> float:
     return float(10 ** math.floor(math.log10(raw)) * round(raw / 10 ** math.floor(math.log10(raw))))
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def curves(records: list[dict], path: str | Path, reference: str = "FEM") -> str:
-    """Loss, relative L2 error and spiking activity against the step (matplotlib).
-
-    Records without a loss, an error or an activity (a C-LIF run measures its rollout only
-    every few steps) leave gaps; `reference` names what the error is measured against.
-    """
-    plt = _plt()
-    steps = [r["step"] for r in records]
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.6))
-    loss = [(s, r["loss"]) for s, r in zip(steps, records, strict=True)
-            if r.get("loss") is not None]
-    if loss:
-        ax[0].plot(*zip(*loss, strict=True), color="#3182bd", marker="." if len(loss) < 30
-                   else None)
-    ax[0].set(xlabel="step", ylabel="loss", title="training loss")
-    err = [(s, r["rel_l2"]) for s, r in zip(steps, records, strict=True)
-           if r.get("rel_l2") is not None]
-    if err:
-        ax[1].semilogy(*zip(*err, strict=True), color="#e6550d", marker=".")
-    ax[1].set(xlabel="step", ylabel=f"relative L2 error vs {reference}",
-              title="error (lumped L2)")
-    act = [(s, r["activity"]) for s, r in zip(steps, records, strict=True) if r.get("activity")]
-    if act:
-        ax[2].plot([s for s, _ in act], [a["mean"] for _, a in act], color="#31a354",
-                   marker=".", label="mean")
-        for name in act[-1][1].get("layers", {}):
-            ax[2].plot([s for s, _ in act], [a.get("layers", {}).get(name, np.nan)
-                                             for _, a in act], lw=0.8, ls="--", label=name)
-        ax[2].legend(fontsize=7)
-    ax[2].set(xlabel="step", ylabel="fraction of neuron-steps spiking", title="spiking activity")
-    for a in ax:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
-
-
-def rollout_curves(rollout: dict, path: str | Path, reference: str = "reference") -> str:
-    """A C-LIF rollout (the rollout.json format): error, total quanta and drift over time,
-    and spikes per step (matplotlib)."""
-    plt = _plt()
-    t = np.asarray(rollout["t"], dtype=float)
-    fig, ax = plt.subplots(1, 3, figsize=(14, 3.6))
-    err = [(ti, e) for ti, e in zip(t, rollout["rel_l2"], strict=True) if e is not None]
-    if err:
-        ax[0].plot(*zip(*err, strict=True), color="#e6550d", marker=".")
-    ax[0].set(xlabel="t", ylabel=f"relative L2 error vs {reference}", title="rollout error")
-    ax[1].plot(t, rollout["total_quanta"], color="#3182bd", marker=".", label="total quanta")
-    ax[1].set(xlabel="t", ylabel="quanta in the domain", title="total quanta and drift")
-    drift = ax[1].twinx()
-    drift.plot(t, rollout["mass_drift"], color="#d62728", ls="--", label="mass drift")
-    drift.set_ylabel("mass drift (quanta)", color="#d62728")
-    lo, hi = min(rollout["mass_drift"]), max(rollout["mass_drift"])
-    drift.set_ylim(lo - 1, hi + 1)
-    ax[1].legend(handles=ax[1].get_lines() + drift.get_lines(), fontsize=7, loc="lower right")
-    moved = np.asarray(rollout["spikes_quanta_moved"], dtype=float)
-    fired = np.asarray(rollout["spikes_neurons_fired"], dtype=float)
-    steps = np.arange(1, len(moved) + 1)
-    ax[2].plot(steps, moved, color="#756bb1", lw=0.8, label="quanta moved")
-    ax[2].plot(steps, fired, color="#31a354", lw=0.8, label="neurons fired")
-    ax[2].set(xlabel="rollout step", ylabel="per step", title="spikes per step")
-    if len(moved) and moved.max() > 0:
-        ax[2].set_yscale("symlog", linthresh=1.0)
-    ax[2].legend(fontsize=7)
-    for a in ax:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
-
-
-def cell_values(centroids: np.ndarray, u: np.ndarray, ref: np.ndarray, path: str | Path,
-                labels: tuple[str, str] = ("spiking solver", "reference")) -> str:
-    """Cell values against a reference at the cell centroids: a line plot in 1D, scatter
-    views (value, reference, error) in 2D and 3D (matplotlib)."""
-    plt = _plt()
-    x = np.asarray(centroids, dtype=float).reshape(len(u), -1)
-    if x.shape[1] == 1:
-        order = np.argsort(x[:, 0])
-        fig, ax = plt.subplots(1, 2, figsize=(11, 3.8))
-        ax[0].plot(x[order, 0], ref[order], color="black", lw=2, label=labels[1])
-        ax[0].plot(x[order, 0], u[order], color="#e6550d", ls="--", marker=".", label=labels[0])
-        ax[0].set(xlabel="x", ylabel="u (cell average)", title="u at the end of the rollout")
-        ax[0].legend(fontsize=8)
-        ax[1].plot(x[order, 0], (u - ref)[order], color="#d62728", marker=".")
-        ax[1].set(xlabel="x", ylabel=f"{labels[0]} − {labels[1]}", title="error")
-        for a in ax:
-            a.grid(alpha=0.3)
-    else:
-        kw = {"projection": "3d"} if x.shape[1] == 3 else {}
-        fig = plt.figure(figsize=(15, 4.4))
-        lo, hi = float(min(u.min(), ref.min())), float(max(u.max(), ref.max()))
-        err = u - ref
-        for i, (vals, title, cmap, clim) in enumerate((
-                (u, labels[0], "viridis", (lo, hi)), (ref, labels[1], "viridis", (lo, hi)),
-                (err, "error", "coolwarm", (-float(np.abs(err).max()) or -1.0,
-                                            float(np.abs(err).max()) or 1.0)))):
-            ax = fig.add_subplot(1, 3, i + 1, **kw)
-            size = max(2.0, 4000.0 / len(u)) if x.shape[1] == 2 else 6.0
-            sc = ax.scatter(*x.T, c=vals, s=size, cmap=cmap, vmin=clim[0], vmax=clim[1],
-                            marker="s" if x.shape[1] == 2 else "o")
-            ax.set(title=title, xlabel="x", ylabel="y")
-            if x.shape[1] == 2:
-                ax.set_aspect("equal")
-            fig.colorbar(sc, ax=ax, shrink=0.8, label="u" if i < 2 else "error")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
-
-
-def pixel_std(path: str | Path) -> float:
-    """Standard deviation of a PNG's pixel values (0 for a blank image)."""
-    import matplotlib.image
-
-    return float(np.std(matplotlib.image.imread(str(path))))

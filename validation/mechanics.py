@@ -56,3 +56,34 @@ def hashin_shtrikman_young(materials: dict[str, tuple[float, float]],
     hs = hashin_shtrikman(list(K), list(G), [f[n] for n in names])
     return {"lower": float(young_from_bulk_shear(hs["K"][0], hs["G"][0])),
             "upper": float(young_from_bulk_shear(hs["K"][1], hs["G"][1])), "fractions": f}
+
+
+def loading_axis(u, mesh) -> int:
+    """The axis i of the largest mean normal strain |∫ε_ii dx| of displacement u."""
+    dx = ufl.Measure("dx", domain=mesh)
+    d = mesh.geometry.dim
+    e = [abs(integrate(strain(u)[i, i], dx, mesh.comm)) for i in range(d)]
+    return int(max(range(d), key=lambda i: e[i]))
+
+
+def moduli_report(u_fem, u_net, lmbda, mu, dmesh, materials: dict) -> dict:
+    """Apparent Young's modulus of FEM and network along the loading axis beside the
+    Hashin–Shtrikman bounds of the phases (3D), and whether each lies within them.
+
+    `materials`: phase name → (E, ν) or {"E", "nu"}. Collective over dmesh.comm.
+    """
+    mesh = dmesh.mesh
+    axis = loading_axis(u_fem, mesh)
+    out = {"axis": "xyz"[axis],
+           "fem": apparent_young_modulus(u_fem, lmbda, mu, mesh, axis),
+           "network": apparent_young_modulus(u_net, lmbda, mu, mesh, axis)}
+    mats = {n: (m["E"], m["nu"]) if isinstance(m, dict) else tuple(m)
+            for n, m in materials.items()}
+    fractions = phase_fractions(dmesh, list(mats))
+    if mesh.geometry.dim == 3 and fractions:
+        hs = hashin_shtrikman_young(mats, fractions)
+        out.update(hs_lower=hs["lower"], hs_upper=hs["upper"], fractions=hs["fractions"])
+        for side in ("fem", "network"):
+            out[f"{side}_within_bounds"] = bool(hs["lower"] <= out[side] <= hs["upper"])
+    out["network_rel_diff"] = (out["network"] - out["fem"]) / out["fem"] if out["fem"] else None
+    return out

@@ -10,6 +10,10 @@ import html
 import json
 from pathlib import Path
 
+from .export import readable
+from .plots import layer_label
+from .provenance import flag, header_rows
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -53,7 +57,8 @@ def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         rows.append([f"reaction on {name}", _fmt(c["network"]["reactions"][name]), _fmt(r)])
     out.append(("Conservation: network vs FEM", ["check", "network", "FEM"], rows))
     a = summary["activity"]
-    rows = [[name, _fmt(v)] for name, v in a["layers"].items()] + [["mean", _fmt(a["mean"])]]
+    rows = [[layer_label(name), _fmt(v)] for name, v in a["layers"].items()]
+    rows.append(["mean", _fmt(a["mean"])])
     out.append(("Spiking activity per layer (fraction of neuron-steps with a spike)",
                 ["layer", "activity"], rows))
     en = summary.get("energy")
@@ -71,9 +76,50 @@ def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     rows += [[f"phase {p}", f"volume {_fmt(v['volume'])} ({v['fraction']:.2%})"]
              for p, v in m["phases"].items()]
     out.insert(0, ("Mesh", ["quantity", "value"], rows))
+    out[1:1] = mechanics_tables(summary)
     t = summary["timings"]
     out.append(("Timings (s)", ["stage", "seconds"], [[k, _fmt(v)] for k, v in t.items()]))
     return out
+
+
+def mechanics_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Apparent Young's modulus of network and FEM beside the Hashin–Shtrikman bounds,
+    and the stress errors per phase (elasticity reports; none otherwise)."""
+    m, e = summary.get("mechanics"), summary["errors"]
+    out = []
+    if m:
+        unit = summary.get("units", {}).get("stress", "")
+        unit = f" ({unit})" if unit else ""
+        rows = [[f"network{unit}", _fmt(m["network"]), _within(m, "network")],
+                [f"FEM{unit}", _fmt(m["fem"]), _within(m, "fem")]]
+        if "hs_lower" in m:
+            rows += [[f"Hashin–Shtrikman lower bound{unit}", _fmt(m["hs_lower"]), ""],
+                     [f"Hashin–Shtrikman upper bound{unit}", _fmt(m["hs_upper"]), ""]]
+        rows.append(["network vs FEM (relative)", _fmt(m["network_rel_diff"]), ""])
+        out.append((f"Apparent Young's modulus along {m['axis']} "
+                    "(∫σ_ii dx / ∫ε_ii dx) and the Hashin–Shtrikman bounds",
+                    ["", "E", "within the bounds"], rows))
+    if "stress" in e and e["stress"].get("phases"):
+        rows = [[p, _fmt(e["stress"]["phases"][p].get("relative")),
+                 _fmt(e["stress"]["phases"][p].get("absolute")),
+                 _fmt(e.get("von_mises", {}).get("phases", {}).get(p, {}).get("relative")),
+                 _fmt(e.get("energy", {}).get("phases", {}).get(p, {}).get("relative"))]
+                for p in e["stress"]["phases"]]
+        out.append(("Stress errors per phase (network vs FEM)",
+                    ["phase", "stress rel. L2", "stress abs. L2", "von Mises rel. L2",
+                     "energy norm rel."], rows))
+    return out
+
+
+def _within(m: dict, side: str) -> str:
+    key = f"{side}_within_bounds"
+    return "–" if key not in m else ("yes" if m[key] else "NO")
+
+
+def run_table(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report's header: how the run was trained, when, with what (if recorded)."""
+    run = summary.get("run")
+    return [("Run", ["setting", "value"], header_rows(run))] if run else []
 
 
 def clif_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
@@ -124,6 +170,9 @@ def _fields_line(summary: dict) -> str:
     files = summary["field_files"]
     if not files:
         return "No field files written."
+    if "fields.vtu" in files:
+        return (f"Fields: {', '.join(files)} (fields.vtu: every field, read by ParaView, "
+                "meshio and pyvista; fields.xdmf: ParaView)")
     if all(f.endswith((".xdmf", ".bp")) for f in files):
         return f"Fields for ParaView: {', '.join(files)}"
     return f"Fields (XDMF for ParaView, NumPy .npz): {', '.join(files)}"
@@ -131,9 +180,12 @@ def _fields_line(summary: dict) -> str:
 
 def write_markdown(summary: dict, figures: dict[str, str], path: Path) -> Path:
     """report.md: headline, tables, figures, the command that reproduces the run."""
-    lines = [f"# neurofem report: {summary['title']}", "", summary["description"], "",
-             f"Headline: {summary['headline']}", ""]
-    for title, header, rows in tables(summary):
+    lines = [f"# neurofem report: {summary['title']}", ""]
+    if flag(summary):
+        lines += [f"> **{flag(summary)}**: the numbers below are those of the last "
+                  "checkpoint, not of the planned training.", ""]
+    lines += [summary["description"], "", f"Headline: {summary['headline']}", ""]
+    for title, header, rows in run_table(summary) + tables(summary):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |",
                   "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
@@ -149,10 +201,14 @@ def write_markdown(summary: dict, figures: dict[str, str], path: Path) -> Path:
 def write_html(summary: dict, figures: dict[str, str], path: Path) -> Path:
     """report.html: the same content, self-contained apart from the PNGs beside it."""
     esc = html.escape
-    body = [f"<h1>neurofem report: {esc(summary['title'])}</h1>",
-            f"<p>{esc(summary['description'])}</p>",
-            f"<p><strong>{esc(summary['headline'])}</strong></p>"]
-    for title, header, rows in tables(summary):
+    body = [f"<h1>neurofem report: {esc(summary['title'])}</h1>"]
+    if flag(summary):
+        body.append(f'<p class="incomplete"><strong>{esc(flag(summary))}</strong>: the '
+                    "numbers below are those of the last checkpoint, not of the planned "
+                    "training.</p>")
+    body += [f"<p>{esc(summary['description'])}</p>",
+             f"<p><strong>{esc(summary['headline'])}</strong></p>"]
+    for title, header, rows in run_table(summary) + tables(summary):
         body.append(f"<h2>{esc(title)}</h2>\n<table>")
         body.append("<tr>" + "".join(f"<th>{esc(h)}</th>" for h in header) + "</tr>")
         body += ["<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows]
@@ -165,7 +221,8 @@ def write_html(summary: dict, figures: dict[str, str], path: Path) -> Path:
              f"<p>{esc(_fields_line(summary))}</p>"]
     style = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;"
-             "padding:3px 8px;text-align:right}th{background:#eee}img{max-width:100%}")
+             "padding:3px 8px;text-align:right}th{background:#eee}img{max-width:100%}"
+             ".incomplete{background:#fde0dc;border:2px solid #c62828;padding:0.5em}")
     doc = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
            f"<title>neurofem report: {esc(summary['title'])}</title>\n"
            f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body)
@@ -179,6 +236,10 @@ def write_report(summary: dict, figures: dict[str, str], out_dir: str | Path) ->
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    return {"summary": out / "summary.json",
-            "markdown": write_markdown(summary, figures, out / "report.md"),
-            "html": write_html(summary, figures, out / "report.html")}
+    paths = {"summary": out / "summary.json",
+             "markdown": write_markdown(summary, figures, out / "report.md"),
+             "html": write_html(summary, figures, out / "report.html")}
+    for p in [*paths.values(), *(out / name for name in figures)]:
+        if p.exists():
+            readable(p)
+    return paths

@@ -86,9 +86,9 @@ def _document(args: argparse.Namespace) -> dict:
 
 
 def _command(args: argparse.Namespace, ranks: int) -> str:
-    parts = ["neurofem", "demo", "--out", args.out]
-    if ranks > 1:
-        parts += ["--mpi", str(ranks)]
+    """The command that reruns this demo: `mpiexec -n N neurofem demo ...` under N ranks."""
+    parts = (["mpiexec", "-n", str(ranks)] if ranks > 1 else []) + ["neurofem", "demo",
+                                                                    "--out", args.out]
     if args.config != str(CONFIG):
         parts += ["--config", args.config]
     if args.steps is not None:
@@ -136,7 +136,10 @@ def run(args: argparse.Namespace) -> int:
             value = summary.get(key)
             return "n/a" if value is None else f"{value:{spec}}{suffix}"
 
-        print(f"neurofem demo: displacement error {fmt('displacement_rel_l2', '.2%')} "
+        from validation.provenance import flag
+
+        lead = f"{flag(summary)}: " if flag(summary) else ""
+        print(f"neurofem demo: {lead}displacement error {fmt('displacement_rel_l2', '.2%')} "
               f"(rel. L2 vs FEM), stress error {fmt('stress_rel_l2', '.2%')}, mean activity "
               f"{fmt('mean_activity', '.1%')}, energy {fmt('energy_ratio', '.3g', 'x')} ANN, "
               f"{wall:.0f} s -> {out / 'report.html'}", flush=True)

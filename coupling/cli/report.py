@@ -101,10 +101,8 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
     import torch
 
     import spiking
-    from validation import figures as fig
     from validation.evaluate import compare, mesh_statistics
     from validation.fields import network_function, nodal_function, on_space
-    from validation.report import write_report
 
     t0 = time.perf_counter()
     from ..trainer import load_trained
@@ -129,25 +127,23 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
         energy = spiking.energy_report(net, monitor).to_dict()
     cmp = compare(problem, u_net, reference=u_ref)
     mesh_stats = mesh_statistics(trainer.dmesh)
+    mechanics = _mechanics(trainer, problem, u_ref, u_net)
     t_validate = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    fields_path = _write_fields(cmp.fields, point_activity, run_dir)
-    figures = _figures(fig, cmp, point_activity, trainer, run_dir, html_scene, units or {})
-    records = _records(run_dir) if comm.rank == 0 else []
-    if comm.rank == 0 and records:
-        fig.curves(records, run_dir / "curves.png")
-        figures["curves.png"] = "training loss, error against FEM and spiking activity per step"
+    records = comm.bcast(_records(run_dir) if comm.rank == 0 else None, root=0)
+    field_files, figures, checks = _outputs(cmp, point_activity, trainer, run_dir, html_scene,
+                                            units or {}, records)
     t_figures = time.perf_counter() - t2
 
     e = cmp.numbers["errors"]
-    train_wall = records[-1]["wall_s"] if records else None
     summary = {
         "title": f"{trainer.cfg.problem.type} on {trainer.cfg.mesh.kind}",
         "units": units or {},
         "description": description or _describe(trainer),
         "run_dir": str(run_dir),
         "step": trainer.step,
+        "run": _header(trainer, records, comm.size),
         "displacement_rel_l2": e["l2"]["relative"],
         "h1_rel": e["h1"]["relative"],
         "stress_rel_l2": e.get("stress", {}).get("relative"),
@@ -158,20 +154,53 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
         "conservation": cmp.numbers["conservation"],
         "activity": activity,
         "energy": energy,
+        "mechanics": mechanics,
         "mesh": mesh_stats,
         "config": trainer.cfg.resolved(),
-        "timings": {"train_s": train_wall, "setup_s": t_setup, "validate_s": t_validate,
-                    "figures_s": t_figures},
-        "command": _command(run_dir, comm.size),
-        "field_files": [fields_path.name],
+        "timings": {"train_s": records[-1]["wall_s"] if records else None,
+                    "setup_s": t_setup, "validate_s": t_validate, "figures_s": t_figures},
+        "field_files": field_files,
         "figures": figures,
+        "figure_checks": checks,
     }
+    summary["complete"] = summary["run"]["complete"]
+    summary["command"] = _command(run_dir, summary["run"])
     summary["headline"] = _headline(summary)
     if comm.rank == 0:
+        from validation.report import write_report
+
         _keep_end_to_end_time(summary, run_dir)
         write_report(summary, figures, run_dir)
     comm.barrier()
     return summary
+
+
+def _header(trainer, records: list[dict], ranks: int) -> dict:
+    """Training settings, steps done / planned, ranks, date, versions, commit."""
+    from validation.provenance import run_header
+
+    cfg = trainer.cfg
+    net = dict(cfg.network)
+    t = cfg.training
+    settings = {"network": f"{net.get('neuron', 'vsn')} {net.get('hidden', '')}",
+                "neuron": net.get("neuron", "vsn"),
+                **{k: net[k] for k in ("activation", "num_steps", "threshold", "surrogate",
+                                       "fourier_features") if k in net},
+                "residual": cfg.residual.kind, "boundary": cfg.boundary.mode,
+                "lr": t.lr, "schedule": t.schedule, "dtype": t.dtype, "seed": t.seed}
+    train_ranks = next((r["ranks"] for r in reversed(records) if "ranks" in r), ranks)
+    return run_header(settings, trainer.step, t.steps, train_ranks, ranks)
+
+
+def _mechanics(trainer, problem, u_ref, u_net) -> dict | None:
+    """Apparent moduli of FEM and network beside the Hashin–Shtrikman bounds (elasticity)."""
+    materials = getattr(trainer.cfg.problem, "materials", None)
+    if not (hasattr(problem, "lmbda") and hasattr(problem, "mu") and materials):
+        return None
+    from validation.mechanics import moduli_report
+
+    mats = {n: (m.E, m.nu) if hasattr(m, "E") else m for n, m in materials.items()}
+    return moduli_report(u_ref, u_net, problem.lmbda, problem.mu, trainer.dmesh, mats)
 
 
 def _keep_end_to_end_time(summary: dict, run_dir: Path) -> None:
@@ -196,114 +225,54 @@ def _describe(trainer) -> str:
 
 
 def _headline(s: dict) -> str:
+    from validation.provenance import flagged
+
     parts = [f"displacement/field error {s['displacement_rel_l2']:.2%}"]
     if s.get("stress_rel_l2") is not None:
         parts.append(f"stress error {s['stress_rel_l2']:.2%}")
     parts.append(f"activity {s['mean_activity']:.1%}")
     if s.get("energy_ratio") is not None:
         parts.append(f"energy {s['energy_ratio']:.3g}x ANN")
-    return ", ".join(parts)
+    return flagged(", ".join(parts), s)
 
 
-def _command(run_dir: Path, ranks: int) -> str:
+def _command(run_dir: Path, run: dict) -> str:
+    """The saved command of the run (the demo writes one), else train + report with the
+    ranks of the training and of this report (`mpiexec -n N` when N > 1)."""
+    from validation.provenance import reproduce_command
+
     saved = run_dir / COMMAND_FILE
     if saved.exists():
         return saved.read_text().strip()
-    launch = f"mpiexec -n {ranks} " if ranks > 1 else ""
-    return (f"{launch}neurofem train {run_dir}/config.toml --out {run_dir} --force && "
-            f"{launch}neurofem report {run_dir}")
+    return reproduce_command(run_dir, run["train_ranks"], run["report_ranks"])
 
 
-def _write_fields(fields: dict, activity, run_dir: Path) -> Path:
-    """FEM, network and error fields (+ von Mises, imbalance, activity) as one XDMF file."""
-    from meshes.fenics import dolfinx
+def _outputs(cmp, activity, trainer, run_dir: Path, html_scene: bool, units: dict,
+             records: list[dict]) -> tuple[list[str], dict, dict]:
+    """fields.xdmf (collective) and, from one gathered grid, fields.vtu and every figure
+    (rank 0). Returns (field files, {figure: caption}, {figure: colour-bar checks})."""
+    from validation import export
+    from validation.figures import curves, gather_grid
+    from validation.report_figures import network_figures
 
-    path = run_dir / "fields.xdmf"
-    mesh = fields["u_fem"].function_space.mesh
-    with dolfinx.io.XDMFFile(mesh.comm, str(path), "w") as f:
-        f.write_mesh(mesh)
-        for name, w in list(fields.items()) + ([("activity", activity)] if activity else []):
-            if w.function_space.ufl_element().embedded_superdegree > 1:
-                continue  # XDMF stores P1 / DG0 only; the reference cache holds the rest
-            w.name = (f"{name.strip('|')}_magnitude" if name.startswith("|") else name)
-            f.write_function(w)
-    return path
-
-
-def _figures(fig, cmp, activity, trainer, run_dir: Path, html_scene: bool, units: dict) -> dict:
-    """Render every figure (collective gather, rank 0 renders); returns {file: caption}."""
-    f = cmp.fields
+    f = dict(cmp.fields)
+    if activity is not None:
+        f["activity"] = activity
     elastic = "von_mises_fem" in f
-    point = {k: f[k] for k in ("u_fem", "u_network", "error")}
-    for k in ("|u_fem|", "|u_network|", "|error|"):
-        if k in f:
-            point[k] = f[k]
-    if activity is not None:
-        point["activity"] = activity
-    cell = {k: f[k] for k in ("von_mises_fem", "von_mises_network", "imbalance_fem",
-                              "imbalance_network") if k in f}
     dmesh = trainer.dmesh
-    grid = fig.gather_grid(dmesh.mesh, point, cell, dmesh.cell_tags)
+    export.write_xdmf(f, run_dir / "fields.xdmf", elastic, dmesh.cell_tags)
+    cell = {k: w for k, w in f.items() if k.startswith(("von_mises", "imbalance"))
+            or w.function_space.ufl_element().embedded_superdegree == 0}  # per-cell values
+    point = {k: w for k, w in f.items() if k not in cell}
+    grid = gather_grid(dmesh.mesh, point, cell, dmesh.cell_tags)
+    files = ["fields.vtu", "fields.xdmf"]
     if trainer.comm.rank != 0:
-        return {}
-    lu = units.get("length", "")
-    du = units.get("displacement", "")
-    su = units.get("stress", "")
-    out = {}
-    br = lambda u: f" [{u}]" if u else ""  # noqa: E731
-    key = "|u_fem|" if elastic else "u_fem"
-    net_key = "|u_network|" if elastic else "u_network"
-    err_key = "|error|"
-    lo = float(min(grid.point_data[key].min(), grid.point_data[net_key].min()))
-    hi = float(max(grid.point_data[key].max(), grid.point_data[net_key].max()))
-    qty = "displacement magnitude" if elastic else "u"
-    fig.panels(grid, [
-        {"field": key, "label": f"{qty} FEM{br(du)}", "clim": (lo, hi), "title": "FEM"},
-        {"field": net_key, "label": f"{qty} network{br(du)}", "clim": (lo, hi),
-         "title": "network"},
-        {"field": err_key, "label": f"error magnitude{br(du)}", "cmap": "magma",
-         "title": "|error|"}],
-        run_dir / "comparison.png", html=str(run_dir / "comparison.html") if html_scene else None)
-    out["comparison.png"] = "FEM | network | |error| (3D: corner clipped to show the inside)"
-    if dmesh.tdim == 3 and "phase" in grid.cell_data and len(dmesh.cell_names) > 1:
-        fig.phases_figure(grid, dmesh.cell_names, run_dir / "phases.png")
-        out["phases.png"] = "phases of the mesh (matrix clipped so the inclusions show)"
-    if elastic:
-        factor = fig.warp_factor(grid, "u_fem")
-        fig.panels(grid, [
-            {"field": "|u_fem|", "label": f"displacement magnitude FEM{br(du)}",
-             "warp": ("u_fem", factor),
-             "title": f"FEM, deformed x{factor:g}"},
-            {"field": "|u_network|", "label": f"displacement magnitude network{br(du)}",
-             "warp": ("u_network", factor), "title": f"network, deformed x{factor:g}"}],
-            run_dir / "deformed.png", window=(1100, 560))
-        out["deformed.png"] = (f"displacement magnitude on the deformed shape (displacements "
-                               f"scaled by {factor:g})")
-        vlo = 0.0
-        vhi = float(max(grid.cell_data["von_mises_fem"].max(),
-                        grid.cell_data["von_mises_network"].max()))
-        fig.panels(grid, [
-            {"field": "von_mises_fem", "label": f"von Mises FEM{br(su)}", "cell": True,
-             "clim": (vlo, vhi), "cmap": "inferno", "title": "von Mises stress, FEM"},
-            {"field": "von_mises_network", "label": f"von Mises network{br(su)}", "cell": True,
-             "clim": (vlo, vhi), "cmap": "inferno", "title": "von Mises stress, network"}],
-            run_dir / "von_mises.png", window=(1100, 560))
-        out["von_mises.png"] = "von Mises stress per cell, FEM | network"
-    if activity is not None:
-        view = {"field": "activity", "label": "spiking activity (fraction)",
-                "cmap": "cividis", "clim": (0.0, 1.0), "title": "per-point spiking activity"}
-        fig.panels(grid, [view], run_dir / "activity.png", window=(620, 560))
-        out["activity.png"] = ("spiking activity at each mesh node (fraction of "
-                               "neuron-steps that spiked, all layers)")
-    if "imbalance_network" in grid.cell_data:
-        unit = f"{su or 'stress'}/{lu or 'length'}" if elastic else "units of f"
-        label = "force imbalance density" if elastic else "flux imbalance density"
-        fig.panels(grid, [
-            {"field": "imbalance_network", "label": f"{label}, network [{unit}]",
-             "cell": True, "cmap": "plasma", "title": "conservation error, network"},
-            {"field": "imbalance_fem", "label": f"{label}, FEM [{unit}]",
-             "cell": True, "cmap": "plasma", "title": "conservation error, FEM"}],
-            run_dir / "imbalance.png", window=(1100, 560))
-        out["imbalance.png"] = ("local conservation error per cell: Galerkin residual of the "
-                                "field spread over its patches, per unit volume")
-    return out
+        return files, {}, {}
+    export.write_vtu(grid, run_dir / "fields.vtu", elastic)
+    figures, checks = network_figures(grid, dict(dmesh.cell_names), dmesh.tdim, run_dir,
+                                      units, html_scene)
+    if records:
+        curves(records, run_dir / "curves.png")
+        figures["curves.png"] = ("training loss, error against FEM and spiking activity per "
+                                 "step (layers named as in the tables)")
+    return files, figures, checks
