@@ -26,6 +26,7 @@ import numpy as np
 
 def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
     """Roll the C-LIF run in run_dir out again and write its report (collective)."""
+    from validation.provenance import flagged, run_header
     from validation.report import write_report
 
     from ..clif import load_trained_clif
@@ -38,7 +39,7 @@ def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
     out = _rollout(disc, comm)
     t_rollout = time.perf_counter() - t1
     t2 = time.perf_counter()
-    records = _records(run_dir) if comm.rank == 0 else []
+    records = comm.bcast(_records(run_dir) if comm.rank == 0 else None, root=0)
     figures, field_files = _outputs(disc, out, records, run_dir, comm, html_scene)
     t_figures = time.perf_counter() - t2
     numbers, pb = out["numbers"], disc.pb
@@ -49,6 +50,9 @@ def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
         "description": _describe(disc, numbers),
         "run_dir": str(run_dir),
         "step": disc.step,
+        "run": run_header(_settings(disc), disc.step, disc.cfg.training.steps,
+                          next((r["ranks"] for r in reversed(records) if "ranks" in r),
+                               comm.size), comm.size),
         "reference": _reference(pb),
         "rel_l2": numbers["rel_l2"],
         "rel_l2_max": numbers["rel_l2_max"],
@@ -62,15 +66,24 @@ def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
         "config": disc.cfg.resolved(),
         "timings": {"train_s": records[-1].get("wall_s") if records else None,
                     "setup_s": t_setup, "rollout_s": t_rollout, "figures_s": t_figures},
-        "command": _command(run_dir, comm.size),
         "field_files": field_files,
         "figures": figures,
     }
-    summary["headline"] = _headline(summary)
+    summary["complete"] = summary["run"]["complete"]
+    summary["command"] = _command(run_dir, summary["run"])
+    summary["headline"] = flagged(_headline(summary), summary)
     if comm.rank == 0:
         write_report(summary, figures, run_dir)
     comm.barrier()
     return summary
+
+
+def _settings(disc) -> dict:
+    """The C-LIF training settings of the report's header."""
+    c, t = disc.cfg.clif, disc.cfg.training
+    return {"network": f"C-LIF flux network {c.hidden}", "neuron": "clif",
+            "residual": f"rollout windows of {c.window} steps", "lr": t.lr,
+            **{k: getattr(t, k) for k in ("schedule", "dtype", "seed") if hasattr(t, k)}}
 
 
 def _rollout(disc, comm) -> dict:
@@ -104,7 +117,7 @@ def _outputs(disc, out: dict, records: list[dict], run_dir: Path, comm,
     files = ["clif_fields.npz"] if (run_dir / "clif_fields.npz").exists() else []
     if pb.dmesh is not None and pb.geo.gdim > 1:
         figures.update(_mesh_fields(pb, out, run_dir, comm, html_scene))
-        files.append("fields.xdmf")
+        files += ["fields.vtu", "fields.xdmf"]
     if comm.rank != 0:
         return {}, files
     fig.rollout_curves(out["curves"], run_dir / "rollout.png", reference=ref)
@@ -148,6 +161,9 @@ def _mesh_fields(pb, out: dict, run_dir: Path, comm, html_scene: bool) -> dict[s
     grid = fig.gather_grid(mesh, None, fields, pb.dmesh.cell_tags)
     if comm.rank != 0:
         return {}
+    from validation.export import write_vtu
+
+    write_vtu(grid, run_dir / "fields.vtu", elastic=False)
     lo = float(min(out["u"].min(), out["reference"].min()))
     hi = float(max(out["u"].max(), out["reference"].max()))
     emax = float(np.abs(out["u"] - out["reference"]).max()) or 1.0
