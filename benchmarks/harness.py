@@ -115,6 +115,8 @@ def run(opts: Options) -> dict:
         raise BenchError(f"--mpi {opts.mpi}: expected a positive number of ranks")
     if opts.steps is not None and opts.steps < 1:
         raise BenchError(f"--steps {opts.steps}: expected a positive integer")
+    for flag, folder in (("--out", opts.out), ("--runs", opts.runs)):
+        _check_folder(flag, folder)  # before the grid runs, not after
     cells = select(opts.only)
     t_start = time.perf_counter()
     started = _dt.datetime.now().astimezone()
@@ -133,6 +135,18 @@ def run(opts: Options) -> dict:
     stem = f"{started:%Y-%m-%d}-{_machine_tag()}" + ("-quick" if opts.quick else "")
     doc["paths"] = [str(p) for p in write_results(doc, Path(opts.out), stem)]
     return doc
+
+
+def _check_folder(flag: str, folder: Path | None) -> None:
+    """A results folder must be a (creatable, writable) directory: BenchError otherwise."""
+    if folder is None:
+        return
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise BenchError(f"{flag} {folder}: exists and is not a directory")
+    parent = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise BenchError(f"{flag} {folder}: {parent} is not a writable directory")
 
 
 def _problem_doc(p: Problem, opts: Options) -> dict:

@@ -2,6 +2,8 @@
 
 Writes DIR/field.xdmf (P1) or DIR/field.bp (VTX), DIR/field.npz (loadable cache format),
 DIR/summary.json (dofs, solve time, solver iterations, norms, problem) and prints one line.
+DIR is checked before any work: a file, an unwritable folder or another command's output
+folder (a training run) is refused in one line (fem.cache.claim_output).
 """
 
 from __future__ import annotations
@@ -40,9 +42,20 @@ def solve_command(args: argparse.Namespace) -> int:
 
     from meshes.fenics import MPI
 
+    from .cache import atomic_write, claim_output
     from .reference import reference, save
 
     comm = MPI.COMM_WORLD
+    # The output folder is checked before any work: never another command's (a run's) folder.
+    error = None
+    if comm.rank == 0:
+        try:
+            claim_output(args.out, "fem solve")
+        except FemError as exc:
+            error = str(exc)
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise FemError(error)
     t0 = time.perf_counter()
     dmesh = mesh_spec.build(comm)
     t_mesh = time.perf_counter() - t0
@@ -73,7 +86,7 @@ def solve_command(args: argparse.Namespace) -> int:
         t_end = spec.time.t_end if spec.time is not None else 0.0  # transient: final time
         summary["l2_error"] = l2_error(ref.u, spec.exact, t=t_end)
     if comm.rank == 0:
-        (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+        atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=float).encode())
         n = summary["norms"] or {}
         extra = ""
         if "K" in ref.results:

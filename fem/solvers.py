@@ -20,7 +20,36 @@ from .errors import SolverError
 
 LU_MAX_DOFS = 60_000  # above this many global dofs "auto" switches from MUMPS LU to CG + AMG
 
+# PETSc options a config may set ([problem.solver] petsc = {...}): solver and
+# preconditioner settings only. No viewer, monitor, log, draw or file option (they read or
+# write arbitrary paths: ksp_view = ":/any/path"), no values that look like a path.
+PETSC_PREFIXES = ("ksp_", "pc_", "mat_mumps_", "mg_levels_", "mg_coarse_", "sub_", "mat_type",
+                  "snes_", "matptap_", "mat_superlu", "mat_strumpack")
+PETSC_DENIED = ("view", "monitor", "log", "draw", "file", "save", "load", "dump", "history",
+                "python", "options", "output", "test", "error_if", "tmp", "dir")
+
 _prefix_counter = itertools.count()
+
+
+def check_petsc_options(options: dict) -> dict:
+    """The options if every name is on the allowlist and every value is plain (ConfigError)."""
+    from .errors import ConfigError
+
+    for name, value in options.items():
+        key = str(name).lstrip("-")
+        if not key.startswith(PETSC_PREFIXES) or any(w in key for w in PETSC_DENIED):
+            raise ConfigError(str(name), "PETSc option not allowed (only solver/preconditioner "
+                              f"settings: {', '.join(p.rstrip('_') for p in PETSC_PREFIXES[:4])}"
+                              "...; no viewers, monitors, logs or files)")
+        ok = isinstance(value, bool) or (isinstance(value, int | float) and abs(value) < 1e300
+                                         and value == value)
+        if isinstance(value, str):
+            ok = value != "" and len(value) < 64 and value.replace("_", "").replace(
+                ".", "").replace("-", "").replace("+", "").isalnum()
+        if not ok:
+            raise ConfigError(str(name), f"expected a number, boolean or plain word, got "
+                              f"{value!r}")
+    return options
 
 
 @dataclass
@@ -56,7 +85,7 @@ class SolverSettings:
                 "mg_levels_pc_type": "jacobi",
                 "pc_gamg_threshold": 0.02,
             }
-        opts.update(self.extra)
+        opts.update(check_petsc_options(self.extra))
         return opts
 
 

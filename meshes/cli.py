@@ -9,6 +9,7 @@ bad value gives one ``neurofem: error: ...`` line and exit code 2.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .errors import MeshError
@@ -52,9 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         kp.add_argument("--size", metavar="FLOAT", default=None,
                         help=f"target element size (default {b.default_size})")
         for o in b.options:
-            extra = {"nargs": "?", "const": "true"} if o.type == "bool" else {}
+            extra, metavar = {}, o.type.upper()
+            if o.type == "bool":
+                extra = {"nargs": "?", "const": "true"}
+            elif o.type == "floats":  # --radii 0.2 0.4 (as --help shows), or 0.2,0.4
+                extra, metavar = {"nargs": "+"}, "FLOAT"
             choices = f" {{{','.join(o.choices)}}}" if o.choices else ""
-            kp.add_argument(o.flag, dest=f"opt_{o.name}", metavar=o.type.upper(), default=None,
+            kp.add_argument(o.flag, dest=f"opt_{o.name}", metavar=metavar, default=None,
                             help=f"{o.help}{choices} (default {o.default!r})", **extra)
         kp.set_defaults(handler=run)
 
@@ -66,10 +71,16 @@ def run(args: argparse.Namespace) -> int:
     from .mesh_quality import summary_line
     from .registry import build_model
 
-    _suffix(args.output, FORMATS, "-o/--output")  # fail before meshing, not after
-    if args.preview:
-        _suffix(args.preview, (".png",), "--preview")
-    options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+    for flag, path, allowed in (("-o/--output", args.output, FORMATS),
+                                ("--preview", args.preview, (".png",))):
+        if path:  # fail before meshing, not after: format, folder, not a directory, writable
+            _suffix(path, allowed, flag)
+            if os.path.isdir(path):
+                raise MeshError(f"{flag}={path!r}: is a directory; give a file name")
+            if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+                raise MeshError(f"{flag}={path!r}: folder is not writable")
+    options = {k[4:]: " ".join(v) if isinstance(v, list) else v
+               for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     with gmsh_session(f"neurofem-{args.kind}"):
         try:
             info = build_model(args.kind, args.size, **options)
@@ -77,8 +88,15 @@ def run(args: argparse.Namespace) -> int:
             raise
         except Exception as exc:  # Gmsh/OCC failure on a valid-looking request
             raise MeshError(f"{args.kind}: Gmsh failed: {exc}") from None
-        write(args.output)
-        if args.preview:
-            preview(args.preview)
+        try:
+            write(args.output)
+            if args.preview:
+                preview(args.preview)
+        except OSError as exc:  # disk full, permissions changed under us
+            raise MeshError(f"-o/--output={args.output!r}: {exc.strerror or exc}") from None
+        except Exception as exc:  # Gmsh's own write errors are bare Exceptions
+            raise MeshError(f"-o/--output={args.output!r}: cannot write "
+                            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+                            ) from None
     print(summary_line(info) + f" -> {args.output}", file=sys.stdout, flush=True)
     return 0
