@@ -38,6 +38,22 @@ class BoundaryValues:
             return self.lift + self.distance * u
         return u
 
+    def apply_at(self, u: torch.Tensor, dofs: torch.Tensor) -> torch.Tensor:
+        """Values u at the local dofs `dofs` with the boundary data imposed there."""
+        if self.mode == "exact":
+            if not hasattr(self, "_fixed"):  # dense lookup of the fixed dofs, built once
+                n = int(max(self.index.max() + 1, dofs.max() + 1)) if len(self.index) else 0
+                self._fixed = torch.zeros(max(n, 1), dtype=torch.bool)
+                self._fixed[self.index] = True
+                self._data = torch.zeros(max(n, 1), dtype=self.values.dtype)
+                self._data[self.index] = self.values
+            inside = dofs < len(self._fixed)
+            at = torch.where(inside, dofs, torch.zeros_like(dofs))
+            return torch.where(inside & self._fixed[at], self._data[at], u)
+        if self.mode == "hard":
+            return self.lift[dofs] + self.distance[dofs] * u
+        return u
+
     def restrict(self, n: int) -> BoundaryValues:
         """The same map on the first n local dofs only (e.g. V's owned + ghost dofs)."""
         if self.mode == "exact":

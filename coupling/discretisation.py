@@ -24,6 +24,7 @@ from meshes.fenics import MPI, dolfinx, ufl
 
 from . import sp
 from .boundary import BoundaryValues, dirichlet_boundaries, distance_and_lift_specs, normalised
+from .elements import ElementGalerkinEnergy
 from .measure import Measured
 from .residuals import (
     AutogradResidual,
@@ -118,7 +119,8 @@ def with_interface_distance(x: np.ndarray, bounds, dmesh: DistributedMesh):
 
 def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: str | None = None,
                boundary_weight: float = 100.0, dtype: torch.dtype | None = None,
-               reference=None, interface_distance: bool = False, **options
+               reference=None, interface_distance: bool = False, batch: int | float = 0,
+               seed: int = 0, refresh: int = 20, **options
                ) -> Discretisation | SpaceTimeDiscretisation:
     """Make `problem` trainable with the named residual (collective).
 
@@ -130,6 +132,9 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     function or a :class:`fem.problems.Solution`) enables ``rel_l2`` in the measures;
     `dtype` defaults to torch's default dtype.
     Time-dependent problems are discretised in space-time (:mod:`coupling.spacetime`).
+    With ``batch`` (a number of cells or a fraction) the galerkin energy is a sum over
+    elements and each step of :func:`coupling.fit` samples cells (:mod:`coupling.elements`),
+    with a control-variate snapshot every `refresh` steps (0: plain sampling).
     """
     from .config import SPACE_TIME, ResidualSpec
 
@@ -155,7 +160,10 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     lumped = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)
     bvals = _boundary_values(problem, ops, mode, dtype)
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
-    if spec.kind == "galerkin":
+    if spec.kind == "galerkin" and batch:
+        res = _element_energy(problem, bvals.restrict(n_fun), t(x_all[: n_fun // bs]), batch,
+                              seed, refresh, t)
+    elif spec.kind == "galerkin":
         res = GalerkinEnergy(SparseOperator(ops.K.to(dtype)), ops.b.to(dtype), bvals, t(x_all),
                              layout.n_owned)
     elif spec.kind == "sp":
@@ -166,6 +174,18 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
               if ref is not None else None)
     return Discretisation(res, t(x_all[: n_fun // bs]), bvals.restrict(n_fun), t(lumped),
                           layout.n_owned, bs, problem, ops, target, bounds, dmesh.comm)
+
+
+def _element_energy(problem, boundary, x, batch, seed, refresh, t) -> ElementGalerkinEnergy:
+    """The galerkin energy over elements, sampling `batch` cells (or that fraction) a step."""
+    from fem.elements import element_operators
+
+    el = element_operators(problem)
+    fraction = min(1.0, batch / el.n_global_cells) if batch >= 1 else float(batch)
+    return ElementGalerkinEnergy(t(el.K), t(el.b), torch.as_tensor(el.dofs.copy()),
+                                 torch.as_tensor(el.original.copy()), el.n_global_cells, x,
+                                 boundary,
+                                 el.block_size, fraction, seed, refresh, el)
 
 
 def default_boundary_mode(residual: str, space_time: bool = False) -> str:

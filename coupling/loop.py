@@ -142,7 +142,7 @@ def make_scheduler(optimizer, schedule: str, steps: int, gamma: float, step_size
 
 def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
         schedule: str = "none", gamma: float = 0.5, step_size: int = 1000,
-        lbfgs_steps: int = 0, batch: int = 0, log_every: int = 50,
+        lbfgs_steps: int = 0, batch: int | float = 0, log_every: int = 50,
         checkpoint_every: int | None = None, callbacks: Sequence[Callback] = (),
         comm=None, progress: bool = False, handle_signals: bool = True) -> FitResult:
     """Train `net` on `disc`'s loss with Adam (then optional L-BFGS), collectively over MPI.
@@ -189,6 +189,8 @@ def _check_settings(**values) -> None:
         if name == "lr":
             ok = isinstance(value, int | float) and math.isfinite(value) and value > 0
             need = "a finite number > 0"
+        elif name == "batch" and isinstance(value, float):
+            ok, need = 0 < value < 1, "an integer >= 0 (rows) or a fraction in (0, 1)"
         else:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= lower[name]
             need = f"an integer >= {lower[name]}"
@@ -205,11 +207,22 @@ class _Loop:
         self.batch, self.log_every, self.checkpoint_every = batch, log_every, checkpoint_every
 
     def _draw(self) -> torch.Tensor | None:
-        """This step's mini-batch rows (each rank draws from its own rows), or None."""
-        n = self.s.disc.batch_size() if self.batch else 0
-        if not self.batch or not n or self.batch >= n:
+        """This step's mini-batch (each rank its own rows or cells), or None (full batch).
+
+        A discretisation with ``draw(step)`` (element-sampled Galerkin) chooses its own
+        sample from the step number; otherwise `batch` rows (or that fraction of them) are
+        drawn at random from this rank's rows.
+        """
+        if not self.batch:
             return None
-        return torch.randperm(n)[: self.batch]
+        drawn = getattr(self.s.disc, "draw", lambda step: None)(self.s.step)
+        if drawn is not None:
+            return drawn
+        n = self.s.disc.batch_size()
+        rows = self.batch if isinstance(self.batch, int) else max(1, round(self.batch * n))
+        if not n or rows >= n:
+            return None
+        return torch.randperm(n)[:rows]
 
     def _global(self, loss, terms, extra: dict[str, float]) -> dict[str, float]:
         local = {"loss": float(loss.detach()),

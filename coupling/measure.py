@@ -25,6 +25,11 @@ class Measured:
         """Rows a mini-batch draws from on this rank (0: full batch only)."""
         return self.residual.batch_size()
 
+    def draw(self, step: int) -> torch.Tensor | None:
+        """The residual's own sample for `step` (element sampling), or None."""
+        draw = getattr(self.residual, "draw", None)
+        return draw(step) if draw is not None else None
+
     def measure(self, net: torch.nn.Module) -> dict:
         """Relative L2 error against the reference and activity per layer (collective)."""
         monitor = spiking.ActivityMonitor(net)

@@ -70,7 +70,8 @@ class Trainer:
         self.disc = discretise(self.problem, cfg.residual, boundary=cfg.boundary.mode,
                                boundary_weight=cfg.boundary.weight, dtype=self.dtype,
                                reference=self.ref,
-                               interface_distance=cfg.inputs.interface_distance)
+                               interface_distance=cfg.inputs.interface_distance,
+                               batch=cfg.training.batch, seed=cfg.training.seed)
         self.net = self._network()
 
     def _network(self) -> spiking.MLP:

@@ -1,0 +1,110 @@
+"""Element-sampled Galerkin energy: mini-batches of cells for large meshes.
+
+E(u) = Σ_e [½ u_eᵀ K_e u_e − b_eᵀ u_e] over cells e (element tensors from
+:func:`fem.elements.element_operators`, Dirichlet dofs imposed). A step keeps each cell
+with probability p and evaluates the network only at the dofs of the kept cells S; the
+estimate (1/p) Σ_{e∈S} E_e is unbiased for E and for its gradient. Cells are drawn by
+their input-order index from a generator seeded by (seed, step), so every rank decides
+its own cells independently, a resumed run redraws the same cells, and 1 and N ranks use
+the same sample.
+
+Plain sampling keeps its variance at the solution (each element's residual K_e u_e − b_e
+is not zero there, only their sum is), so SGD stalls at a noise floor. With
+``refresh = R`` a control variate removes it: every R steps a snapshot ū of the network
+field is taken (one forward pass at all nodes, no gradient), with its global energy E(ū)
+and gradient g = Kū − b (summed over all ranks' cells). Since E is quadratic,
+
+    E(u) = E(ū) + Σ_e [h_eᵀ(u_e − ū_e) + ½ (u_e − ū_e)ᵀ K_e (u_e − ū_e)],  h_e,i = g_i / c_i,
+
+with c_i the number of cells holding dof i; sampling that sum of cell terms is still
+unbiased, and its variance vanishes as u → ū → u_h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .boundary import BoundaryValues
+
+
+@dataclass
+class ElementGalerkinEnergy:
+    """The Galerkin energy as a sum over this rank's owned cells, optionally sampled."""
+
+    K: torch.Tensor  # (n_cells, m, m) element stiffness
+    b: torch.Tensor  # (n_cells, m) element load
+    dofs: torch.Tensor  # (n_cells, m) local unrolled dofs
+    original: torch.Tensor  # (n_cells,) input-order cell index (rank-count independent)
+    n_global: int  # cells over all ranks
+    x: torch.Tensor  # (n_nodes, in_dim) network inputs at V's local nodes
+    boundary: BoundaryValues  # Dirichlet data on V's local dofs
+    block_size: int
+    fraction: float = 1.0  # p: the probability a cell enters a step's sample
+    seed: int = 0
+    refresh: int = 0  # steps between control-variate snapshots (0: plain sampling)
+    operators: object = None  # fem.elements.ElementOperators (for the snapshot's sums)
+    _snapshot: dict = field(default_factory=dict, repr=False)
+
+    def draw(self, step: int) -> torch.Tensor:
+        """This rank's cells of step `step`'s sample (local indices)."""
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        keep = torch.rand(self.n_global, generator=gen, dtype=torch.float64) < self.fraction
+        if self.refresh and step % self.refresh == 0:
+            self._snapshot["due"] = True
+        return torch.nonzero(keep[self.original]).reshape(-1)
+
+    def field(self, net: torch.nn.Module, nodes: torch.Tensor) -> torch.Tensor:
+        """The network at local `nodes` with the boundary data imposed, (k, bs)."""
+        bs = self.block_size
+        raw = net(self.x[nodes]).reshape(len(nodes), bs)
+        return self.boundary.apply_at(raw, nodes[:, None] * bs + torch.arange(bs))
+
+    def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None):
+        """Energy estimate of the sampled cells (the exact energy without a batch)."""
+        if batch is None:
+            return self._exact(net)
+        if self.refresh and (self._snapshot.get("due") or "u" not in self._snapshot):
+            self._take_snapshot(net)
+        dofs = self.dofs[batch]
+        nodes, where = torch.unique(dofs[:, :: self.block_size] // self.block_size,
+                                    return_inverse=True)
+        u_e = self.field(net, nodes)[where].reshape(len(dofs), -1)  # (n_s, m)
+        K = self.K[batch]
+        if not self.refresh:
+            energy = (0.5 * torch.einsum("ci,cij,cj->", u_e, K, u_e)
+                      - torch.sum(self.b[batch] * u_e)) / self.fraction
+            return energy, {"energy": energy}
+        snap = self._snapshot
+        d = u_e - snap["u"][dofs]
+        cells = torch.sum(snap["h"][batch] * d) + 0.5 * torch.einsum("ci,cij,cj->", d, K, d)
+        energy = snap["energy"] + cells / self.fraction
+        return energy, {"energy": energy}
+
+    def _exact(self, net: torch.nn.Module):
+        nodes = torch.arange(len(self.x))
+        u = self.field(net, nodes).reshape(-1)
+        u_e = u[self.dofs]
+        energy = 0.5 * torch.einsum("ci,cij,cj->", u_e, self.K, u_e) - torch.sum(self.b * u_e)
+        return energy, {"energy": energy}
+
+    def _take_snapshot(self, net: torch.nn.Module) -> None:
+        """ū, this rank's share of E(ū) and the per-cell gradient shares h_e (no gradient)."""
+        ops = self.operators
+        with torch.no_grad():
+            u = self.field(net, torch.arange(len(self.x))).reshape(-1)
+            u_e = u[self.dofs]
+            Ku = torch.einsum("cij,cj->ci", self.K, u_e)
+            energy = 0.5 * torch.sum(u_e * Ku) - torch.sum(self.b * u_e)
+        if "counts" not in self._snapshot:
+            ones = np.ones(tuple(self.dofs.shape))
+            self._snapshot["counts"] = torch.as_tensor(ops.sum_to_dofs(ones), dtype=u.dtype)
+        g = torch.as_tensor(ops.sum_to_dofs((Ku - self.b).numpy()), dtype=u.dtype)
+        counts = self._snapshot["counts"]
+        self._snapshot.update(u=u.detach(), energy=energy,
+                              h=(g / counts.clamp(min=1))[self.dofs], due=False)
+
+    def batch_size(self) -> int:
+        return len(self.K)
