@@ -120,7 +120,7 @@ def with_interface_distance(x: np.ndarray, bounds, dmesh: DistributedMesh):
 def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: str | None = None,
                boundary_weight: float = 100.0, dtype: torch.dtype | None = None,
                reference=None, interface_distance: bool = False, batch: int | float = 0,
-               seed: int = 0, refresh: int = 20, **options
+               seed: int = 0, refresh: int = 20, cluster_cells: int = 32, **options
                ) -> Discretisation | SpaceTimeDiscretisation:
     """Make `problem` trainable with the named residual (collective).
 
@@ -134,7 +134,8 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     Time-dependent problems are discretised in space-time (:mod:`coupling.spacetime`).
     With ``batch`` (a number of cells or a fraction) the galerkin energy is a sum over
     elements and each step of :func:`coupling.fit` samples cells (:mod:`coupling.elements`),
-    with a control-variate snapshot every `refresh` steps (0: plain sampling).
+    in clusters of about `cluster_cells` cells, with a control-variate snapshot every
+    `refresh` steps (0: plain sampling).
     """
     from .config import SPACE_TIME, ResidualSpec
 
@@ -162,7 +163,7 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     if spec.kind == "galerkin" and batch:
         res = _element_energy(problem, bvals.restrict(n_fun), t(x_all[: n_fun // bs]), batch,
-                              seed, refresh, t)
+                              seed, refresh, cluster_cells, t)
     elif spec.kind == "galerkin":
         res = GalerkinEnergy(SparseOperator(ops.K.to(dtype)), ops.b.to(dtype), bvals, t(x_all),
                              layout.n_owned)
@@ -176,16 +177,17 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
                           layout.n_owned, bs, problem, ops, target, bounds, dmesh.comm)
 
 
-def _element_energy(problem, boundary, x, batch, seed, refresh, t) -> ElementGalerkinEnergy:
+def _element_energy(problem, boundary, x, batch, seed, refresh, cluster_cells, t
+                    ) -> ElementGalerkinEnergy:
     """The galerkin energy over elements, sampling `batch` cells (or that fraction) a step."""
-    from fem.elements import element_operators
+    from fem.elements import cell_clusters, element_operators
 
     el = element_operators(problem)
     fraction = min(1.0, batch / el.n_global_cells) if batch >= 1 else float(batch)
+    ids, n_clusters = cell_clusters(el, cluster_cells)
     return ElementGalerkinEnergy(t(el.K), t(el.b), torch.as_tensor(el.dofs.copy()),
-                                 torch.as_tensor(el.original.copy()), el.n_global_cells, x,
-                                 boundary,
-                                 el.block_size, fraction, seed, refresh, el)
+                                 torch.as_tensor(ids), n_clusters, x, boundary, el.block_size,
+                                 fraction, seed, refresh, el)
 
 
 def default_boundary_mode(residual: str, space_time: bool = False) -> str:

@@ -1,12 +1,15 @@
 """Element-sampled Galerkin energy: mini-batches of cells for large meshes.
 
 E(u) = Σ_e [½ u_eᵀ K_e u_e − b_eᵀ u_e] over cells e (element tensors from
-:func:`fem.elements.element_operators`, Dirichlet dofs imposed). A step keeps each cell
-with probability p and evaluates the network only at the dofs of the kept cells S; the
-estimate (1/p) Σ_{e∈S} E_e is unbiased for E and for its gradient. Cells are drawn by
-their input-order index from a generator seeded by (seed, step), so every rank decides
-its own cells independently, a resumed run redraws the same cells, and 1 and N ranks use
-the same sample.
+:func:`fem.elements.element_operators`, Dirichlet dofs imposed). A step keeps each
+*cluster* of cells (the cells whose centroids share a bin of a uniform grid, about
+``cluster_cells`` each; 1 = single cells) with probability p and evaluates the network
+only at the nodes of the kept cells S; the estimate (1/p) Σ_{e∈S} E_e is unbiased for E
+and for its gradient. Clusters keep the touched nodes near a fraction p of all nodes
+(independent cells of a tetrahedral mesh would touch most nodes: a node lies in ~20
+cells). Clusters are drawn from a generator seeded by (seed, step) and identified by
+geometry alone, so every rank decides its own cells independently, a resumed run redraws
+the same cells, and 1 and N ranks use the same sample.
 
 Plain sampling keeps its variance at the solution (each element's residual K_e u_e − b_e
 is not zero there, only their sum is), so SGD stalls at a noise floor. With
@@ -37,12 +40,12 @@ class ElementGalerkinEnergy:
     K: torch.Tensor  # (n_cells, m, m) element stiffness
     b: torch.Tensor  # (n_cells, m) element load
     dofs: torch.Tensor  # (n_cells, m) local unrolled dofs
-    original: torch.Tensor  # (n_cells,) input-order cell index (rank-count independent)
-    n_global: int  # cells over all ranks
+    cluster: torch.Tensor  # (n_cells,) cluster id of each cell (rank-count independent)
+    n_clusters: int  # clusters over all ranks
     x: torch.Tensor  # (n_nodes, in_dim) network inputs at V's local nodes
     boundary: BoundaryValues  # Dirichlet data on V's local dofs
     block_size: int
-    fraction: float = 1.0  # p: the probability a cell enters a step's sample
+    fraction: float = 1.0  # p: the probability a cluster enters a step's sample
     seed: int = 0
     refresh: int = 0  # steps between control-variate snapshots (0: plain sampling)
     operators: object = None  # fem.elements.ElementOperators (for the snapshot's sums)
@@ -51,10 +54,10 @@ class ElementGalerkinEnergy:
     def draw(self, step: int) -> torch.Tensor:
         """This rank's cells of step `step`'s sample (local indices)."""
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        keep = torch.rand(self.n_global, generator=gen, dtype=torch.float64) < self.fraction
+        keep = torch.rand(self.n_clusters, generator=gen, dtype=torch.float64) < self.fraction
         if self.refresh and step % self.refresh == 0:
             self._snapshot["due"] = True
-        return torch.nonzero(keep[self.original]).reshape(-1)
+        return torch.nonzero(keep[self.cluster]).reshape(-1)
 
     def field(self, net: torch.nn.Module, nodes: torch.Tensor) -> torch.Tensor:
         """The network at local `nodes` with the boundary data imposed, (k, bs)."""
@@ -68,6 +71,10 @@ class ElementGalerkinEnergy:
             return self._exact(net)
         if self.refresh and (self._snapshot.get("due") or "u" not in self._snapshot):
             self._take_snapshot(net)
+        if len(batch) == 0:  # nothing sampled on this rank: a zero that still has a gradient
+            zero = 0.0 * net(self.x[:1]).sum()
+            energy = zero + (self._snapshot["energy"] if self.refresh else 0.0)
+            return energy, {"energy": energy}
         dofs = self.dofs[batch]
         nodes, where = torch.unique(dofs[:, :: self.block_size] // self.block_size,
                                     return_inverse=True)
