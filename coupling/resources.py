@@ -71,6 +71,9 @@ def mesh_cells(mesh: Any) -> tuple[float, int]:
     fine = min(1.0, opts["refine"])
     per = CELLS_PER_UNIT.get(builder.dim, 6.0) / opts["size"] ** builder.dim
     estimate = per * (0.7 + 0.3 / fine**builder.dim)  # unit-sized domains, 30 % refined
+    if estimate > 10 * opts["max_cells"]:  # the builder checks the exact domain; this is
+        raise ConfigError("mesh.size", f"size={opts['size']:g} would give about "  # fast
+                          f"{estimate:.2g} cells, over max_cells={opts['max_cells']}")
     return min(estimate, float(opts["max_cells"])), builder.dim
 
 

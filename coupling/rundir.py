@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from fem.cache import OutputError, atomic_write, claim_output, file_mode
+from fem.cache import OWNER, OutputError, atomic_write, claim_output, file_mode
 
 from .checkpoint import CheckpointError
 
@@ -85,7 +85,7 @@ def lock(path: str | os.PathLike, command: str = "train") -> Iterator[Path]:
 def claimed(path: str | os.PathLike, command: str, comm, allow: tuple[str, ...] = ()
             ) -> Iterator[Path]:
     """prepare + lock on rank 0 of `comm`; every rank raises the same error (collective)."""
-    error, stack = None, contextlib.ExitStack()
+    error, stack, new = None, contextlib.ExitStack(), not Path(path).exists()
     if comm.rank == 0:
         try:
             prepare(path, command, allow=allow)
@@ -95,5 +95,19 @@ def claimed(path: str | os.PathLike, command: str, comm, allow: tuple[str, ...] 
     error = comm.bcast(error, root=0)
     if error is not None:
         raise RunDirError(error)
-    with stack:
-        yield Path(path)
+    try:
+        with stack:
+            yield Path(path)
+    except BaseException:
+        if comm.rank == 0 and new:  # a run that never started leaves no empty directory
+            _remove_if_unused(Path(path))
+        raise
+
+
+def _remove_if_unused(path: Path) -> None:
+    """Delete `path` if it holds nothing but the claim and lock files."""
+    with contextlib.suppress(OSError):
+        if {p.name for p in path.iterdir()} <= {OWNER, LOCK, LOCK_OWNER}:
+            for name in (OWNER, LOCK, LOCK_OWNER):
+                (path / name).unlink(missing_ok=True)
+            path.rmdir()
