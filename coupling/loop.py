@@ -32,6 +32,7 @@ from __future__ import annotations
 import math
 import signal
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -144,11 +145,15 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
         schedule: str = "none", gamma: float = 0.5, step_size: int = 1000,
         lbfgs_steps: int = 0, batch: int | float = 0, log_every: int = 50,
         checkpoint_every: int | None = None, callbacks: Sequence[Callback] = (),
-        comm=None, progress: bool = False, handle_signals: bool = True) -> FitResult:
+        comm=None, progress: bool = False, handle_signals: bool = True,
+        compile: bool = False) -> FitResult:
     """Train `net` on `disc`'s loss with Adam (then optional L-BFGS), collectively over MPI.
 
     A :class:`spiking.MLP` built without ``bounds`` gets ``disc.bounds`` (the global
-    bounding box of the mesh) as its input box first.
+    bounding box of the mesh) as its input box first. With ``compile`` the loss is
+    computed by ``torch.compile(net)`` (fused spiking steps, ~2x faster per step here,
+    after a one-off compilation of 10–25 s); measures, checkpoints and the activity
+    monitor use the eager network, and a compilation failure falls back to eager.
     """
     from .callbacks import Progress
 
@@ -167,6 +172,7 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     comm.barrier()
     state.started = time.perf_counter()
     loop = _Loop(state, callbacks, batch, log_every, checkpoint_every or steps)
+    loop.model = _compiled(net) if compile else net
     with _StopFlag(handle_signals) as stop:
         values, stopped = loop.run(stop)
     if not stopped and lbfgs_steps:
@@ -198,6 +204,16 @@ def _check_settings(**values) -> None:
             raise ValueError(f"fit: {name} = {value!r}: expected {need}")
 
 
+def _compiled(net: torch.nn.Module) -> torch.nn.Module:
+    """`torch.compile(net)`, or `net` itself where compilation is unavailable."""
+    try:
+        return torch.compile(net)
+    except Exception as exc:  # noqa: BLE001  (no compiler, unsupported platform, ...)
+        warnings.warn(f"fit: torch.compile unavailable ({exc}); training eagerly",
+                      RuntimeWarning, stacklevel=3)
+        return net
+
+
 class _Loop:
     """The steps of one `fit` call (kept apart so each piece stays small)."""
 
@@ -205,6 +221,19 @@ class _Loop:
                  log_every: int, checkpoint_every: int) -> None:
         self.s, self.callbacks = state, callbacks
         self.batch, self.log_every, self.checkpoint_every = batch, log_every, checkpoint_every
+        self.model = state.net  # what computes the loss: the net or its compiled form
+
+    def _loss(self, batch):
+        """The disc's loss through the (compiled) model; eager again if compilation fails."""
+        try:
+            return self.s.disc.loss(self.model, batch)
+        except Exception as exc:
+            if self.model is self.s.net:
+                raise
+            warnings.warn(f"fit: compiled network failed ({type(exc).__name__}: "
+                          f"{str(exc)[:200]}); training eagerly", RuntimeWarning, stacklevel=3)
+            self.model = self.s.net
+            return self.s.disc.loss(self.model, batch)
 
     def _draw(self) -> torch.Tensor | None:
         """This step's mini-batch (each rank its own rows or cells), or None (full batch).
@@ -233,7 +262,7 @@ class _Loop:
         """One optimizer step; the global loss terms and whether any rank was signalled."""
         s = self.s
         s.optimizer.zero_grad(set_to_none=True)
-        loss, terms = s.disc.loss(s.net, self._draw())
+        loss, terms = self._loss(self._draw())
         loss.backward()
         allreduce_gradients(s.net, s.comm)
         values = self._global(loss, terms, {"_stop": float(stop.raised)})
@@ -289,7 +318,7 @@ class _Loop:
 
         def closure():
             opt.zero_grad(set_to_none=True)
-            loss, terms = s.disc.loss(s.net)
+            loss, terms = self._loss(None)
             loss.backward()
             allreduce_gradients(s.net, s.comm)
             box.update(self._global(loss, terms, {}))

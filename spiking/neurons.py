@@ -95,6 +95,10 @@ class SpikingNeuron(nn.Module, abc.ABC):
         """Zero membrane for an input shaped like ``like`` (…, n)."""
         return torch.zeros_like(like)
 
+    def _integrate(self, mem: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
+        """m ← β m + z; from rest (mem None) simply z (no zero-filled state to multiply)."""
+        return z if mem is None else self.beta * mem + z
+
     def _reset_mask(self, s: torch.Tensor) -> torch.Tensor:
         # snnTorch detaches the reset by default: the gradient then flows only through
         # the spike's effect on the output, not through the memory it wiped.
@@ -109,21 +113,23 @@ class SpikingNeuron(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def step(
-        self, z: torch.Tensor, mem: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Advance one step: returns (output, spike, new membrane) (each neuron model's own)."""
+        self, z: torch.Tensor, mem: torch.Tensor | None, *, last: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Advance one step: returns (output, spike, new membrane) (each neuron model's own).
+
+        ``mem`` None is the resting state; with ``last`` the reset is skipped (nobody reads
+        the membrane after the last step) and the returned membrane is None."""
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Run ``num_steps`` steps on z repeated each step; return the mean output."""
         self._check_input(z)
         if self.record is not None:
             self.record.begin()
-        mem = self.init_state(z)
-        total = None
-        for _ in range(self.num_steps):
-            out, _, mem = self.step(z, mem)
+        mem, total, steps = None, None, self.num_steps
+        for t in range(steps):
+            out, _, mem = self.step(z, mem, last=t == steps - 1)
             total = out if total is None else total + out
-        return total / self.num_steps
+        return total if steps == 1 else total * (1.0 / steps)
 
     def run(self, z_seq: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Run on a sequence z_seq (T, …, n) from rest; return (outputs, spikes), both (T, …, n)."""
@@ -161,12 +167,12 @@ class VSN(SpikingNeuron):
         super().__init__(num_neurons, beta=beta, threshold=threshold, **kwargs)
         self.activation = get_activation(activation, zero_at_zero=True, who="VSN activation")
 
-    def step(self, z, mem):
+    def step(self, z, mem, *, last: bool = False):
         """One VSN step: returns (y, s, m) with the reset applied to m."""
-        mem = self.beta * mem + z
+        mem = self._integrate(mem, z)
         s = self.surrogate(mem - self.threshold)
         y = self.activation(z * s)
-        mem = mem * (1.0 - self._reset_mask(s))
+        mem = None if last else mem * (1.0 - self._reset_mask(s))
         if self.record is not None:
             self.record.add_step(s, y)
         return y, s, mem
@@ -203,12 +209,14 @@ class LIF(SpikingNeuron):
             raise ValueError(f"reset: unknown mode {reset!r}; choose one of {RESET_MODES}")
         self.reset = reset
 
-    def step(self, z, mem):
+    def step(self, z, mem, *, last: bool = False):
         """One LIF step: returns (s, s, m) with the reset applied to m."""
-        mem = self.beta * mem + z
+        mem = self._integrate(mem, z)
         s = self.surrogate(mem - self.threshold)
         r = self._reset_mask(s)
-        if self.reset == "subtract":
+        if last:
+            mem = None
+        elif self.reset == "subtract":
             mem = mem - r * self.threshold
         elif self.reset == "zero":
             mem = mem * (1.0 - r)
@@ -302,9 +310,11 @@ class CLIF(SpikingNeuron):
         super().__init__(num_neurons, beta=beta, threshold=1.0, surrogate=surrogate,
                          slope=slope, detach_reset=detach_reset, dtype=dtype, **kwargs)
 
-    def step(self, z, mem, *, exact: bool = False):
-        """One C-LIF step: returns (s, s, v) with s the signed count (int64 if `exact`)."""
-        mem = self.beta * mem + z
+    def step(self, z, mem, *, exact: bool = False, last: bool = False):
+        """One C-LIF step: returns (s, s, v) with s the signed count (int64 if `exact`).
+
+        The remainder v is the neuron's state across solver steps, so it is always kept."""
+        mem = self._integrate(mem, z)
         if exact:
             with torch.no_grad():
                 s = torch.trunc(mem)

@@ -134,3 +134,15 @@ def test_sp_on_a_custom_problem_is_one_clear_error():
         coupling.discretise(_poisson(dm), residual="sp")
     with pytest.raises(ConfigError, match="boundary.mode"):
         coupling.discretise(_poisson(dm), boundary="hard")
+
+
+def test_fit_with_compiled_network_matches_eager():
+    """compile=True trains the same network as eager, to round-off over 30 steps (float64)."""
+    dm = meshes.build("lshape", 0.3, comm=MPI.COMM_SELF)
+    disc = coupling.discretise(_poisson(dm), dtype=torch.float64)
+    losses = []
+    for compile_ in (False, True):
+        vsn = lambda n: spiking.VSN(n, activation="tanh", num_steps=2, threshold=0.02)  # noqa: E731
+        net = spiking.MLP(disc.in_dim, [16, 16], unit=vsn, seed=0, dtype=torch.float64)
+        losses.append(coupling.fit(net, disc, steps=30, lr=5e-3, compile=compile_).loss)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-8)
