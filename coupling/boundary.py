@@ -43,9 +43,9 @@ class BoundaryValues:
         if self.mode == "exact":
             if not hasattr(self, "_fixed"):  # dense lookup of the fixed dofs, built once
                 n = int(max(self.index.max() + 1, dofs.max() + 1)) if len(self.index) else 0
-                self._fixed = torch.zeros(max(n, 1), dtype=torch.bool)
+                self._fixed = torch.zeros(max(n, 1), dtype=torch.bool, device=dofs.device)
                 self._fixed[self.index] = True
-                self._data = torch.zeros(max(n, 1), dtype=self.values.dtype)
+                self._data = torch.zeros(max(n, 1), dtype=self.values.dtype, device=dofs.device)
                 self._data[self.index] = self.values
             inside = dofs < len(self._fixed)
             at = torch.where(inside, dofs, torch.zeros_like(dofs))

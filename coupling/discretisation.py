@@ -77,7 +77,7 @@ class Discretisation(Measured):
         """The network's field as a DOLFINx function on the problem's space (collective)."""
         u = dolfinx.fem.Function(self.problem.V, name=name)
         with torch.no_grad():
-            u.x.array[:] = self.field(net).to(torch.float64).numpy()
+            u.x.array[:] = self.field(net).detach().cpu().to(torch.float64).numpy()
         u.x.scatter_forward()  # ghosts from their owners: one value per dof on every rank
         return u
 

@@ -57,13 +57,14 @@ class ElementGalerkinEnergy:
         keep = torch.rand(self.n_clusters, generator=gen, dtype=torch.float64) < self.fraction
         if self.refresh and step % self.refresh == 0:
             self._snapshot["due"] = True
-        return torch.nonzero(keep[self.cluster]).reshape(-1)
+        return torch.nonzero(keep.to(self.cluster.device)[self.cluster]).reshape(-1)
 
     def field(self, net: torch.nn.Module, nodes: torch.Tensor) -> torch.Tensor:
         """The network at local `nodes` with the boundary data imposed, (k, bs)."""
         bs = self.block_size
         raw = net(self.x[nodes]).reshape(len(nodes), bs)
-        return self.boundary.apply_at(raw, nodes[:, None] * bs + torch.arange(bs))
+        comp = torch.arange(bs, device=nodes.device)
+        return self.boundary.apply_at(raw, nodes[:, None] * bs + comp)
 
     def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None):
         """Energy estimate of the sampled cells (the exact energy without a batch)."""
@@ -91,7 +92,7 @@ class ElementGalerkinEnergy:
         return energy, {"energy": energy}
 
     def _exact(self, net: torch.nn.Module):
-        nodes = torch.arange(len(self.x))
+        nodes = torch.arange(len(self.x), device=self.x.device)
         u = self.field(net, nodes).reshape(-1)
         u_e = u[self.dofs]
         energy = 0.5 * torch.einsum("ci,cij,cj->", u_e, self.K, u_e) - torch.sum(self.b * u_e)
@@ -101,14 +102,16 @@ class ElementGalerkinEnergy:
         """ū, this rank's share of E(ū) and the per-cell gradient shares h_e (no gradient)."""
         ops = self.operators
         with torch.no_grad():
-            u = self.field(net, torch.arange(len(self.x))).reshape(-1)
+            u = self.field(net, torch.arange(len(self.x), device=self.x.device)).reshape(-1)
             u_e = u[self.dofs]
             Ku = torch.einsum("cij,cj->ci", self.K, u_e)
             energy = 0.5 * torch.sum(u_e * Ku) - torch.sum(self.b * u_e)
         if "counts" not in self._snapshot:
             ones = np.ones(tuple(self.dofs.shape))
-            self._snapshot["counts"] = torch.as_tensor(ops.sum_to_dofs(ones), dtype=u.dtype)
-        g = torch.as_tensor(ops.sum_to_dofs((Ku - self.b).numpy()), dtype=u.dtype)
+            self._snapshot["counts"] = torch.as_tensor(ops.sum_to_dofs(ones), dtype=u.dtype,
+                                                       device=u.device)
+        g = torch.as_tensor(ops.sum_to_dofs((Ku - self.b).cpu().numpy()), dtype=u.dtype,
+                            device=u.device)
         counts = self._snapshot["counts"]
         self._snapshot.update(u=u.detach(), energy=energy,
                               h=(g / counts.clamp(min=1))[self.dofs], due=False)

@@ -47,8 +47,8 @@ def relative_l2(u: torch.Tensor, target: torch.Tensor | None, weights: torch.Ten
     """√(Σ w (u − u_ref)² / Σ w u_ref²) over all ranks (None without a reference)."""
     err = ref = 0.0
     if target is not None:
-        u = u.detach().to(torch.float64).reshape(-1)
-        w = weights.to(torch.float64)
+        u = u.detach().cpu().to(torch.float64).reshape(-1)
+        w = weights.detach().cpu().to(torch.float64)
         err = float(torch.sum(w * (u - target) ** 2))
         ref = float(torch.sum(w * target**2))
     err, ref = allreduce_scalars([err, ref], comm)

@@ -109,6 +109,15 @@ def allreduce_scalars(values: Mapping[str, float] | Sequence[float], comm: MPI.C
     return dict(zip(keys, vec.tolist(), strict=True)) if keys is not None else vec
 
 
+def local_rank(comm: MPI.Comm) -> int:
+    """This rank's index among the ranks of `comm` on its node (its GPU, if any)."""
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return node.rank
+    finally:
+        node.Free()
+
+
 def local_size(comm: MPI.Comm) -> int:
     """Number of ranks of `comm` on this node (shared-memory neighbours)."""
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
@@ -118,15 +127,18 @@ def local_size(comm: MPI.Comm) -> int:
         node.Free()
 
 
-def set_threads_per_rank(comm: MPI.Comm) -> int:
-    """Give each rank an equal share of the node's cores for torch (and BLAS); return it.
+def set_threads_per_rank(comm: MPI.Comm, threads: int | None = None) -> int:
+    """Set torch's (and BLAS's) threads of this rank: `threads`, else OMP_NUM_THREADS, else 1.
 
-    An explicit OMP_NUM_THREADS from the user wins. Collective over `comm`.
+    One thread per rank is the default: on a shared 2-core machine 2 ranks × 1 thread
+    trained 1.44–1.69× faster than 1 rank × 1 thread, while 1 rank × 2 threads ranged
+    from 0.49× to 1.51× (small element-wise kernels do not parallelise). Use more ranks
+    for more cores (``mpiexec -n N``), or ``--threads N`` where a rank has cores to spare.
+    Collective-free.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    share = max(1, (cores or 1) // local_size(comm))
     env = os.environ.get("OMP_NUM_THREADS", "")
-    threads = int(env) if env.isdigit() and int(env) > 0 else share
+    if threads is None:
+        threads = int(env) if env.isdigit() and int(env) > 0 else 1
     torch.set_num_threads(threads)
     with contextlib.suppress(ImportError):  # BLAS already loaded by numpy: limit it too
         from threadpoolctl import threadpool_limits

@@ -146,3 +146,16 @@ def test_fit_with_compiled_network_matches_eager():
         net = spiking.MLP(disc.in_dim, [16, 16], unit=vsn, seed=0, dtype=torch.float64)
         losses.append(coupling.fit(net, disc, steps=30, lr=5e-3, compile=compile_).loss)
     assert losses[1] == pytest.approx(losses[0], rel=1e-8)
+
+
+def test_device_auto_falls_back_to_cpu_and_cuda_without_gpu_is_one_line():
+    dm = meshes.build("lshape", 0.3, comm=MPI.COMM_SELF)
+    disc = coupling.discretise(_poisson(dm))
+    net = spiking.MLP(disc.in_dim, [8], seed=0)
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: 'cuda' is valid here")
+    result = coupling.fit(net, disc, steps=2, device="auto")
+    assert result.step == 2 and next(net.parameters()).device.type == "cpu"
+    with pytest.raises(ValueError, match="device = 'cuda' but torch sees no GPU") as err:
+        coupling.fit(net, disc, steps=2, device="cuda")
+    assert len(str(err.value).splitlines()) == 1
