@@ -38,10 +38,10 @@ class RunDirError(CheckpointError):
 
 
 def prepare(path: str | os.PathLike, command: str, flag: str = "--out",
-            allow: tuple[str, ...] = ()) -> Path:
+            allow: tuple[str, ...] = (), claim: bool = True) -> Path:
     """Check that `path` can hold `command`'s outputs; create it and claim it (rank 0)."""
     try:
-        return claim_output(path, command, flag, allow)
+        return claim_output(path, command, flag, allow, claim)
     except OutputError as exc:
         raise RunDirError(str(exc)) from None
 
@@ -88,9 +88,11 @@ def claimed(path: str | os.PathLike, command: str, comm, allow: tuple[str, ...] 
     error, stack, new = None, contextlib.ExitStack(), not Path(path).exists()
     if comm.rank == 0:
         try:
-            prepare(path, command, allow=allow)
+            prepare(path, command, allow=allow, claim=False)
             stack.enter_context(lock(path, command))
+            prepare(path, command, allow=allow)  # the owner file, once the lock is ours
         except RunDirError as exc:
+            stack.close()
             error = str(exc)
     error = comm.bcast(error, root=0)
     if error is not None:

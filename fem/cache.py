@@ -258,8 +258,9 @@ def owner(path: str | os.PathLike) -> str | None:
 
 
 def claim_output(path: str | os.PathLike, command: str, flag: str = "--out",
-                 allow: tuple[str, ...] = ()) -> Path:
-    """Before any work: check `path` can take `command`'s outputs, create and claim it."""
+                 allow: tuple[str, ...] = (), claim: bool = True) -> Path:
+    """Before any work: check `path` can take `command`'s outputs, create it and (with
+    `claim`) record `command` as its owner."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{flag} {path}: exists and is not a directory")
@@ -272,7 +273,7 @@ def claim_output(path: str | os.PathLike, command: str, flag: str = "--out",
                           "choose another directory")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        if found is None:
+        if found is None and claim:
             atomic_write(path / OWNER, json.dumps({"command": command}).encode())
     except OSError as exc:
         raise OutputError(f"{flag} {path}: {exc.strerror or exc}") from None

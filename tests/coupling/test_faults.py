@@ -8,6 +8,7 @@ disk run `python -m coupling.cli` in subprocesses.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -429,3 +430,41 @@ def test_disk_full_while_checkpointing_names_the_file(tmp_path):
     assert res.returncode == 2 and len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     assert "File too large" in lines[0] and str(tmp_path / "run" / "ckpt-") in lines[0]
     assert not list((tmp_path / "run").glob(".*.tmp"))  # no temporary file left behind
+
+
+MPI_CASES = {
+    "threshold": ("network.threshold", -1.0, "network.threshold"),
+    "hidden-huge": ("network.hidden", [100_000] * 6, "network.hidden"),
+    "petsc-view": ("problem.solver.petsc", {"ksp_view": ":/tmp/nf-mpi"}, "ksp_view"),
+    "locked": (None, None, "is in use by pid"),
+    "out-is-file": (None, None, "not a directory"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MPI_CASES))
+def test_two_ranks_bad_input_is_one_line_exit_2(name, tmp_path):
+    """Under `mpiexec -n 2` too: exit 2, one line (rank 0's), no MPI_Abort, nothing written."""
+    import filelock
+
+    key, value, match = MPI_CASES[name]
+    doc = tiny() if key is None else _set(tiny(), key, value)
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(tomli_w.dumps(doc))
+    out = tmp_path / "run"
+    held = contextlib.nullcontext()
+    if name == "locked":  # another process holds the run directory
+        out.mkdir()
+        held = filelock.FileLock(out / ".lock", timeout=0)
+        (out / ".lock.owner").write_text(json.dumps({"pid": 4242, "host": "h",
+                                                     "command": "train", "since": "now"}))
+    elif name == "out-is-file":
+        out.write_text("x")
+    mpiexec = str(Path(sys.executable).parent / "mpiexec")
+    with held:
+        before = _tree(tmp_path)
+        res = subprocess.run([mpiexec, "-n", "2", *EXE, "train", str(cfg), "--out", str(out)],
+                             env=_env(tmp_path), capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert lines[0].startswith("neurofem: error:") and match in lines[0], lines[0]
+    assert _tree(tmp_path) == before and not list(Path("/tmp").glob("nf-*"))
