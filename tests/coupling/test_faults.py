@@ -468,3 +468,17 @@ def test_two_ranks_bad_input_is_one_line_exit_2(name, tmp_path):
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert lines[0].startswith("neurofem: error:") and match in lines[0], lines[0]
     assert _tree(tmp_path) == before and not list(Path("/tmp").glob("nf-*"))
+
+
+def test_report_after_torn_metrics_and_damaged_reference(trained, tmp_path, capsys):
+    """`neurofem report` works on a run whose metrics end torn and whose reference is damaged
+    (the reference is solved again and its cache entry repaired)."""
+    from fem.cache import verify
+
+    run = _copy(trained, tmp_path)
+    _damage_cache(run, "torn-metrics")
+    _damage_cache(run, "field.npz")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NEUROFEM_CACHE", str(tmp_path / "empty-cache"))
+        assert main(["report", str(run)]) == 0, capsys.readouterr().err
+    assert verify(next((run / "reference").iterdir()), ("field.npz", "meta.json")) is None
