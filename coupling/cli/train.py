@@ -54,7 +54,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(handler=resume)
 
 
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive, metavar="N", help="torch/BLAS threads per "
+                   "rank (default OMP_NUM_THREADS, else 1: use more ranks for more cores)")
     p.add_argument("--ignore-limits", action="store_true", help="skip the memory/work "
                    "estimate that refuses configs beyond this machine")
     p.add_argument("--cache", metavar="DIR", help="user cache of meshes and FEM references "
@@ -107,7 +116,7 @@ def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -
         with claimed(run_dir, "train", comm):
             if not resume_run:
                 _fresh(run_dir, args.force, comm)
-            set_threads_per_rank(comm)
+            set_threads_per_rank(comm, args.threads)
             module, function = MODELS[model]
             run = getattr(importlib.import_module(module), function)
             result = run(doc, run_dir, comm, resume_run)
