@@ -146,7 +146,8 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
         lbfgs_steps: int = 0, batch: int | float = 0, log_every: int = 50,
         checkpoint_every: int | None = None, callbacks: Sequence[Callback] = (),
         comm=None, progress: bool = False, handle_signals: bool = True,
-        compile: bool = False, device: str = "cpu") -> FitResult:
+        compile: bool = False, device: str = "cpu", activity_weight: float = 0.0,
+        activity_target: float | None = None) -> FitResult:
     """Train `net` on `disc`'s loss with Adam (then optional L-BFGS), collectively over MPI.
 
     A :class:`spiking.MLP` built without ``bounds`` gets ``disc.bounds`` (the global
@@ -156,6 +157,8 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     monitor use the eager network, and a compilation failure falls back to eager.
     ``device`` ("auto" | "cpu" | "cuda") moves the network and `disc`'s training tensors
     there (one GPU per rank of a node); gradients cross to the host for the Allreduce.
+    ``activity_weight`` λ > 0 adds the activity regulariser λ·Σ_l w_l·events_l (spiking
+    networks; :func:`_activity_penalty`), above ``activity_target`` (a firing rate) if set.
     """
     from .callbacks import Progress
 
@@ -176,6 +179,7 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     state.started = time.perf_counter()
     loop = _Loop(state, callbacks, batch, log_every, checkpoint_every or steps)
     loop.model = _compiled(net) if compile else net
+    loop.activity = _activity_penalty(net, activity_weight, activity_target)
     with _StopFlag(handle_signals) as stop:
         values, stopped = loop.run(stop)
     if not stopped and lbfgs_steps:
@@ -218,6 +222,25 @@ def _place(net: torch.nn.Module, disc, device: str, comm) -> None:
         to_device(disc, target)
 
 
+def _activity_penalty(net: torch.nn.Module, weight: float, target: float | None):
+    """λ·Σ_l w_l·events_l, w_l = one event of hidden layer l priced relative to the equal
+    ANN's energy per point (:func:`spiking.energy.event_weights`); None for λ = 0."""
+    ok = isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0
+    if not ok:
+        raise ValueError(f"fit: activity_weight = {weight!r}: expected a finite number >= 0")
+    if target is not None and not (isinstance(target, int | float) and 0 <= target <= 1):
+        raise ValueError(f"fit: activity_target = {target!r}: expected a rate in [0, 1]")
+    if not weight:
+        return None
+    from spiking.energy import event_weights
+    from spiking.monitor import ActivityPenalty
+
+    try:
+        return ActivityPenalty(net, weight, event_weights(net), target)
+    except (ValueError, AttributeError) as err:
+        raise ValueError(f"fit: activity_weight = {weight!r}: {err}") from None
+
+
 def _compiled(net: torch.nn.Module) -> torch.nn.Module:
     """`torch.compile(net)`, or `net` itself where compilation is unavailable."""
     try:
@@ -236,8 +259,19 @@ class _Loop:
         self.s, self.callbacks = state, callbacks
         self.batch, self.log_every, self.checkpoint_every = batch, log_every, checkpoint_every
         self.model = state.net  # what computes the loss: the net or its compiled form
+        self.activity = None  # the activity regulariser (fit(activity_weight=λ > 0))
 
     def _loss(self, batch):
+        """The disc's loss, plus the activity regulariser (its terms logged) if one is set."""
+        if self.activity is None:
+            return self._disc_loss(batch)
+        with self.activity.counting():
+            loss, terms = self._disc_loss(batch)
+        # the global loss sums the ranks' terms: each adds its share of the mean penalty
+        penalty, logged = self.activity.terms(1.0 / self.s.comm.size)
+        return loss + penalty, {**terms, **logged}
+
+    def _disc_loss(self, batch):
         """The disc's loss through the (compiled) model; eager again if compilation fails."""
         try:
             return self.s.disc.loss(self.model, batch)

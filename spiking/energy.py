@@ -30,8 +30,10 @@ constants, p = 2 for β and θ, 1 for IF; E_out = nonzero output events per poin
 The readout of a spiking network has no neuron part: writes += N_out. Random Fourier
 features (identical in both networks) cost MAC = d·m, reads = d·m + d, writes = F (the
 feature count); the sin/cos evaluations, like the activation φ in both networks, are
-not priced. Box normalisation and output scaling are affine and fold into the first and
-last weights of a deployed network, so they cost nothing.
+not priced. A population encoder (:mod:`spiking.encoders`, spiking network only) costs
+:func:`encoder_ops`; the first layer then takes its E_enc events (once, the code is static)
+by the graded/binary rules above, while the equal ANN takes the F dense features it codes.
+Box normalisation and output scaling fold into the first and last weights (no cost).
 
 So a VSN layer's multiplies scale with nonzero incoming events and its accumulates with
 T_s·N_out (docs/algorithms.md). Energy = MAC·e_MAC + ACC·e_ACC + reads·e_read + writes·e_write.
@@ -64,15 +66,14 @@ class OpCounts:
     writes: float = 0.0
 
     def __add__(self, other: OpCounts) -> OpCounts:
-        return OpCounts(self.mac + other.mac, self.acc + other.acc,
-                        self.reads + other.reads, self.writes + other.writes)
+        return OpCounts(*(getattr(self, f) + getattr(other, f) for f in _OPS))
 
     def dot(self, prices: OpCounts) -> float:
         """Σ count × price over the four operation kinds (e.g. pJ from pJ per operation)."""
-        return (self.mac * prices.mac + self.acc * prices.acc
-                + self.reads * prices.reads + self.writes * prices.writes)
+        return sum(getattr(self, f) * getattr(prices, f) for f in _OPS)
 
 
+_OPS = ("mac", "acc", "reads", "writes")
 #: pJ per operation at 45 nm, 32-bit float, 8 KB SRAM (Horowitz 2014; module docstring).
 HOROWITZ_45NM = OpCounts(mac=4.6, acc=0.9, reads=5.0, writes=5.0)
 
@@ -92,9 +93,7 @@ class EnergyTable:
             if f.name == "name":
                 continue
             v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not (
-                math.isfinite(v) and v >= 0
-            ):
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < math.inf:
                 raise ValueError(f"energy.{f.name} = {v!r}: expected a non-negative number (pJ)")
 
     @classmethod
@@ -107,9 +106,8 @@ class EnergyTable:
     def from_dict(cls, table: Mapping, *, prefix: str = "energy") -> EnergyTable:
         """Table from a TOML table with keys mac_pj, acc_pj, read_pj, write_pj, name."""
         known = {f.name for f in fields(cls)}
-        for key in table:
-            if key not in known:
-                raise ValueError(f"{prefix}.{key}: unknown key; known keys: {sorted(known)}")
+        for key in (k for k in table if k not in known):
+            raise ValueError(f"{prefix}.{key}: unknown key; known keys: {sorted(known)}")
         try:
             return cls(**table)
         except ValueError as err:
@@ -181,12 +179,15 @@ class LayerEnergy:
 
 @dataclass
 class EnergyReport:
-    """Per-layer and total energy of a spiking network and its equal-shape ANN."""
+    """Per-layer and total energy of a spiking network and its equal-shape ANN.
+
+    ``floor`` = (full, compute-only) ratio of the same shape at zero activity."""
 
     layers: list[LayerEnergy]
     table: EnergyTable
     neuron: str
     steps: int
+    floor: tuple[float, float] | None = None
 
     @property
     def ann_pj(self) -> float:
@@ -203,53 +204,70 @@ class EnergyReport:
         """Spiking / ANN energy (< 1: the spiking network is cheaper)."""
         return self.snn_pj / self.ann_pj
 
+    def compute_only(self) -> EnergyReport:
+        """The same counts priced without memory accesses (the SNN papers' convention)."""
+        table = EnergyTable.compute_only(self.table.mac_pj, self.table.acc_pj)
+        return EnergyReport(self.layers, table, self.neuron, self.steps, self.floor)
+
     def to_dict(self) -> dict:
-        """JSON-ready dict: table, totals, ratio and per-layer counts and energies."""
+        """JSON-ready dict: table, totals and ratio in both conventions (full = compute +
+        memory, compute-only), the zero-activity floor, per-layer counts and energies."""
+        co = self.compute_only()
         rows = []
         for la in self.layers:
-            row = asdict(la)
-            row["ann_pj"] = self.table.price(la.ann)
-            row["snn_pj"] = self.table.price(la.snn)
-            rows.append(row)
-        return {
-            "table": asdict(self.table),
-            "neuron": self.neuron,
-            "steps": self.steps,
-            "ann_pj": self.ann_pj,
-            "snn_pj": self.snn_pj,
-            "ratio": self.ratio,
-            "layers": rows,
-        }
+            a, s = self.table.price(la.ann), self.table.price(la.snn)
+            ac, sc = co.table.price(la.ann), co.table.price(la.snn)
+            rows.append({**asdict(la), "ann_pj": a, "snn_pj": s, "ratio": _div(s, a),
+                         "ann_compute_pj": ac, "snn_compute_pj": sc,
+                         "ratio_compute": _div(sc, ac)})
+        floor = self.floor or (None, None)
+        return {"table": asdict(self.table), "neuron": self.neuron, "steps": self.steps,
+                "ann_pj": self.ann_pj, "snn_pj": self.snn_pj, "ratio": self.ratio,
+                "compute_only": {"ann_pj": co.ann_pj, "snn_pj": co.snn_pj, "ratio": co.ratio},
+                "floor": {"ratio": floor[0], "ratio_compute": floor[1]}, "layers": rows}
 
     def to_markdown(self) -> str:
-        """Per-layer breakdown as a Markdown table (energies in pJ per point)."""
-        tag = self.neuron.upper()
+        """Per-layer breakdown as a Markdown table (energies in pJ per point), with the
+        ratio in both conventions (full, compute-only)."""
+        tag, d = self.neuron.upper(), self.to_dict()
         head = (f"| layer | shape | activity | events in/pt | ANN MAC | ANN ACC | ANN mem | "
-                f"ANN pJ | {tag} MAC | {tag} ACC | {tag} mem | {tag} pJ | {tag}/ANN |")
-        lines = [head, "|" + "---|" * 13]
-
-        def fmt(v: float | None, spec: str = ".4g") -> str:
-            return "–" if v is None else format(v, spec)
-
-        for la in self.layers:
-            a, s = self.table.price(la.ann), self.table.price(la.snn)
+                f"ANN pJ | {tag} MAC | {tag} ACC | {tag} mem | {tag} pJ | {tag}/ANN | "
+                f"{tag}/ANN compute-only |")
+        lines = [head, "|" + "---|" * 14]
+        for la, r in zip(self.layers, d["layers"], strict=True):
             lines.append(
-                f"| {la.name} | {la.n_in}→{la.n_out} | {fmt(la.activity, '.3f')} | "
-                f"{fmt(la.events_in)} | {la.ann.mac:.4g} | {la.ann.acc:.4g} | "
-                f"{la.ann.reads + la.ann.writes:.4g} | {a:.4g} | {la.snn.mac:.4g} | "
-                f"{la.snn.acc:.4g} | {la.snn.reads + la.snn.writes:.4g} | {s:.4g} | "
-                f"{s / a:.3f} |"
-            )
+                f"| {la.name} | {la.n_in}→{la.n_out} | {_fmt(la.activity, '.3f')} | "
+                f"{_fmt(la.events_in)} | {la.ann.mac:.4g} | {la.ann.acc:.4g} | "
+                f"{la.ann.reads + la.ann.writes:.4g} | {r['ann_pj']:.4g} | {la.snn.mac:.4g} | "
+                f"{la.snn.acc:.4g} | {la.snn.reads + la.snn.writes:.4g} | {r['snn_pj']:.4g} | "
+                f"{_fmt(r['ratio'], '.3f')} | {_fmt(r['ratio_compute'], '.3f')} |")
         lines.append(
             f"| **total** | | | | | | | {self.ann_pj:.4g} | | | | {self.snn_pj:.4g} | "
-            f"**{self.ratio:.3f}** |"
-        )
+            f"**{self.ratio:.3f}** | **{d['compute_only']['ratio']:.3f}** |")
+        fl = d["floor"]
         lines.append(
-            f"\nT_s = {self.steps}; prices ({self.table.name}): MAC {self.table.mac_pj} pJ, "
-            f"ACC {self.table.acc_pj} pJ, read {self.table.read_pj} pJ, "
-            f"write {self.table.write_pj} pJ per 32-bit word."
-        )
+            f"\nT_s = {self.steps}; floor at zero activity {_fmt(fl['ratio'], '.3f')} (full), "
+            f"{_fmt(fl['ratio_compute'], '.3f')} (compute-only); prices ({self.table.name}): "
+            f"MAC {self.table.mac_pj} pJ, ACC {self.table.acc_pj} pJ, read "
+            f"{self.table.read_pj} pJ, write {self.table.write_pj} pJ per 32-bit word.")
         return "\n".join(lines)
+
+
+def _div(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def _fmt(v: float | None, spec: str = ".4g") -> str:
+    return "–" if v is None else format(v, spec)
+
+
+def encoder_ops(in_dim: int, mode: str) -> OpCounts:
+    """Population encoder (spiking.encoders) per point: per feature u = a·x + b (1 MAC),
+    round (onehot: 1 ACC) or floor, t, 1 − t (hat: 3 ACC); reads x, a, b; writes each
+    event word (hat: 2 values and the cell index per feature; onehot: the index)."""
+    hat = mode == "hat"
+    return OpCounts(mac=in_dim, acc=(3 if hat else 1) * in_dim, reads=in_dim + 2,
+                    writes=(3 if hat else 1) * in_dim)
 
 
 def count_energy(
@@ -263,12 +281,16 @@ def count_energy(
     table: EnergyTable | None = None,
     graded: bool | None = None,
     state_params: int | None = None,
+    encoder: tuple[str, int, int] | None = None,
+    _floor: bool = True,
 ) -> EnergyReport:
     """Energy report for an MLP of ``widths`` [F, h_1, …, h_L, out] with hidden units
     ``neuron`` ('vsn' | 'lif' | 'if'); ``events[l]`` = nonzero output events per point of
     hidden layer l (over all steps); ``fourier`` = (in_dim, num_features) if used.
     ``graded`` (events carry values) and ``state_params`` (per-neuron state words) are the
-    neuron's own attributes; by default those of the named kind."""
+    neuron's own attributes; by default those of the named kind. ``encoder`` = (mode,
+    features, levels) of a population encoder: the first layer then takes its events
+    (F = features·levels) while the equal ANN takes the ``features`` dense values."""
     if neuron not in ("vsn", "lif", "if") and (graded is None or state_params is None):
         raise ValueError(f"neuron = {neuron!r}: expected 'vsn', 'lif' or 'if'")
     n_hidden = len(widths) - 2
@@ -279,27 +301,55 @@ def count_energy(
     graded = neuron == "vsn" if graded is None else graded
     state_params = (1 if neuron == "if" else 2) if state_params is None else state_params
     layers: list[LayerEnergy] = []
+    ann_in = widths[0]
     if fourier is not None:
         d, m = fourier
-        ops = fourier_ops(d, m, widths[0])
-        layers.append(LayerEnergy("fourier", d, widths[0], ops, ops))
+        ops = fourier_ops(d, m, encoder[1] if encoder else widths[0])
+        layers.append(LayerEnergy("fourier", d, ops.writes, ops, ops))
+    if encoder is not None:
+        mode, ann_in, levels = encoder
+        if ann_in * levels != widths[0]:
+            raise ValueError(f"encoder {encoder}: {ann_in}·{levels} cells != width {widths[0]}")
+        layers.append(LayerEnergy("encoder", ann_in, widths[0], OpCounts(),
+                                  encoder_ops(ann_in, mode)))
     for l in range(n_hidden + 1):
         n_in, n_out = widths[l], widths[l + 1]
         readout = l == n_hidden
-        ev_in = None if l == 0 else float(events[l - 1])
+        ev_in, g_in = (None if l == 0 else float(events[l - 1])), graded
+        if l == 0 and encoder is not None:
+            ev_in, g_in = float(ann_in * (2 if encoder[0] == "hat" else 1)), encoder[0] == "hat"
         ev_out = None if readout else float(events[l])
         snn = snn_layer_ops(
-            n_in, n_out, events_in=ev_in, graded_in=graded,
+            n_in, n_out, events_in=ev_in, graded_in=g_in,
             steps=None if readout else steps, events_out=ev_out or 0.0,
             state_params=state_params,
         )
-        act = None
-        if not readout:
-            act = activity[l] if activity is not None else None
+        act = None if readout or activity is None else activity[l]
         name = "readout" if readout else f"hidden{l}"
-        layers.append(LayerEnergy(name, n_in, n_out, ann_layer_ops(n_in, n_out), snn,
-                                  ev_in, ev_out, act))
-    return EnergyReport(layers, table, neuron, steps)
+        ann = ann_layer_ops(ann_in if l == 0 else n_in, n_out)
+        layers.append(LayerEnergy(name, n_in, n_out, ann, snn, ev_in, ev_out, act))
+    rep = EnergyReport(layers, table, neuron, steps)
+    if _floor:
+        zero = count_energy(widths, neuron=neuron, steps=steps, events=[0.0] * n_hidden,
+                            fourier=fourier, table=table, graded=graded,
+                            state_params=state_params, encoder=encoder, _floor=False)
+        rep.floor = (zero.ratio, zero.compute_only().ratio)
+    return rep
+
+
+def network_spec(net: nn.Module) -> dict:
+    """The keywords of :func:`count_energy` that describe a spiking MLP's shape."""
+    unit = net.units[0] if len(getattr(net, "units", ())) else None
+    if not hasattr(unit, "graded"):
+        raise ValueError("energy accounting needs a spiking MLP (hidden units are spiking "
+                         "neurons)")
+    fourier = None
+    if net.fourier is not None:
+        fourier = (net.fourier.in_dim, net.fourier.B.shape[0])
+    enc = getattr(net, "encoder", None)
+    encoder = None if enc is None else (enc.mode, enc.in_dim, enc.levels)
+    return dict(widths=net.widths, neuron=net.neuron, steps=unit.num_steps, fourier=fourier,
+                graded=unit.graded, state_params=unit.state_params, encoder=encoder)
 
 
 def energy_report(
@@ -307,26 +357,28 @@ def energy_report(
 ) -> EnergyReport:
     """Energy of ``net`` (a spiking :class:`~spiking.networks.MLP`) from the events its
     monitor recorded, against the ANN of identical shape."""
-    unit = net.units[0] if len(getattr(net, "units", ())) else None
-    if not hasattr(unit, "graded"):
-        raise ValueError("energy_report needs a spiking MLP (hidden units are spiking neurons)")
+    spec = network_spec(net)
     if monitor.net is not net:
         raise ValueError("the monitor watches a different network")
     stats = monitor.layers()
     units = set(net.units)
-    names = [n for n, m in net.named_modules() if m in units]
-    per_layer = [stats[n] for n in names]
+    per_layer = [stats[n] for n, m in net.named_modules() if m in units]
     if any(la.points == 0 for la in per_layer):
         raise ValueError("the monitor recorded nothing; run the network inside the monitor")
-    fourier = None
-    if net.fourier is not None:
-        fourier = (net.fourier.in_dim, net.fourier.B.shape[0])
-    return count_energy(
-        net.widths, neuron=net.neuron, steps=unit.num_steps,
-        events=[la.events_per_point for la in per_layer],
-        activity=[la.activity for la in per_layer], fourier=fourier, table=table,
-        graded=unit.graded, state_params=unit.state_params,
-    )
+    return count_energy(events=[la.events_per_point for la in per_layer],
+                        activity=[la.activity for la in per_layer], table=table, **spec)
+
+
+def event_weights(net: nn.Module, table: EnergyTable | None = None) -> list[float]:
+    """Per hidden layer l, the priced cost of one more output event of layer l (its write
+    and what it costs downstream) divided by the equal ANN's energy per point: the
+    weights w_l of the activity regulariser λ·Σ_l w_l·events_l (an energy-ratio share)."""
+    spec = network_spec(net)
+    n = len(spec["widths"]) - 2
+    base = count_energy(events=[0.0] * n, table=table, _floor=False, **spec)
+    return [(count_energy(events=[float(k == l) for k in range(n)], table=table,
+                          _floor=False, **spec).snn_pj - base.snn_pj) / base.ann_pj
+            for l in range(n)]
 
 
 def break_even_activity(
@@ -342,9 +394,7 @@ def break_even_activity(
     May fall outside [0, 1] (never / always cheaper)."""
     hidden = widths[1:-1]
 
-    def energy(a: float) -> EnergyReport:
-        return count_energy(widths, neuron=neuron, steps=steps,
-                            events=[a * steps * h for h in hidden], fourier=fourier, table=table)
-
-    e0, e1 = energy(0.0), energy(1.0)  # the spiking energy is affine in a
+    e0, e1 = (count_energy(widths, neuron=neuron, steps=steps, fourier=fourier, table=table,
+                           events=[a * steps * h for h in hidden], _floor=False)
+              for a in (0.0, 1.0))  # the spiking energy is affine in a
     return (e0.ann_pj - e0.snn_pj) / (e1.snn_pj - e0.snn_pj)

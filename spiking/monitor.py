@@ -180,3 +180,79 @@ class ActivityMonitor:
         if spikes is None:
             return torch.zeros(0, dtype=torch.float64)
         return spikes / denom
+
+
+class EventCount:
+    """A neuron record that keeps Σ s (the surrogate spike tensor, with its gradient) and
+    the points seen; it passes every step on to a monitor's record already attached."""
+
+    def __init__(self, num_neurons: int, inner: LayerRecord | None = None) -> None:
+        self.num_neurons, self.inner = num_neurons, inner
+        self.total: torch.Tensor | float = 0.0
+        self.points, self._new = 0, True
+
+    def begin(self) -> None:
+        """Start a new pass."""
+        self._new = True
+        if self.inner is not None:
+            self.inner.begin()
+
+    def add_step(self, spikes: torch.Tensor, outputs: torch.Tensor) -> None:
+        """Add one step's spikes (…, n), keeping the graph."""
+        if self._new:
+            self.points += spikes.numel() // self.num_neurons
+            self._new = False
+        self.total = self.total + spikes.sum()
+        if self.inner is not None:
+            self.inner.add_step(spikes, outputs)
+
+    def per_point(self) -> torch.Tensor | float:
+        """Differentiable events (spikes over neurons and steps) per point."""
+        return self.total / self.points if self.points else 0.0
+
+
+class ActivityPenalty:
+    """The activity regulariser λ·Σ_l w_l·events_l (events of hidden layer l per point,
+    differentiable through the surrogate spike), optionally only above a target rate:
+    events_l → max(0, events_l − target·T_s·n_l). ``costs`` are the w_l (for an energy
+    share: :func:`spiking.energy.event_weights`). Use ``with pen.counting(): loss = …``,
+    then ``pen.terms()``."""
+
+    def __init__(self, net: nn.Module, weight: float, costs: list[float],
+                 target: float | None = None) -> None:
+        self.neurons = spiking_layers(net)
+        if not self.neurons or len(costs) != len(self.neurons):
+            raise ValueError(f"activity regulariser: {len(self.neurons)} spiking layers, "
+                             f"{len(costs)} costs (needs a spiking network)")
+        self.weight, self.costs, self.target = float(weight), list(costs), target
+        self.counts: dict[str, EventCount] = {}
+
+    def counting(self) -> ActivityPenalty:
+        """Attach fresh counters (a context manager: ``with pen.counting(): …``)."""
+        self.counts = {name: EventCount(m.num_neurons, m.record)
+                       for name, m in self.neurons.items()}
+        return self
+
+    def __enter__(self) -> ActivityPenalty:
+        for name, m in self.neurons.items():
+            m.record = self.counts[name]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, m in self.neurons.items():
+            m.record = self.counts[name].inner
+
+    def terms(self, scale: float = 1.0) -> tuple[torch.Tensor | float, dict]:
+        """(λ·Σ w_l·excess_l, {"activity": …, "events/<layer>": events_l}), all × scale."""
+        penalty, logged = 0.0, {}
+        for (name, m), w in zip(self.neurons.items(), self.costs, strict=True):
+            ev = self.counts[name].per_point()
+            excess = ev
+            if self.target is not None:
+                excess = torch.relu(torch.as_tensor(ev) - self.target * m.num_steps
+                                    * m.num_neurons)
+            penalty = penalty + w * excess
+            logged[f"events/{name}"] = torch.as_tensor(ev).detach() * scale
+        penalty = self.weight * scale * penalty
+        logged["activity"] = torch.as_tensor(penalty).detach()
+        return penalty, logged

@@ -115,6 +115,8 @@ class MLP(nn.Module):
     :class:`Activation` (the default, tanh). ``bounds = (lo, hi)`` maps the input box onto
     [-1, 1]^d; left None, :func:`coupling.fit` sets it from the mesh before training.
     ``fourier`` is a number of random Fourier features (or a :class:`FourierFeatures`).
+    ``encoder`` (a :class:`~spiking.encoders.PopulationEncoder` of the features) feeds the
+    first hidden layer events instead of dense values.
     """
 
     def __init__(self, in_dim: int, widths: Sequence[int], *, out_dim: int = 1,
@@ -124,7 +126,7 @@ class MLP(nn.Module):
                  output_scale: float | Sequence[float] = 1.0,
                  output_shift: float | Sequence[float] = 0.0,
                  seed: int | torch.Generator | None = None,
-                 dtype: torch.dtype | None = None) -> None:
+                 dtype: torch.dtype | None = None, encoder: nn.Module | None = None) -> None:
         super().__init__()
         dtype = dtype or torch.get_default_dtype()
         gen = (seed if isinstance(seed, torch.Generator) or seed is None
@@ -136,6 +138,12 @@ class MLP(nn.Module):
             fourier = FourierFeatures(in_dim, fourier, fourier_scale, generator=gen, dtype=dtype)
         self.fourier = fourier or None
         width = self.fourier.out_dim if self.fourier is not None else in_dim
+        self.encoder = encoder  # events instead of dense values (spiking.encoders)
+        if encoder is not None:
+            if encoder.in_dim != width:
+                raise ValueError(f"encoder.in_dim = {encoder.in_dim}: the network's input "
+                                 f"features are {width} wide")
+            width = encoder.out_dim
         self.linears, self.units = nn.ModuleList(), nn.ModuleList()
         for h in widths:
             self.linears.append(_xavier_linear(width, h, gen, dtype))
@@ -159,7 +167,8 @@ class MLP(nn.Module):
         net = cls(config.in_dim, config.hidden, out_dim=config.out_dim,
                   unit=lambda n: _hidden_unit(config, n, dtype), bounds=config.bounds,
                   fourier=fourier, output_scale=config.output_scale,
-                  output_shift=config.output_shift, dtype=dtype, seed=gen)
+                  output_shift=config.output_shift, dtype=dtype, seed=gen,
+                  encoder=_encoder(config))
         net.config = config
         return net
 
@@ -184,8 +193,9 @@ class MLP(nn.Module):
         return getattr(self.units[0], "num_steps", 1) if len(self.units) else 1
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalised (and Fourier-mapped) input that enters the first Linear layer."""
-        return input_features(x, self.normalise, self.fourier)
+        """Normalised (and Fourier-mapped, encoded) input that enters the first Linear."""
+        h = input_features(x, self.normalise, self.fourier)
+        return h if self.encoder is None else self.encoder(h)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Field values at coordinates x (…, in_dim) → (…, out_dim)."""
@@ -203,6 +213,21 @@ def input_features(x: torch.Tensor, normalise: nn.Module | None,
     if fourier is not None:
         x = fourier(x)
     return x
+
+
+def _encoder(cfg: MLPConfig) -> nn.Module | None:
+    """The config's ``encoder = {kind, levels}`` table as an encoder (None: dense input)."""
+    table = getattr(cfg, "encoder", None)
+    if not table:
+        return None
+    from .encoders import PopulationEncoder
+
+    width = 2 * cfg.fourier_features + (cfg.in_dim if cfg.fourier_keep_input else 0)
+    try:
+        return PopulationEncoder.from_dict(dict(table), width if cfg.fourier_features
+                                           else cfg.in_dim)
+    except ValueError as err:
+        raise SpikingConfigError(str(err)) from None
 
 
 def _xavier_linear(n_in: int, n_out: int, gen, dtype) -> nn.Linear:
@@ -270,6 +295,8 @@ def mlp_from_config(
 def equal_shape_ann(net: MLP, activation: str | None = None) -> MLP:
     """ANN with the same widths, input map (incl. Fourier B) and output scaling as ``net``.
 
+    A spiking input encoder is not copied: the ANN takes the dense features it encodes.
+
     The activation defaults to the VSN's φ (``identity`` is replaced by ``tanh``, since
     a linear ANN would be no comparison); the weights are freshly initialised.
     """
@@ -278,7 +305,9 @@ def equal_shape_ann(net: MLP, activation: str | None = None) -> MLP:
         act = "tanh"
     dtype = net.linears[0].weight.dtype
     if hasattr(net, "config"):
-        cfg = MLPConfig.from_dict({**asdict(net.config), "neuron": "ann", "activation": act})
+        table = {**asdict(net.config), "neuron": "ann", "activation": act}
+        table.pop("encoder", None)  # the equal ANN takes the dense features
+        cfg = MLPConfig.from_dict(table)
         ann = MLP.from_config(cfg, dtype=dtype)
     else:
         box = (net.normalise.lo.tolist(), net.normalise.hi.tolist()) if net.normalise else None
