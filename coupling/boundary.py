@@ -1,12 +1,19 @@
 """Dirichlet data on network outputs: exact dofs, hard lifting u = g̃ + D·N, or none (soft).
 
-- ``exact`` (Galerkin): the Dirichlet dofs of the FE coefficient vector are overwritten
-  with their data, so the network only decides the free dofs.
-- ``hard``: u = g̃ + D·N with D an approximate distance function computed on the mesh —
-  the solution of −ΔD = 1, D = 0 on the Dirichlet boundary, normalised to max D = 1 —
-  and g̃ the harmonic extension of the data (−Δg̃ = 0, g̃ = g there). Both are P1 fields
-  solved by DOLFINx, so any boundary shape works (no analytic distance needed).
+- ``hard``: u = g̃ + D·N. With the default lift (``lift = "adf"``, :mod:`coupling.lift`)
+  D is an approximate distance function to Γ_D and g̃ the transfinite interpolation of the
+  data, both evaluated by formula at any point, so the raw network u(x) = g̃(x) + D(x)·N(x)
+  meets the data everywhere on Γ_D, not only at the nodes, and carries no PDE solution.
+  ``lift = "harmonic"`` keeps the former nodal lift: D solves −ΔD = 1 and g̃ is the
+  harmonic extension (−Δg̃ = 0) — on a Laplace problem g̃ *is* the FEM solution.
+- ``exact`` (Galerkin): the same ADF lift is part of the network's output, and the
+  Dirichlet dofs of the FE coefficient vector are also overwritten with their data (they
+  already equal it up to round-off, D = 0 there), so the energy is that of the FEM
+  space; ``lift = "none"`` keeps the overwrite alone (user-defined variational problems).
 - ``soft``: nothing here; the loss carries a penalty term instead.
+
+:class:`BoundaryValues` holds the nodal values (``lift`` = g̃, ``distance`` = D at the local
+dofs, unrolled) and the :class:`coupling.lift.Lift` (``lifter``) for off-node points.
 """
 
 from __future__ import annotations
@@ -27,19 +34,22 @@ class BoundaryValues:
     mode: str  # "exact" | "hard" | "none"
     index: torch.Tensor | None = None  # exact: local dofs to overwrite
     values: torch.Tensor | None = None  # exact: their data
-    lift: torch.Tensor | None = None  # hard: g̃ at every local dof
-    distance: torch.Tensor | None = None  # hard: D at every local dof
+    lift: torch.Tensor | None = None  # hard (and exact with a lift): g̃ at every local dof
+    distance: torch.Tensor | None = None  # D at every local dof
+    lifter: object = None  # coupling.lift.Lift: g̃ and D at any point (None: nodal only)
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
         """u with the boundary data imposed (differentiable in u)."""
+        if self.lift is not None:
+            u = self.lift + self.distance * u
         if self.mode == "exact":
             return u.index_put((self.index,), self.values)
-        if self.mode == "hard":
-            return self.lift + self.distance * u
         return u
 
     def apply_at(self, u: torch.Tensor, dofs: torch.Tensor) -> torch.Tensor:
         """Values u at the local dofs `dofs` with the boundary data imposed there."""
+        if self.lift is not None:
+            u = self.lift[dofs] + self.distance[dofs] * u
         if self.mode == "exact":
             if not hasattr(self, "_fixed"):  # dense lookup of the fixed dofs, built once
                 n = int(max(self.index.max() + 1, dofs.max() + 1)) if len(self.index) else 0
@@ -50,18 +60,31 @@ class BoundaryValues:
             inside = dofs < len(self._fixed)
             at = torch.where(inside, dofs, torch.zeros_like(dofs))
             return torch.where(inside & self._fixed[at], self._data[at], u)
-        if self.mode == "hard":
-            return self.lift[dofs] + self.distance[dofs] * u
         return u
 
     def restrict(self, n: int) -> BoundaryValues:
         """The same map on the first n local dofs only (e.g. V's owned + ghost dofs)."""
+        lift = None if self.lift is None else self.lift[:n]
+        distance = None if self.distance is None else self.distance[:n]
         if self.mode == "exact":
             keep = self.index < n
-            return BoundaryValues("exact", self.index[keep], self.values[keep])
+            return BoundaryValues("exact", self.index[keep], self.values[keep], lift, distance,
+                                  self.lifter)
         if self.mode == "hard":
-            return BoundaryValues("hard", lift=self.lift[:n], distance=self.distance[:n])
+            return BoundaryValues("hard", lift=lift, distance=distance, lifter=self.lifter)
         return self
+
+    def at_points(self, x: np.ndarray, raw: torch.Tensor) -> torch.Tensor:
+        """The field g̃(x) + D(x)·N(x) at any points x (n, gdim) from raw outputs N (n, bs).
+
+        Without a point-wise lift (soft, ``lift = "none"``, the nodal harmonic lift) the raw
+        output is returned as it is: then the network meets the data only where trained.
+        """
+        if self.lifter is None:
+            return raw
+        g, d = self.lifter(x)
+        t = lambda a: torch.as_tensor(a, dtype=raw.dtype, device=raw.device)  # noqa: E731
+        return t(g) + t(d) * raw
 
 
 def dirichlet_boundaries(spec: ProblemSpec) -> list:

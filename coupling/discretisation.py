@@ -58,6 +58,8 @@ class Discretisation(Measured):
     target: torch.Tensor | None = None  # (n_owned,) float64 FEM reference at the owned dofs
     bounds: tuple[list[float], list[float]] | None = None  # global box of the network inputs
     comm: MPI.Comm | None = None
+    reference: Any = None  # the FE reference function (off-node measures), or None
+    consistency: Any = None  # coupling.consistency.ConsistencyTerm added to the loss, or None
 
     @property
     def in_dim(self) -> int:
@@ -120,8 +122,8 @@ def with_interface_distance(x: np.ndarray, bounds, dmesh: DistributedMesh):
 def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: str | None = None,
                boundary_weight: float = 100.0, dtype: torch.dtype | None = None,
                reference=None, interface_distance: bool = False, batch: int | float = 0,
-               seed: int = 0, refresh: int = 20, cluster_cells: int = 32, **options
-               ) -> Discretisation | SpaceTimeDiscretisation:
+               seed: int = 0, refresh: int = 20, cluster_cells: int = 32, lift: str = "adf",
+               consistency: float = 0.0, **options) -> Discretisation | SpaceTimeDiscretisation:
     """Make `problem` trainable with the named residual (collective).
 
     `residual` is ``"galerkin"`` (any :class:`fem.Problem`), ``"sp"`` or ``"autograd"``
@@ -136,8 +138,11 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     elements and each step of :func:`coupling.fit` samples cells (:mod:`coupling.elements`),
     in clusters of about `cluster_cells` cells, with a control-variate snapshot every
     `refresh` steps (0: plain sampling).
+    `lift` (``"adf"`` | ``"harmonic"`` | ``"none"``) builds g̃ and D of the hard/exact
+    boundaries (:mod:`coupling.boundary`); `consistency` > 0 adds the off-node consistency
+    term of that weight (:mod:`coupling.consistency`).
     """
-    from .config import SPACE_TIME, ResidualSpec
+    from .config import SPACE_TIME, ResidualSpec, default_boundary_mode
 
     spec = residual if not isinstance(residual, str) else ResidualSpec(kind=residual, **options)
     dtype = dtype or torch.get_default_dtype()
@@ -148,7 +153,7 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
 
         return discretise_space_time(problem.spec, spec, boundary_weight, problem.dmesh,
                                      reference, dtype, problem.dmesh.comm)
-    _check_supported(problem, spec.kind, mode)
+    _check_supported(problem, spec.kind, mode, lift)
     dmesh = problem.dmesh
     ops = assemble_operators(problem)
     layout = ops.layout
@@ -159,7 +164,8 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     if interface_distance:
         x_all, bounds = with_interface_distance(x_all, bounds, dmesh)
     lumped = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)
-    bvals = _boundary_values(problem, ops, mode, dtype)
+    bvals = _boundary_values(problem, ops, mode, dtype, lift,
+                             layout.coordinates[:, : dmesh.mesh.geometry.dim])
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     if spec.kind == "galerkin" and batch:
         res = _element_energy(problem, bvals.restrict(n_fun), t(x_all[: n_fun // bs]), batch,
@@ -167,14 +173,24 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     elif spec.kind == "galerkin":
         res = GalerkinEnergy(SparseOperator(ops.K.to(dtype)), ops.b.to(dtype), bvals, t(x_all),
                              layout.n_owned)
+    elif spec.kind == "sp" and problem.vector:  # piecewise elasticity: coupling.sp_elastic
+        from .sp_elastic import elastic_sp_residual
+
+        res = elastic_sp_residual(problem, spec, mode, boundary_weight, ops, bvals, x_all, t)
     elif spec.kind == "sp":
         res = _sp_residual(problem, spec, mode, boundary_weight, ops, bvals, lumped, t)
     else:
         res = _autograd_residual(problem, spec, boundary_weight, t)
     target = (torch.as_tensor(ref.x.array[: layout.n_owned].copy(), dtype=torch.float64)
               if ref is not None else None)
-    return Discretisation(res, t(x_all[: n_fun // bs]), bvals.restrict(n_fun), t(lumped),
+    disc = Discretisation(res, t(x_all[: n_fun // bs]), bvals.restrict(n_fun), t(lumped),
                           layout.n_owned, bs, problem, ops, target, bounds, dmesh.comm)
+    disc.reference = ref
+    if consistency:
+        from .consistency import consistency_term
+
+        disc.consistency = consistency_term(disc, consistency, seed)
+    return disc
 
 
 def _element_energy(problem, boundary, x, batch, seed, refresh, cluster_cells, t
@@ -190,20 +206,14 @@ def _element_energy(problem, boundary, x, batch, seed, refresh, cluster_cells, t
                                  fraction, seed, refresh, el)
 
 
-def default_boundary_mode(residual: str, space_time: bool = False) -> str:
-    """How Dirichlet data are imposed unless told: the natural choice for each residual."""
-    if space_time or residual == "autograd":
-        return "soft"
-    return "exact" if residual == "galerkin" else "hard"
-
-
-def _check_supported(problem: Problem, kind: str, mode: str) -> None:
+def _check_supported(problem: Problem, kind: str, mode: str, lift: str = "adf") -> None:
     """Refuse combinations a residual cannot serve (one line naming the setting)."""
     spec = getattr(problem, "spec", None)
     if kind not in ("galerkin", "sp", "autograd"):
         raise ConfigError("residual.kind", f"unknown value {kind!r} (choose from galerkin, sp, "
                           "autograd)")
-    if kind != "galerkin" and (spec is None or problem.vector):
+    elastic_sp = kind == "sp" and getattr(problem, "name", None) == "elasticity"
+    if kind != "galerkin" and (spec is None or (problem.vector and not elastic_sp)):
         raise ConfigError("residual.kind", f"{kind!r} evaluates a scalar strong form and needs a "
                           f"built-in scalar problem; use 'galerkin' for {problem.name!r}")
     if mode not in ("exact", "hard", "soft"):
@@ -212,27 +222,42 @@ def _check_supported(problem: Problem, kind: str, mode: str) -> None:
     if mode != "exact" and spec is None:
         raise ConfigError("boundary.mode", f"{mode!r} needs the boundary data of a built-in "
                           "problem; use 'exact' with a VariationalProblem")
-    if problem.vector and mode == "hard":
-        raise ConfigError("boundary.mode", "'hard' lifting is scalar-only; use 'exact' for "
+    if lift not in ("adf", "harmonic", "none"):
+        raise ConfigError("boundary.lift", f"unknown value {lift!r} (choose from adf, harmonic, "
+                          "none)")
+    if mode == "hard" and lift == "none":
+        raise ConfigError("boundary.lift", "'hard' boundaries need a lift: 'adf' or 'harmonic'")
+    if problem.vector and mode == "hard" and lift != "adf":
+        raise ConfigError("boundary.lift", f"the {lift!r} lift is scalar-only; use 'adf' for "
                           "elasticity")
     if kind == "galerkin" and problem.V.ufl_element().embedded_superdegree != 1:
         raise ConfigError("problem.degree", "the galerkin residual evaluates the network at "
                           "vertices and needs a degree-1 space")
 
 
-def _boundary_values(problem, ops, mode, dtype) -> BoundaryValues:
+def _boundary_values(problem, ops, mode, dtype, lift="adf", x=None) -> BoundaryValues:
     """Dirichlet data on every local column (extra couplings fetched from their owners)."""
     layout, dmesh = ops.layout, problem.dmesh
     comm = dmesh.comm
     if mode == "soft":
         return BoundaryValues("none")
+    fixed = np.full(layout.n_function, np.nan)
+    fixed[ops.dirichlet_dofs] = ops.dirichlet_values
+    full = _extend_to_columns(fixed, problem.V, layout, comm)
+    idx = np.flatnonzero(~np.isnan(full))
+    index = torch.as_tensor(idx, dtype=torch.int64)
+    values = torch.as_tensor(full[idx], dtype=dtype)
+    if lift == "adf" and getattr(problem, "spec", None) is not None:
+        from .lift import build_lift
+
+        lifter = build_lift(problem, comm)
+        lifter.normalise(x[: layout.n_owned // layout.block_size], comm)
+        G, D = (a.reshape(-1) for a in lifter(x))
+        G[idx], D[idx] = full[idx], 0.0  # the nodes of Γ_D carry their data exactly
+        return BoundaryValues(mode, index, values, torch.as_tensor(G, dtype=dtype),
+                              torch.as_tensor(D, dtype=dtype), lifter)
     if mode == "exact":
-        fixed = np.full(layout.n_function, np.nan)
-        fixed[ops.dirichlet_dofs] = ops.dirichlet_values
-        full = _extend_to_columns(fixed, problem.V, layout, comm)
-        idx = np.flatnonzero(~np.isnan(full))
-        return BoundaryValues("exact", torch.as_tensor(idx, dtype=torch.int64),
-                              torch.as_tensor(full[idx], dtype=dtype))
+        return BoundaryValues("exact", index, values)
     from fem.problems import solve
 
     dspec, lspec = distance_and_lift_specs(problem.spec)

@@ -1,4 +1,11 @@
-"""What a discretised problem reports about a network: error vs FEM and spiking activity."""
+"""What a discretised problem reports about a network: error vs FEM and spiking activity.
+
+Besides the nodal relative L2 error (``rel_l2``), discretisations with an FE reference
+report the error *between* the nodes (``offnode``: vs FEM at quadrature points inside every
+cell, split into cells touching the boundary and interior cells, worst deviation, and the
+same for the P1 interpolant of the nodal values; :mod:`coupling.pointwise`) and, when the
+boundary map lifts the data, the error of the lift alone with N = 0 (``lift_rel_l2``).
+"""
 
 from __future__ import annotations
 
@@ -17,10 +24,6 @@ class Measured:
     Needs ``residual``, ``comm``, ``weights``, ``target`` (or None) and ``evaluate(net)``.
     """
 
-    def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None):
-        """This rank's loss and its named terms."""
-        return self.residual.loss(net, batch)
-
     def batch_size(self) -> int:
         """Rows a mini-batch draws from on this rank (0: full batch only)."""
         return self.residual.batch_size()
@@ -31,7 +34,8 @@ class Measured:
         return draw(step) if draw is not None else None
 
     def measure(self, net: torch.nn.Module) -> dict:
-        """Relative L2 error against the reference and activity per layer (collective)."""
+        """Relative L2 error against the reference (at the nodes, off the nodes, of the lift
+        alone) and activity per layer (collective)."""
         monitor = spiking.ActivityMonitor(net)
         with torch.no_grad(), monitor:
             u = self.evaluate(net)
@@ -39,7 +43,42 @@ class Measured:
         activity = global_activity(monitor, self.comm)
         if activity["layers"]:
             out["activity"] = {k: activity[k] for k in ("mean", "layers")}
+        out.update(self.off_node_measures(net))
         return out
+
+    def off_node_measures(self, net: torch.nn.Module) -> dict:
+        """``offnode`` errors and ``lift_rel_l2`` (nodal, N = 0) where they are defined."""
+        boundary = getattr(self, "boundary", None)
+        out = {}
+        if boundary is not None and boundary.lift is not None and self.target is not None:
+            zero = torch.zeros_like(boundary.lift)
+            out["lift_rel_l2"] = relative_l2(boundary.apply(zero)[: self.n_owned], self.target,
+                                             self.weights, self.comm)
+        if getattr(self, "reference", None) is None or self.target is None:
+            return out
+        from .pointwise import OffNodeProbe
+
+        if getattr(self, "_offnode", None) is None:
+            self._offnode = OffNodeProbe(self)
+        out["offnode"] = self._offnode.measure(self, net)
+        return out
+
+    def evaluate_at(self, net: torch.nn.Module, points, mode: str = "network"):
+        """Collective: the field at arbitrary points, as the raw network (``"network"``) or the
+        P1 interpolant of its nodal values (``"interpolant"``); outside points refused."""
+        from .pointwise import evaluate_at
+
+        return evaluate_at(self, net, points, mode)
+
+    def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None):
+        """This rank's loss and its named terms (plus the consistency term when set)."""
+        loss, terms = self.residual.loss(net, batch)
+        term = getattr(self, "consistency", None)
+        if term is not None:
+            c = term.penalty(self, net)
+            loss = loss + c
+            terms = {**terms, "consistency": c}
+        return loss, terms
 
 
 def relative_l2(u: torch.Tensor, target: torch.Tensor | None, weights: torch.Tensor,

@@ -1,0 +1,239 @@
+"""The network between the nodes: point evaluation, in-cell point sets and off-node measures.
+
+A trained network is a function of x, not only a vector of nodal values. Two readings:
+
+- ``"network"``: the raw network with its boundary map, u(x) = g̃(x) + D(x)·N(x)
+  (:meth:`coupling.boundary.BoundaryValues.at_points`), defined at any x;
+- ``"interpolant"``: the P1 interpolant of its nodal values (the FE function that
+  :meth:`Discretisation.to_function` gives), exact at the nodes by construction.
+
+:class:`CellPoints` are points inside every owned cell with their P1 interpolation rows
+(sparse, local dofs → points) and a flag for cells touching the boundary; the off-node
+measure (errors vs FEM at quadrature points, beside the nodal ones) and the consistency
+term (:mod:`coupling.consistency`) both use them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fem.errors import ConfigError
+
+from .parallel import allreduce_scalars
+
+QUADRATURE_DEGREE = 3  # off-node points: 6 per triangle, 5 per tetrahedron, all interior
+
+
+@dataclass
+class CellPoints:
+    """Points inside this rank's owned cells, with what evaluates fields there."""
+
+    x: np.ndarray  # (n, gdim) coordinates
+    weights: np.ndarray  # (n,) quadrature weights (∫ over the owned cells)
+    cells: np.ndarray  # (n,) int32 local cell
+    boundary: np.ndarray  # (n,) bool: the cell has a vertex on the boundary
+    rows: torch.Tensor  # sparse CSR (n·bs, n_local_dofs): the P1 interpolant at the points
+
+
+def boundary_cell_flags(V) -> np.ndarray:
+    """Owned cells with a vertex on the exterior boundary (same answer on any rank count)."""
+    from meshes.fenics import dolfinx
+
+    mesh = V.mesh
+    tdim = mesh.topology.dim
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
+    Q = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
+    mark = dolfinx.fem.Function(Q)
+    mark.x.array[dolfinx.fem.locate_dofs_topological(Q, tdim - 1, facets)] = 1.0
+    mark.x.scatter_reverse(dolfinx.la.InsertMode.add)
+    mark.x.scatter_forward()
+    n_cells = mesh.topology.index_map(tdim).size_local
+    return (mark.x.array[Q.dofmap.list[:n_cells]] > 0).any(axis=1)
+
+
+def cell_points(V, lam: np.ndarray, weights: np.ndarray | None = None,
+                dtype: torch.dtype = torch.float64) -> CellPoints:
+    """Points λ·(cell vertices) of every owned cell; `lam` (n_cells or 1, q, nv) barycentric."""
+    mesh = V.mesh
+    tdim, gdim = mesh.topology.dim, mesh.geometry.dim
+    n_cells = mesh.topology.index_map(tdim).size_local
+    verts = mesh.geometry.x[mesh.geometry.dofmap[:n_cells, : tdim + 1]][..., :gdim]
+    lam = np.broadcast_to(lam, (n_cells, *lam.shape[1:]))
+    q = lam.shape[1]
+    x = np.einsum("cqv,cvd->cqd", lam, verts).reshape(-1, gdim)
+    bs = V.dofmap.index_map_bs
+    nodes = V.dofmap.list[:n_cells, : tdim + 1]  # P1: vertex order = reference order
+    comp = np.arange(bs)
+    cols = (nodes[:, None, None, :] * bs + comp[None, None, :, None])  # (c, 1, bs, nv)
+    cols = np.broadcast_to(cols, (n_cells, q, bs, tdim + 1)).reshape(-1)
+    vals = np.broadcast_to(lam[:, :, None, :], (n_cells, q, bs, tdim + 1)).reshape(-1)
+    n_pts = n_cells * q
+    n_dofs = (V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts) * bs
+    crow = torch.arange(0, n_pts * bs * (tdim + 1) + 1, tdim + 1, dtype=torch.int64)
+    rows = torch.sparse_csr_tensor(crow, torch.as_tensor(cols.copy(), dtype=torch.int64),
+                                   torch.as_tensor(vals.copy(), dtype=dtype),
+                                   size=(n_pts * bs, n_dofs))
+    if weights is None:
+        weights = np.zeros(n_pts)
+    flags = np.repeat(boundary_cell_flags(V), q)
+    return CellPoints(x, weights, np.repeat(np.arange(n_cells, dtype=np.int32), q), flags, rows)
+
+
+def quadrature_points(V, degree: int = QUADRATURE_DEGREE) -> CellPoints:
+    """Basix quadrature points of degree `degree` in every owned cell, with their weights."""
+    from meshes.fenics import basix, dolfinx, ufl
+
+    mesh = V.mesh
+    ct = getattr(basix.CellType, mesh.topology.cell_name())
+    X, w = basix.make_quadrature(ct, degree)
+    lam = np.column_stack([1.0 - X.sum(axis=1), X])[None]
+    n_cells = mesh.topology.index_map(mesh.topology.dim).size_local
+    detj = np.zeros(n_cells)
+    if n_cells:  # affine simplices: |det J| is constant per cell
+        J = dolfinx.fem.Expression(ufl.JacobianDeterminant(mesh), X[:1])
+        detj = np.abs(J.eval(mesh, np.arange(n_cells, dtype=np.int32)).reshape(-1))
+    return cell_points(V, lam, (detj[:, None] * w[None, :]).reshape(-1))
+
+
+def random_points(V, per_cell: int, seed: int = 0) -> CellPoints:
+    """`per_cell` uniformly random points in every owned cell (weights: |cell| / per_cell)."""
+    mesh = V.mesh
+    tdim = mesh.topology.dim
+    n_cells = mesh.topology.index_map(tdim).size_local
+    rng = np.random.default_rng(seed)
+    lam = rng.dirichlet(np.ones(tdim + 1), size=(n_cells, per_cell))
+    pts = cell_points(V, lam)
+    q = quadrature_points(V, 1)
+    pts.weights = np.repeat(q.weights.reshape(n_cells, -1).sum(1) / per_cell, per_cell)
+    return pts
+
+
+def network_inputs(disc, x: np.ndarray) -> torch.Tensor:
+    """The network's inputs at coordinates x (n, gdim): the interface distance appended when
+    the discretisation was built with it."""
+    gdim = disc.problem.dmesh.mesh.geometry.dim
+    x = np.asarray(x, dtype=np.float64)[:, :gdim]
+    if disc.in_dim > gdim:
+        from .discretisation import with_interface_distance
+
+        x, _ = with_interface_distance(x, disc.bounds, disc.problem.dmesh)
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=disc.x_nodes.dtype,
+                           device=disc.x_nodes.device)
+
+
+def network_at(disc, net: torch.nn.Module, x: np.ndarray) -> torch.Tensor:
+    """The raw network with its boundary map at coordinates x (n, gdim): (n, bs)."""
+    raw = net(network_inputs(disc, x)).reshape(len(x), disc.block_size)
+    return disc.boundary.at_points(np.asarray(x)[:, : disc.problem.dmesh.mesh.geometry.dim], raw)
+
+
+def evaluate_at(disc, net: torch.nn.Module, points: np.ndarray, mode: str = "network"
+                ) -> np.ndarray:
+    """Collective: the trained field at this rank's `points` (n, gdim): (n,) or (n, bs).
+
+    ``mode="network"``: the raw network g̃ + D·N; ``"interpolant"``: the P1 interpolant of its
+    nodal values. A point outside the mesh is refused (ConfigError naming it).
+    """
+    from fem.evaluate import PointEvaluator
+
+    if mode not in ("network", "interpolant"):
+        raise ConfigError("mode", f"unknown value {mode!r} (choose from network, interpolant)")
+    pts = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    ev = PointEvaluator(disc.problem.V.mesh, pts)
+    outside = np.flatnonzero(~ev.found)
+    first = disc.comm.allreduce(int(outside[0]) if len(outside) else -1, op=_max_op())
+    if first >= 0:
+        if len(outside):
+            p = ", ".join(f"{v:g}" for v in pts[outside[0]])
+            raise ConfigError("points", f"point {int(outside[0])} ({p}) is outside the mesh")
+        raise ConfigError("points", "a point on another rank is outside the mesh")
+    with torch.no_grad():
+        if mode == "interpolant":
+            out = ev(disc.to_function(net))
+        else:
+            out = network_at(disc, net, pts).detach().cpu().to(torch.float64).numpy()
+    out = np.asarray(out, dtype=np.float64).reshape(len(pts), -1)
+    return out[:, 0] if disc.block_size == 1 else out
+
+
+def _max_op():
+    from meshes.fenics import MPI
+
+    return MPI.MAX
+
+
+def reference_at(reference, pts: CellPoints) -> np.ndarray | None:
+    """The FE reference at the cell points, (n, bs) (None without a reference)."""
+    if reference is None:
+        return None
+    p = np.zeros((len(pts.x), 3))
+    p[:, : pts.x.shape[1]] = pts.x
+    if len(p) == 0:
+        return np.zeros((0, int(np.prod(reference.ufl_shape)) or 1))
+    v = reference.eval(p, pts.cells)
+    return np.asarray(v, dtype=np.float64).reshape(len(p), -1)
+
+
+def point_errors(u: np.ndarray, ref: np.ndarray, pts: CellPoints, comm) -> dict:
+    """Relative L2 vs `ref` over all cells / boundary cells / interior cells, and the worst
+    deviation (absolute and as a fraction of the reference's range), over all ranks."""
+    from meshes.fenics import MPI
+
+    d2 = np.sum((np.asarray(u, dtype=np.float64).reshape(len(ref), -1) - ref) ** 2, axis=1)
+    r2 = np.sum(ref**2, axis=1)
+    w, b = pts.weights, pts.boundary
+    sums = allreduce_scalars([float(w @ d2), float(w @ r2), float(w[b] @ d2[b]),
+                              float(w[b] @ r2[b]), float(w[~b] @ d2[~b]),
+                              float(w[~b] @ r2[~b])], comm)
+    rel = [math.sqrt(sums[i] / sums[i + 1]) if sums[i + 1] > 0 else None for i in (0, 2, 4)]
+    worst = comm.allreduce(float(np.sqrt(d2.max(initial=0.0))), op=MPI.MAX)
+    lo = comm.allreduce(float(ref.min(initial=np.inf)), op=MPI.MIN)
+    hi = comm.allreduce(float(ref.max(initial=-np.inf)), op=MPI.MAX)
+    return {"rel_l2": rel[0], "boundary_cells": rel[1], "interior_cells": rel[2],
+            "max_abs": worst, "max_of_range": worst / (hi - lo) if hi > lo else None}
+
+
+class OffNodeProbe:
+    """Errors vs FEM at quadrature points inside every cell, beside the nodal ones (cached).
+
+    Built once per discretisation (collective): the points, the FE reference there and the
+    lift g̃, D there; each call is one network evaluation at the points.
+    """
+
+    def __init__(self, disc, degree: int = QUADRATURE_DEGREE):
+        self.pts = quadrature_points(disc.problem.V, degree)
+        self.ref = reference_at(disc.reference, self.pts)
+        self.inputs = network_inputs(disc, self.pts.x)
+        lifter = disc.boundary.lifter
+        self.lift = lifter(self.pts.x) if lifter is not None else None
+        self.bs = disc.block_size
+
+    def values(self, disc, net: torch.nn.Module) -> dict[str, np.ndarray]:
+        """The raw network, the interpolant of its nodal values and the lift alone at the
+        points, each (n, bs)."""
+        with torch.no_grad():
+            raw = net(self.inputs).reshape(-1, self.bs).cpu().to(torch.float64).numpy()
+            nodal = disc.field(net).detach().cpu().to(torch.float64)
+        interp = (self.pts.rows @ nodal.reshape(-1, 1)).reshape(-1, self.bs).numpy()
+        out = {"network": raw, "interpolant": interp}
+        if self.lift is not None:
+            g, d = self.lift
+            out["network"] = g + d * raw
+            out["lift"] = g
+        return out
+
+    def measure(self, disc, net: torch.nn.Module) -> dict:
+        """Off-node errors of the network, of its interpolant and of the lift alone."""
+        vals = self.values(disc, net)
+        comm = disc.comm
+        out = point_errors(vals["network"], self.ref, self.pts, comm)
+        out["interpolant_rel_l2"] = point_errors(vals["interpolant"], self.ref, self.pts,
+                                                 comm)["rel_l2"]
+        if "lift" in vals:
+            out["lift_rel_l2"] = point_errors(vals["lift"], self.ref, self.pts, comm)["rel_l2"]
+        return out
