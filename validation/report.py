@@ -61,14 +61,8 @@ def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     rows.append(["mean", _fmt(a["mean"])])
     out.append(("Spiking activity per layer (fraction of neuron-steps with a spike)",
                 ["layer", "activity"], rows))
-    en = summary.get("energy")
-    if en:
-        rows = [[la["name"], _fmt(la["ann_pj"]), _fmt(la["snn_pj"]), _fmt(la.get("activity"))]
-                for la in en["layers"]]
-        rows.append(["total", _fmt(en["ann_pj"]), _fmt(en["snn_pj"]), ""])
-        rows.append(["ratio SNN / ANN", "", _fmt(en["ratio"]), ""])
-        out.append(("Energy per inference point (pJ) vs an ANN of the same shape",
-                    ["layer", "ANN", "SNN", "activity"], rows))
+    if summary.get("energy"):
+        out.append(energy_table(summary["energy"]))
     m = summary["mesh"]
     rows = [["cells", _fmt(m["cells"])], ["vertices", _fmt(m["vertices"])],
             ["cell type", m["cell_type"]], ["h min / max", f"{m['h_min']:.3g} / {m['h_max']:.3g}"],
@@ -80,6 +74,21 @@ def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     t = summary["timings"]
     out.append(("Timings (s)", ["stage", "seconds"], [[k, _fmt(v)] for k, v in t.items()]))
     return out
+
+
+def energy_table(en: dict) -> tuple[str, list[str], list[list[str]]]:
+    """Energy per layer in two conventions: full (compute + memory) and compute-only."""
+    co, fl = en["compute_only"], en["floor"]
+    rows = [[la["name"], _fmt(la["ann_pj"]), _fmt(la["snn_pj"]), _fmt(la["ann_compute_pj"]),
+             _fmt(la["snn_compute_pj"]), _fmt(la.get("activity"))] for la in en["layers"]]
+    rows.append(["total", _fmt(en["ann_pj"]), _fmt(en["snn_pj"]), _fmt(co["ann_pj"]),
+                 _fmt(co["snn_pj"]), ""])
+    rows.append(["ratio SNN / ANN", "", _fmt(en["ratio"]), "", _fmt(co["ratio"]), ""])
+    rows.append(["floor (zero activity)", "", _fmt(fl["ratio"]), "", _fmt(fl["ratio_compute"]),
+                 ""])
+    return ("Energy per inference point (pJ) vs an ANN of the same shape: full (compute + "
+            "memory) and compute-only (the SNN papers' convention)",
+            ["layer", "ANN", "SNN", "ANN compute-only", "SNN compute-only", "activity"], rows)
 
 
 def mechanics_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
