@@ -37,6 +37,9 @@ PATTERN = re.compile(r"^ckpt-(\d+)\.pt$")
 # Dotted config keys (a key names its whole subtree) that may differ on resume.
 RESUME_KEYS: tuple[str, ...] = (
     "training.steps",  # train longer (or shorter) than first planned
+    "training.device",  # where it runs, how many threads and whether compiled do not
+    "training.threads",  # change the problem or the network (results agree to round-off)
+    "training.compile",
     "training.lbfgs_steps",
     "training.log_every",
     "training.checkpoint_every",

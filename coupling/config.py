@@ -176,6 +176,20 @@ class BoundarySpec(Table):
     weight: Positive = 100.0
 
 
+def default_boundary_mode(residual: str, space_time: bool = False) -> str:
+    """How Dirichlet data are imposed unless told: the natural choice for each residual."""
+    if space_time or residual == "autograd":
+        return "soft"
+    return "exact" if residual == "galerkin" else "hard"
+
+
+# a count of rows/cells (an integer) or a fraction of them (a float in (0, 1))
+CountOrFraction = Annotated[
+    Annotated[between(0, MAX_COUNT, integer=True), Tag("<count>")]
+    | Annotated[Annotated[float, Field(gt=0.0, lt=1.0, allow_inf_nan=False)], Tag("<fraction>")],
+    Discriminator(lambda v: "<fraction>" if isinstance(v, float) else "<count>")]
+
+
 class TrainingSpec(Table):
     """Optimizer, schedule, batching, precision, seed, logging and checkpoint cadence."""
 
@@ -188,7 +202,13 @@ class TrainingSpec(Table):
     schedule: Literal[SCHEDULES] = "none"
     gamma: Positive = 0.5
     step_size: PositiveInt = 1000
-    batch: between(0, MAX_COUNT, integer=True) = 0
+    # rows (sp/autograd) or cells (galerkin: element-sampled energy) per step, or a fraction
+    batch: CountOrFraction = 0
+    refresh: between(0, MAX_COUNT, integer=True) = 20  # galerkin batches: control variate
+    cluster_cells: PositiveInt = 32  # galerkin batches: cells sampled together
+    compile: bool = False  # torch.compile the network for the loss (eager fallback)
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    threads: PositiveInt | None = None  # torch/BLAS threads per rank (default 1)
     dtype: Literal[DTYPES] = "float32"
     seed: SEED = 0
     log_every: PositiveInt = 50
@@ -263,8 +283,7 @@ class NetworkRun(Table):
         if r.neighbours == "radius" and r.radius is None:
             raise ConfigError("residual.radius", "missing (needed with neighbours = \"radius\")")
         if b.mode is None:  # the natural choice for each residual
-            b.mode = ("soft" if p.type in SPACE_TIME or r.kind == "autograd"
-                      else "exact" if r.kind == "galerkin" else "hard")
+            b.mode = default_boundary_mode(r.kind, p.type in SPACE_TIME)
         if p.type in SPACE_TIME and b.mode != "soft":
             raise ConfigError("boundary.mode", f"{p.type!r} trains on space-time points with "
                               "initial and boundary penalties: set mode = \"soft\"")
@@ -274,9 +293,6 @@ class NetworkRun(Table):
         if b.mode == "hard" and r.kind == "autograd":
             raise ConfigError("boundary.mode", "'hard' lifts with a P1 distance function, "
                               "which has no second derivative for autograd; use 'soft'")
-        if self.training.batch and r.kind == "galerkin":
-            raise ConfigError("training.batch", "the galerkin energy couples all dofs and "
-                              "trains full-batch; set batch = 0")
         if self.inputs.interface_distance and r.kind != "galerkin":
             raise ConfigError("inputs.interface_distance", "is precomputed at the training "
                               "points and needs the galerkin residual (sp/autograd "

@@ -71,7 +71,9 @@ class Trainer:
                                boundary_weight=cfg.boundary.weight, dtype=self.dtype,
                                reference=self.ref,
                                interface_distance=cfg.inputs.interface_distance,
-                               batch=cfg.training.batch, seed=cfg.training.seed)
+                               batch=cfg.training.batch if cfg.residual.kind == "galerkin"
+                               else 0, seed=cfg.training.seed, refresh=cfg.training.refresh,
+                               cluster_cells=cfg.training.cluster_cells)
         self.net = self._network()
 
     def _network(self) -> spiking.MLP:
@@ -98,7 +100,8 @@ class Trainer:
         result = fit(self.net, self.disc, steps=t.steps, lr=t.lr, schedule=t.schedule,
                      gamma=t.gamma, step_size=t.step_size, lbfgs_steps=t.lbfgs_steps,
                      batch=t.batch, log_every=t.log_every, checkpoint_every=t.checkpoint_every,
-                     callbacks=callbacks, comm=self.comm, progress=t.progress)
+                     callbacks=callbacks, comm=self.comm, progress=t.progress,
+                     compile=t.compile, device=t.device)
         self.step = result.step
         return run_result(result)
 

@@ -116,7 +116,8 @@ def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -
         with claimed(run_dir, "train", comm):
             if not resume_run:
                 _fresh(run_dir, args.force, comm)
-            set_threads_per_rank(comm, args.threads)
+            threads = args.threads or doc.get("training", {}).get("threads")  # CLI wins
+            set_threads_per_rank(comm, threads if isinstance(threads, int) else None)
             module, function = MODELS[model]
             run = getattr(importlib.import_module(module), function)
             result = run(doc, run_dir, comm, resume_run)

@@ -86,7 +86,7 @@ BAD = [
     (LSHAPE, "training.seed", -1, "training.seed"),
     (LSHAPE, "training.steps", 1.5, "training.steps"),
     (LSHAPE, "training.dtype", "float16", "training.dtype"),
-    (LSHAPE, "training.batch", 64, "training.batch"),  # galerkin trains full-batch
+    (LSHAPE, "training.batch", 1.5, "training.batch"),  # neither a count nor a fraction
     (LSHAPE, "optimiser", {}, "optimiser"),
     (LSHAPE, "model", "snn", "model"),
     (LSHAPE, "energy.mac_pj", -1.0, "energy.mac_pj"),
@@ -113,6 +113,10 @@ BAD = [
     (CLIF, "mesh.n", [1], "mesh.n[0]"),
     (CLIF, "clif.train_until", 5.0, "clif.train_until"),
     (CLIF, "problem.bcs[0].boundary", "y0", "problem.bcs[0].boundary"),  # 1D grid
+    (LSHAPE, "training.device", "gpu", "training.device"),
+    (LSHAPE, "training.threads", 0, "training.threads"),
+    (LSHAPE, "training.compile", 1, "training.compile"),
+    (LSHAPE, "training.cluster_cells", 0, "training.cluster_cells"),
 ]
 
 
@@ -126,6 +130,17 @@ def test_bad_value_is_one_config_error_naming_its_key(name, path, value, key):
     assert time.perf_counter() - t0 < 2.0  # no mesh, no FEM (and 9.0**9**9**9 does not hang)
     assert info.value.key == key, str(info.value)
     assert str(info.value).startswith(f"config {key}: ") and "\n" not in str(info.value)
+
+
+def test_training_speed_keys_parse():
+    """Element-sampled galerkin (a fraction or a count), compile, device, threads."""
+    for batch in (0.25, 200):
+        doc = put(example(LSHAPE), "training.batch", batch)
+        for key, value in (("compile", True), ("device", "auto"), ("threads", 2),
+                           ("refresh", 0), ("cluster_cells", 8)):
+            doc = put(doc, f"training.{key}", value)
+        t = parse_config(doc).training
+        assert (t.batch, t.compile, t.device, t.threads, t.refresh) == (batch, True, "auto", 2, 0)
 
 
 def test_bad_value_names_the_offending_value():

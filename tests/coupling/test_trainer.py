@@ -96,7 +96,7 @@ BAD_CONFIGS = [
     (("training", "steps"), 0, "training.steps"),
     (("training", "dtype"), "float16", "training.dtype"),
     (("training", "schedule"), "warmup", "training.schedule"),
-    (("training", "batch"), 64, "training.batch"),  # galerkin is full-batch
+    (("training", "batch"), -3, "training.batch"),  # cells or rows: not negative
     (("training", "stepz"), 10, "training.stepz"),
     (("training", "seed"), "one", "training.seed"),
     (("network", "hidden"), 64, "network.hidden"),
