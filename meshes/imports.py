@@ -70,7 +70,7 @@ def from_file(model, o) -> dict:
     if suffix == ".msh":
         _gmsh_call(path, gmsh.merge, path)
         dim = _top_dim()
-        if dim < 2 or not gmsh.model.mesh.getElements(dim)[0]:
+        if dim < 2 or len(gmsh.model.mesh.getElements(dim)[0]) == 0:
             raise MeshError(f"--path={path!r}: no 2D/3D elements in the file")
     elif suffix in (".step", ".stp"):
         _gmsh_call(path, gmsh.model.occ.importShapes, path)
@@ -93,7 +93,7 @@ def from_file(model, o) -> dict:
         gmsh.model.geo.synchronize()
         _gmsh_call(path, gmsh.model.mesh.generate, 3)
         dim = 3
-        if not gmsh.model.mesh.getElements(3)[0]:
+        if len(gmsh.model.mesh.getElements(3)[0]) == 0:
             raise MeshError(f"--path={path!r}: the STL surface is not closed (no volume mesh)")
     _ensure_groups(dim)
     return {"gdim": 3 if dim == 3 or suffix != ".msh" else _gdim_of_msh(), "source": path,
