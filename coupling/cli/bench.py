@@ -1,4 +1,5 @@
-"""`neurofem bench [--quick] [--only NAME] [--mpi N] [--out DIR]`: the benchmark grid.
+"""`neurofem bench [--quick] [--only NAME] [--mpi N] [--out DIR]`: the benchmark grid;
+`neurofem bench --pareto PROBLEM [--quick]`: the error vs energy sweep (benchmarks.pareto).
 
 A thin launcher of the :mod:`benchmarks` harness: every problem × method cell of
 :mod:`benchmarks.grid` (each problem in its own worker process, one thread per rank),
@@ -39,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="override every cell's step budget (default: each problem's own)")
     p.add_argument("--runs", type=Path, metavar="DIR",
                    help="keep the run directories here (default: a temporary folder)")
+    p.add_argument("--pareto", metavar="PROBLEM",
+                   help="instead of the grid: the error vs energy Pareto sweep of spiking "
+                   "designs on PROBLEM (lshape, cube-spheres, rve or a config file); "
+                   "JSON + Markdown + PNG into DIR (benchmarks.pareto)")
     p.set_defaults(handler=bench)
 
 
@@ -48,6 +53,13 @@ def bench(args: argparse.Namespace) -> int:
 
     argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name == "neurofem" else None
     cmd = command_line(argv) if argv is not None else command_line(_rebuild(args))
+    if args.pareto:
+        from benchmarks.pareto import sweep
+
+        doc = sweep(args.pareto, quick=args.quick, steps=args.steps, out=args.out, command=cmd)
+        print(f"neurofem: bench --pareto: {len(doc['records'])} designs, {doc['total_s']:.0f} s "
+              f"-> {', '.join(doc['paths'])}", file=sys.stderr, flush=True)
+        return 0
     doc = run(Options(quick=args.quick, only=list(args.only), mpi=args.mpi, out=args.out,
                       runs=args.runs, steps=args.steps, command=cmd))
     failed = [r for r in doc["records"] if r["status"] == "failed"]
@@ -59,6 +71,7 @@ def bench(args: argparse.Namespace) -> int:
 def _rebuild(args: argparse.Namespace) -> list[str]:
     """The `bench` arguments as typed, rebuilt from `args` (run as `python -m coupling.cli`)."""
     out = ["bench"] + (["--quick"] if args.quick else [])
+    out += ["--pareto", args.pareto] if args.pareto else []
     for name in args.only:
         out += ["--only", name]
     if args.mpi != 1:
