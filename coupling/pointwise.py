@@ -143,28 +143,25 @@ def evaluate_at(disc, net: torch.nn.Module, points: np.ndarray, mode: str = "net
 
     if mode not in ("network", "interpolant"):
         raise ConfigError("mode", f"unknown value {mode!r} (choose from network, interpolant)")
-    pts = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    gdim = disc.problem.dmesh.mesh.geometry.dim
+    pts = np.asarray(points, dtype=np.float64)
+    pts = pts.reshape(len(pts), pts.shape[1] if pts.ndim == 2 else gdim)
     ev = PointEvaluator(disc.problem.V.mesh, pts)
     outside = np.flatnonzero(~ev.found)
-    first = disc.comm.allreduce(int(outside[0]) if len(outside) else -1, op=_max_op())
-    if first >= 0:
-        if len(outside):
-            p = ", ".join(f"{v:g}" for v in pts[outside[0]])
-            raise ConfigError("points", f"point {int(outside[0])} ({p}) is outside the mesh")
-        raise ConfigError("points", "a point on another rank is outside the mesh")
+    mine = ""
+    if len(outside):
+        p = ", ".join(f"{v:g}" for v in pts[outside[0]])
+        mine = f"point {int(outside[0])} ({p}) is outside the mesh"
+    told = [m for m in disc.comm.allgather(mine) if m]
+    if told:  # every rank raises the same one line (the first rank's point)
+        raise ConfigError("points", told[0])
     with torch.no_grad():
         if mode == "interpolant":
             out = ev(disc.to_function(net))
         else:
             out = network_at(disc, net, pts).detach().cpu().to(torch.float64).numpy()
-    out = np.asarray(out, dtype=np.float64).reshape(len(pts), -1)
+    out = np.asarray(out, dtype=np.float64).reshape(len(pts), disc.block_size)
     return out[:, 0] if disc.block_size == 1 else out
-
-
-def _max_op():
-    from meshes.fenics import MPI
-
-    return MPI.MAX
 
 
 def reference_at(reference, pts: CellPoints) -> np.ndarray | None:

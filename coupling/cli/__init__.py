@@ -19,7 +19,7 @@ import sys
 from types import ModuleType
 
 COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.cli.train", "coupling.cli.demo",
-                   "coupling.cli.report", "coupling.cli.bench")
+                   "coupling.cli.report", "coupling.cli.bench", "coupling.cli.points")
 
 USAGE_EXIT = 2
 
