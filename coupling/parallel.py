@@ -118,13 +118,6 @@ def local_rank(comm: MPI.Comm) -> int:
         node.Free()
 
 
-def local_size(comm: MPI.Comm) -> int:
-    """Number of ranks of `comm` on this node (shared-memory neighbours)."""
-    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
-    try:
-        return node.size
-    finally:
-        node.Free()
 
 
 def set_threads_per_rank(comm: MPI.Comm, threads: int | None = None) -> int:

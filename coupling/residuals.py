@@ -24,8 +24,6 @@ from typing import Protocol
 
 import torch
 
-from fem.errors import ConfigError
-
 from .boundary import BoundaryValues
 
 
@@ -215,12 +213,5 @@ def _csr_rows(A: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     return torch.index_select(A.to_sparse_coo(), 0, rows).to_sparse_csr()
 
 
-def refuse_spiking_autograd(net: torch.nn.Module) -> None:
-    """Autograd residuals differentiate the network in its input: not defined for spikes."""
-    neuron = getattr(net, "neuron", "ann")
-    if neuron != "ann":
-        raise ConfigError("network.neuron", f"the autograd residual needs an ANN, got {neuron!r}: "
-                          "spikes have no derivative with respect to the input "
-                          "(use residual.kind = \"sp\" or \"galerkin\")")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -129,9 +129,6 @@ def train_network(doc: dict, run_dir: Path, comm: MPI.Comm, resume: bool) -> Run
     return trainer.train(resume=resume)
 
 
-def result_dict(result: RunResult) -> dict:
-    """A RunResult as plain JSON data."""
-    return asdict(result)
 
 
 def load_trained(run_dir: str | os.PathLike, comm: MPI.Comm | None = None) -> Trainer:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,13 +228,6 @@ def _binop(op: ast.operator, lhs, rhs, pow_=None):
     raise FemError(f"unsupported operator {type(op).__name__}")
 
 
-def parse_vector(values: Value | Sequence[Value], dim: int, key: str) -> list[ScalarExpr]:
-    """Validate a vector of `dim` numbers/expressions (a scalar 0 means the zero vector)."""
-    if isinstance(values, int | float) and not isinstance(values, bool) and values == 0:
-        values = [0.0] * dim
-    if not isinstance(values, list | tuple) or len(values) != dim:
-        raise ConfigError(key, f"expected a list of {dim} numbers or expressions, got {values!r}")
-    return [parse(v, f"{key}[{i}]") for i, v in enumerate(values)]
 
 
 def _evaluate(node: ast.AST, names: dict):

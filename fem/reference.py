@@ -79,9 +79,6 @@ def cache_doc(dmesh: DistributedMesh, spec: ProblemSpec) -> dict:
                                   "degree": spec.degree}, sort_keys=True, default=str))
 
 
-def cache_key(dmesh: DistributedMesh, spec: ProblemSpec) -> str:
-    """Hex digest identifying (mesh, problem, degree, software versions)."""
-    return key_of("reference", cache_doc(dmesh, spec))
 
 
 def _verified(folder: Path | None, comm: MPI.Comm) -> bool:

@@ -283,14 +283,6 @@ def _props(renderer) -> list:
     return [coll.GetNextProp() for _ in range(coll.GetNumberOfItems())]
 
 
-def _bars(plotter) -> list:
-    """The scalar bar actors in the order of the subplots."""
-    import vtk
-
-    return [a for r in plotter.renderers for a in _props(r)
-            if isinstance(a, vtk.vtkScalarBarActor)]
-
-
 def export_html(plotter, path: str | Path) -> str | None:
     """Interactive HTML of the scene (needs trame); returns the path, or None with a note."""
     try:
