@@ -44,6 +44,8 @@ def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     out.append(("Errors of the network against FEM",
                 ["quantity", "absolute", "relative"]
                 + [f"relative ({p})" for p in summary["mesh"]["phases"]], rows))
+    if summary.get("offnode"):
+        out.append(offnode_table(summary["offnode"]))
     c = summary["conservation"]
     keys = [k for k in ("relative", "direct_relative", "force_relative", "moment_relative",
                         "local_l1_relative", "net_force", "boundary_flux", "sources")
@@ -74,6 +76,21 @@ def tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     t = summary["timings"]
     out.append(("Timings (s)", ["stage", "seconds"], [[k, _fmt(v)] for k, v in t.items()]))
     return out
+
+
+def offnode_table(o: dict) -> tuple[str, list[str], list[list[str]]]:
+    """Errors vs FEM between the nodes (quadrature points inside every cell), per reading."""
+    labels = {"network": "raw network", "interpolant": "interpolant of nodal values",
+              "lift": "lift alone (N = 0)"}
+    rows = [[labels.get(k, k), _fmt(v["rel_l2"]), _fmt(v["boundary_cells"]),
+             _fmt(v["interior_cells"]), _fmt(v["max_abs"]), _fmt(v["max_of_range"])]
+            for k, v in o.items() if isinstance(v, dict)]
+    rows.append(["nodal (for comparison)", _fmt(o.get("nodal_rel_l2")), "–", "–", "–", "–"])
+    if o.get("lift_nodal_rel_l2") is not None:
+        rows.append(["lift alone, nodal", _fmt(o["lift_nodal_rel_l2"]), "–", "–", "–", "–"])
+    return (f"Off-node errors against FEM ({_fmt(o.get('points'))} quadrature points inside "
+            "every cell)", ["reading", "relative L2", "boundary cells", "interior cells",
+                            "worst deviation", "worst / range"], rows)
 
 
 def energy_table(en: dict) -> tuple[str, list[str], list[list[str]]]:

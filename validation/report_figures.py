@@ -63,6 +63,12 @@ def network_figures(grid, cell_names: dict[str, int], tdim: int, run_dir: str | 
             "layers), colour range = the data's own range", window=(620, 600))
     if "imbalance_network" in grid.cell_data:
         _imbalance_figure(grid, elastic, units, panels)
+    if "offnode_error" in grid.cell_data:
+        lo, hi = fig.data_range(grid.cell_data["offnode_error"])
+        panels("offnode.png", [{"field": "offnode_error", "label": "off-node RMS error",
+                                "cell": True, "cmap": "magma", "clim": (lo, hi)}],
+               "off-node error map: RMS deviation of the raw network from FEM at quadrature "
+               "points inside each cell (the nodal error map cannot show it)", window=(620, 600))
     return out, checks
 
 

@@ -126,6 +126,7 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
     if getattr(net, "neuron", "ann") in ("vsn", "lif"):
         energy = spiking.energy_report(net, monitor).to_dict()
     cmp = compare(problem, u_net, reference=u_ref)
+    offnode = _offnode(disc, net, u_ref, cmp)
     mesh_stats = mesh_statistics(trainer.dmesh)
     mechanics = _mechanics(trainer, problem, u_ref, u_net)
     t_validate = time.perf_counter() - t1
@@ -152,6 +153,8 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
         "energy_ratio": energy["ratio"] if energy else None,
         "energy_ratio_compute": energy["compute_only"]["ratio"] if energy else None,
         "errors": e,
+        "offnode": offnode,
+        "lift_rel_l2": offnode.get("lift_nodal_rel_l2"),
         "conservation": cmp.numbers["conservation"],
         "activity": activity,
         "energy": energy,
@@ -174,6 +177,28 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
         write_report(summary, figures, run_dir)
     comm.barrier()
     return summary
+
+
+def _offnode(disc, net, u_ref, cmp) -> dict:
+    """Errors vs FEM at quadrature points inside every cell (network, interpolant of its
+    nodal values, lift alone) and the nodal lift-alone error; adds the off-node error map
+    (a per-cell field) to the comparison's fields. Collective."""
+    from validation.offnode import boundary_cells, error_map, off_node_report, reference_values
+
+    from ..pointwise import OffNodeProbe
+
+    probe = OffNodeProbe(disc)
+    pts = probe.pts
+    ref = reference_values(u_ref, pts.x, pts.cells)
+    values = probe.values(disc, net)
+    out = off_node_report(values, ref, pts.weights, pts.cells, boundary_cells(disc.problem.V),
+                          disc.comm)
+    lift = disc.off_node_measures(net) if disc.boundary.lift is not None else {}
+    out["lift_nodal_rel_l2"] = lift.get("lift_rel_l2")
+    out["nodal_rel_l2"] = cmp.numbers["errors"]["l2"]["relative"]
+    cmp.fields["offnode_error"] = error_map(disc.problem.V.mesh, values["network"], ref,
+                                            pts.weights, pts.cells)
+    return out
 
 
 def _header(trainer, records: list[dict], ranks: int) -> dict:
