@@ -139,14 +139,14 @@ def run(opts: Options) -> dict:
 
 def _check_folder(flag: str, folder: Path | None) -> None:
     """A results folder must be a (creatable, writable) directory: BenchError otherwise."""
+    from fem.cache import OutputError, check_folder
+
     if folder is None:
         return
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise BenchError(f"{flag} {folder}: exists and is not a directory")
-    parent = next((p for p in [folder, *folder.parents] if p.exists()), Path("."))
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise BenchError(f"{flag} {folder}: {parent} is not a writable directory")
+    try:
+        check_folder(folder, flag)
+    except OutputError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def _problem_doc(p: Problem, opts: Options) -> dict:

@@ -257,16 +257,22 @@ def owner(path: str | os.PathLike) -> str | None:
     return None
 
 
-def claim_output(path: str | os.PathLike, command: str, flag: str = "--out",
-                 allow: tuple[str, ...] = (), claim: bool = True) -> Path:
-    """Before any work: check `path` can take `command`'s outputs, create it and (with
-    `claim`) record `command` as its owner."""
+def check_folder(path: str | os.PathLike, flag: str = "--out") -> None:
+    """`path` is a directory or can be created as one, writably (OutputError otherwise)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputError(f"{flag} {path}: exists and is not a directory")
     parent = next((p for p in [path, *path.parents] if p.exists()), Path("."))
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{flag} {path}: {parent} is not a writable directory")
+
+
+def claim_output(path: str | os.PathLike, command: str, flag: str = "--out",
+                 allow: tuple[str, ...] = (), claim: bool = True) -> Path:
+    """Before any work: check `path` can take `command`'s outputs, create it and (with
+    `claim`) record `command` as its owner."""
+    path = Path(path)
+    check_folder(path, flag)
     found = owner(path) if path.is_dir() else None
     if found is not None and found != command and found not in allow:
         raise OutputError(f"{flag} {path}: holds the outputs of `neurofem {found}`; "

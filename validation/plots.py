@@ -58,11 +58,16 @@ def curves(records: list[dict], path: str | Path, reference: str = "FEM") -> str
                    label=layer_label(name))
         ax[2].legend(fontsize=7)
     ax[2].set(xlabel="step", ylabel="fraction of neuron-steps spiking", title="spiking activity")
-    for a in ax:
+    return _save(fig, ax, path)
+
+
+def _save(fig, axes, path: str | Path) -> str:
+    """Grid on every axis, tight layout, PNG at 110 dpi; the figure is closed."""
+    for a in axes:
         a.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _plt().close(fig)
     return str(path)
 
 
@@ -93,12 +98,7 @@ def rollout_curves(rollout: dict, path: str | Path, reference: str = "reference"
     if len(moved) and moved.max() > 0:
         ax[2].set_yscale("symlog", linthresh=1.0)
     ax[2].legend(fontsize=7)
-    for a in ax:
-        a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(fig, ax, path)
 
 
 def cell_values(centroids: np.ndarray, u: np.ndarray, ref: np.ndarray, path: str | Path,
