@@ -1,0 +1,282 @@
+"""Strong-form stochastic-projection (SP) residual of piecewise linear elasticity (2D, 3D).
+
+NeuroPINNs' micromechanics (Garg & Chakraborty, arXiv 2511.06081) train a network u(x)
+on the strong form of −div σ(u) = f, σ = λ tr ε I + 2μ ε, with SP derivatives
+(:mod:`coupling.sp`). With several materials the strain jumps across interfaces, so a
+stencil that straddles one is wrong at O(1). Here every phase has its own SP operator
+built from *same-phase* neighbourhoods only (one-sided at interfaces: a node on an
+interface has one gradient per phase, each from that phase's side), and the loss is an
+integral of squared residuals at the P1 nodes:
+
+- **interior** rows: (div σ_p(u) + f)/(λ_p + 2μ_p) at owned nodes inside phase p (not on
+  an interface or the exterior boundary), the divergence by applying the phase's SP
+  gradient operator to its SP stress field; weight: lumped mass ∫φ_i;
+- **interface** rows: traction continuity (σ_p(u) − σ_q(u))·n / min(E_p, E_q) at nodes
+  where phases p and q meet (n the area-averaged normal out of p), each side's stress from
+  its own strain; weight: lumped interface area / h_i (h_i: mean edge length at the node,
+  so a traction error δ weighs like the volume residual δ/h over a layer of width h);
+  displacement continuity holds by construction (one network value per node);
+- **traction** rows: σ_p(u)·n − t on exterior facets (t = 0 on untagged groups, the given
+  traction or −p n), components fixed by a Dirichlet/roller/affine condition left out.
+
+Each phase's residual is divided by its stiffness λ + 2μ, so a stiff inclusion does not
+drown the matrix. All rows are one sparse operator on the unrolled nodal displacements
+(everything is linear in u), precomputed once: the loss is Σ w (A u − c)². Dirichlet data
+(dirichlet, roller, affine) are imposed by the boundary map (``exact``, or ``hard`` with a
+lift) or by a nodal penalty (``soft``): weight · Σ area_i/h_i³ (u_i − g_i)². The residual
+is exact (zero) for affine fields when the phases share moduli, and for piecewise-affine
+fields that satisfy the interface conditions (a laminate): every SP stencil is exact for a
+linear field on its own side. Under MPI the rows are the owned nodes; as for the scalar SP
+residual the second derivatives at a rank's edge use the stencils the rank holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sps
+import torch
+
+from fem.errors import ConfigError
+from fem.operators import to_torch_csr
+
+from . import sp
+from .residuals import SparseOperator
+from .sp_elastic_mesh import UNTAGGED, PhaseMesh, phase_mesh
+
+TERMS = ("pde", "interface", "traction")
+JUMP = 0.0  # weight of the tangential strain-jump rows at interfaces (0: off)
+
+
+@dataclass
+class DirichletPenalty:
+    """weight · Σ area_i/h_i³ (u_i − g_i)² over the owned Dirichlet dofs (soft mode)."""
+
+    index: torch.Tensor  # (m,) unrolled local dofs
+    g: torch.Tensor  # (m,)
+    w: torch.Tensor  # (m,) weight · area / h³
+
+
+@dataclass
+class ElasticSPResidual:
+    """Σ w (A u − c)² over interior, interface and traction rows (see the module docstring)."""
+
+    A: SparseOperator  # (n_rows, n_local·d) on unrolled nodal displacements
+    c: torch.Tensor  # (n_rows,)
+    w: torch.Tensor  # (n_rows,)
+    counts: tuple[int, int, int]  # rows of each term in TERMS order
+    boundary: object  # coupling.boundary.BoundaryValues over all local columns
+    x: torch.Tensor  # (n_local, in_dim) network inputs at every local node
+    penalty: DirichletPenalty | None = None
+
+    def values(self, net: torch.nn.Module) -> torch.Tensor:
+        """Unrolled nodal displacements (Dirichlet data imposed per the boundary mode)."""
+        return self.boundary.apply(net(self.x).reshape(-1))
+
+    def residuals(self, net: torch.nn.Module) -> torch.Tensor:
+        """The rows A u − c (unweighted), in TERMS order."""
+        return self.A @ self.values(net) - self.c
+
+    def loss(self, net, batch=None):
+        u = self.values(net)
+        r = self.A @ u - self.c
+        wr2 = self.w * r * r
+        ends = np.cumsum((0,) + self.counts)
+        terms = {name: wr2[ends[i]: ends[i + 1]].sum() for i, name in enumerate(TERMS)}
+        if self.penalty is not None:
+            p = self.penalty
+            d = u[p.index] - p.g
+            terms["bc"] = torch.sum(p.w * d * d)
+        return sum(terms.values()), terms
+
+    def batch_size(self) -> int:
+        return 0  # full batch: the rows couple through the stress field
+
+
+def _neighbour_source(r, pm: PhaseMesh, p: int, pos: np.ndarray, n: int):
+    """The SP neighbour source of phase p on its own nodes (stencils never leave the phase)."""
+    if r.neighbours == "mesh":
+        cells = pos[pm.cells[pm.phase == p]]
+        offsets = np.arange(0, cells.size + 1, cells.shape[1], dtype=np.int64)
+        return sp.MeshAdjacency(sp.cell_vertex_adjacency(offsets, cells.reshape(-1), n), r.rings)
+    if r.neighbours == "knn":
+        return sp.KNearest(r.k)
+    return sp.Radius(r.radius)
+
+
+def phase_stress(pm: PhaseMesh, p: int, r) -> tuple[np.ndarray, list[list[sps.csr_matrix]]]:
+    """Nodes S of phase p, its SP gradients G_k (|S|×|S|) and stress blocks σ_ab (|S|×n·d)."""
+    d, n = pm.dim, len(pm.x)
+    S = np.flatnonzero(pm.node_phases()[:, p])
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[S] = np.arange(len(S))
+    op = sp.build_sp_operator(pm.x[S], _neighbour_source(r, pm, p, pos, len(S)), order=r.order)
+    m = len(S)
+    sel = [sps.csr_matrix((np.ones(m), (np.arange(m), S * d + a)), shape=(m, n * d))
+           for a in range(d)]
+    grad = [[(op.grad[k] @ sel[a]).tocsr() for k in range(d)] for a in range(d)]
+    div = sum(grad[c][c] for c in range(d))
+    lam, mu = pm.lam[p], pm.mu[p]
+    sig = [[(mu * (grad[a][b] + grad[b][a]) + (lam * div if a == b else 0)).tocsr()
+            for b in range(d)] for a in range(d)]
+    eps = [[(0.5 * (grad[a][b] + grad[b][a])).tocsr() for b in range(d)] for a in range(d)]
+    return S, op.grad, sig, eps
+
+
+def _traction(sig, rows: np.ndarray, normal: np.ndarray, a: int) -> sps.csr_matrix:
+    """Component a of σ·n at the given rows of a phase's stress blocks."""
+    return sum(sps.diags(normal[:, b]) @ sig[a][b][rows] for b in range(normal.shape[1]))
+
+
+def _groups(problem) -> tuple[dict, dict]:
+    """Per facet tag: fixed components (Dirichlet/roller/affine) and traction/pressure bcs."""
+    dmesh = problem.dmesh
+    fixed: dict[int, set[int]] = {}
+    loads: dict[int, list] = {}
+    every = sorted(set(dmesh.facet_names.values()) | {UNTAGGED})
+    for bc in problem.spec.bcs:
+        tags = every if bc.boundary == "*" else [dmesh.facet_names[bc.boundary]]
+        for tag in tags:
+            if bc.type in ("dirichlet", "affine"):
+                fixed.setdefault(tag, set()).update(range(dmesh.mesh.geometry.dim))
+            elif bc.type == "roller":
+                fixed.setdefault(tag, set()).add(bc.component)
+            else:
+                loads.setdefault(tag, []).append(bc)
+    return fixed, loads
+
+
+def _load(bcs, pts: np.ndarray, normal: np.ndarray) -> np.ndarray:
+    """Prescribed traction (m, d) at points (m, 3): given vectors and −p n for pressures."""
+    out = np.zeros_like(normal)
+    for bc in bcs:
+        if bc.type == "pressure":
+            out -= bc.value[0].numpy()(pts.T)[:, None] * normal
+        else:
+            for a, e in enumerate(bc.value[: normal.shape[1]]):
+                out[:, a] += e.numpy()(pts.T)
+    return out
+
+
+def _stiffness(pm: PhaseMesh) -> np.ndarray:
+    return pm.lam + 2 * pm.mu
+
+
+def _interior_rows(pm, stress, lumped, f):
+    """(div σ_p + f)/(λ+2μ)_p at owned nodes inside one phase: (A rows, c, w)."""
+    d = pm.dim
+    phases, on_bnd = pm.node_phases(), pm.boundary_nodes()
+    single = phases.sum(axis=1) == 1
+    A, c, w = [], [], []
+    for p, (S, G, sig, _) in enumerate(stress):
+        centre = (S < pm.n_owned) & single[S] & ~on_bnd[S]
+        rows, nodes = np.flatnonzero(centre), S[centre]
+        scale = 1.0 / _stiffness(pm)[p]
+        for a in range(d):
+            A.append(scale * sum(G[b][rows] @ sig[a][b] for b in range(d)))
+            c.append(-scale * f[nodes, a])
+            w.append(lumped[nodes])
+    return A, c, w
+
+
+def _interface_rows(pm, stress, h):
+    """(σ_p − σ_q)·n / min stiffness at interface nodes: (A rows, c, w)."""
+    e, E = pm.interface, _stiffness(pm)
+    A, c, w = [], [], []
+    for p, q in {(int(a), int(b)) for a, b in zip(e.a, e.b, strict=True)}:
+        sel = (e.a == p) & (e.b == q)
+        nodes, nrm = e.node[sel], e.normal[sel]
+        (Sp, _, sp_, ep), (Sq, _, sq_, eq) = stress[p], stress[q]
+        rp, rq = np.searchsorted(Sp, nodes), np.searchsorted(Sq, nodes)
+        scale = 1.0 / min(E[p], E[q])
+        wi = e.area[sel] / h[nodes]
+        for a in range(pm.dim):
+            A.append(scale * (_traction(sp_, rp, nrm, a) - _traction(sq_, rq, nrm, a)))
+            c.append(np.zeros(len(nodes)))
+            w.append(wi)
+        if JUMP:
+            for rows in _strain_jump(ep, eq, rp, rq, nrm):
+                A.append(rows)
+                c.append(np.zeros(len(nodes)))
+                w.append(JUMP * wi)
+    return A, c, w
+
+
+def _strain_jump(ep, eq, rp, rq, nrm) -> list[sps.csr_matrix]:
+    """Tangential strain jump P(ε_p − ε_q)P, P = I − nnᵀ (zero for a continuous u): rows a ≤ b."""
+    d = nrm.shape[1]
+    P = np.eye(d)[None] - nrm[:, :, None] * nrm[:, None, :]
+    jump = [[ep[c][e][rp] - eq[c][e][rq] for e in range(d)] for c in range(d)]
+    return [sum(sps.diags(P[:, a, c] * P[:, e, b]) @ jump[c][e]
+                for c in range(d) for e in range(d)).tocsr()
+            for a in range(d) for b in range(a, d)]
+
+
+def _traction_rows(problem, pm, stress, h, coords):
+    """(σ_p·n − t)/(λ+2μ)_p on exterior facets, free components only: (A rows, c, w)."""
+    e, E = pm.boundary, _stiffness(pm)
+    fixed, loads = _groups(problem)
+    A, c, w = [], [], []
+    for p, g in {(int(a), int(b)) for a, b in zip(e.a, e.b, strict=True)}:
+        sel = (e.a == p) & (e.b == g)
+        nodes, nrm = e.node[sel], e.normal[sel]
+        S, _, sig, _ = stress[p]
+        rows = np.searchsorted(S, nodes)
+        t = _load(loads.get(g, []), coords[nodes], nrm)
+        for a in sorted(set(range(pm.dim)) - fixed.get(g, set())):
+            A.append(_traction(sig, rows, nrm, a) / E[p])
+            c.append(t[:, a] / E[p])
+            w.append(e.area[sel] / h[nodes])
+    return A, c, w
+
+
+def _nodal_source(problem, coords: np.ndarray, d: int) -> np.ndarray:
+    """Body force f at the nodes (n, d) (zero when the problem has none)."""
+    f = np.zeros((len(coords), d))
+    for a, e in enumerate(problem.spec.source[:d]):
+        f[:, a] = e.numpy()(coords.T)
+    return f
+
+
+def _penalty(ops, pm, h, weight, n_owned_dofs, t) -> DirichletPenalty:
+    """The soft-mode Dirichlet penalty on the owned constrained dofs."""
+    dofs, vals = ops.dirichlet_dofs, ops.dirichlet_values
+    keep = dofs < n_owned_dofs
+    dofs, vals = dofs[keep], vals[keep]
+    area = np.bincount(pm.boundary.node, weights=pm.boundary.area, minlength=len(pm.x))
+    nodes = dofs // pm.dim
+    return DirichletPenalty(torch.as_tensor(dofs, dtype=torch.int64), t(vals),
+                            t(weight * area[nodes] / h[nodes] ** 3))
+
+
+def elastic_sp_residual(problem, r, mode: str, weight: float, ops, boundary, x_net: np.ndarray,
+                        t) -> ElasticSPResidual:
+    """The strong-form SP residual of an elasticity problem (see the module docstring)."""
+    if r.order not in (1, 2):
+        raise ConfigError("residual.order", f"expected 1 or 2, got {r.order!r}")
+    layout = ops.layout
+    d = problem.dmesh.mesh.geometry.dim
+    coords = layout.coordinates
+    pm = phase_mesh(problem, coords[:, :d], layout.n_owned // d)
+    try:
+        stress = [phase_stress(pm, p, r) for p in range(len(pm.names))]
+    except sp.SPError as exc:
+        raise ConfigError("residual.neighbours", str(exc)) from None
+    h = pm.mesh_size()
+    lumped = np.zeros(len(pm.x))
+    lumped[: pm.n_owned] = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)[::d][: pm.n_owned]
+    blocks = [_interior_rows(pm, stress, lumped, _nodal_source(problem, coords, d)),
+              _interface_rows(pm, stress, h), _traction_rows(problem, pm, stress, h, coords)]
+    ncol = len(pm.x) * d
+    mats, cs, ws, counts = [], [], [], []
+    for A, c, w in blocks:
+        counts.append(int(sum(len(v) for v in c)))
+        mats += A
+        cs += c
+        ws += w
+    A = sps.vstack(mats, format="csr") if mats else sps.csr_matrix((0, ncol))
+    dtype = t(np.zeros(0)).dtype
+    penalty = _penalty(ops, pm, h, weight, layout.n_owned, t) if mode == "soft" else None
+    return ElasticSPResidual(SparseOperator(to_torch_csr(A, dtype=dtype)), t(np.concatenate(cs)),
+                             t(np.concatenate(ws)), tuple(counts), boundary, t(x_net), penalty)

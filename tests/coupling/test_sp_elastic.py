@@ -1,0 +1,131 @@
+"""Strong-form SP residual of piecewise elasticity: exactness, a trained laminate, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import coupling
+import fem
+import meshes
+from fem.config import parse_problem
+from fem.problems import lame
+from meshes import DistributedMesh
+from meshes.fenics import MPI, dolfinx
+
+SOFT, STIFF = (1.0, 0.3), (4.0, 0.25)  # (E, nu) of the two laminate phases
+U = 0.01  # end displacement of the laminate under tension
+
+
+def laminate_mesh(dim: int, n: int) -> DistributedMesh:
+    """Unit square/cube split at x = 0.5 into phases "a" (x < 0.5) and "b", faces tagged."""
+    comm = MPI.COMM_SELF
+    if dim == 2:
+        mesh = dolfinx.mesh.create_unit_square(comm, n, n, dolfinx.mesh.CellType.triangle)
+    else:
+        mesh = dolfinx.mesh.create_unit_cube(comm, n, n, n, dolfinx.mesh.CellType.tetrahedron)
+    tdim = mesh.topology.dim
+    cmap = mesh.topology.index_map(tdim)
+    cells = np.arange(cmap.size_local + cmap.num_ghosts, dtype=np.int32)
+    mid = dolfinx.mesh.compute_midpoints(mesh, tdim, cells)
+    tags = np.where(mid[:, 0] < 0.5, 1, 2).astype(np.int32)
+    ct = dolfinx.mesh.meshtags(mesh, tdim, cells, tags)
+    names = {}
+    fi, fv = [], []
+    for k, axis in enumerate("xyz"[:dim]):
+        for side, val in ((0, 0.0), (1, 1.0)):
+            tag = 11 + 2 * k + side
+            f = dolfinx.mesh.locate_entities_boundary(
+                mesh, tdim - 1, lambda x, k=k, val=val: np.isclose(x[k], val))
+            names[f"{axis}{side}"] = tag
+            fi.append(f)
+            fv.append(np.full(len(f), tag, dtype=np.int32))
+    fi, fv = np.concatenate(fi), np.concatenate(fv)
+    fi, first = np.unique(fi, return_index=True)
+    ft = dolfinx.mesh.meshtags(mesh, tdim - 1, fi.astype(np.int32), fv[first])
+    return DistributedMesh(mesh, ct, ft, {"a": 1, "b": 2}, names, kind="laminate")
+
+
+def laminate_spec(dim: int, soft=SOFT, stiff=STIFF):
+    """Tension normal to the layers: u_x = 0 on x0, U on x1, rollers on the other faces."""
+    bcs = [{"boundary": "x0", "type": "roller", "component": 0, "value": 0.0},
+           {"boundary": "x1", "type": "roller", "component": 0, "value": U}]
+    for k, axis in enumerate("yz"[: dim - 1], start=1):
+        bcs += [{"boundary": f"{axis}{s}", "type": "roller", "component": k, "value": 0.0}
+                for s in (0, 1)]
+    mats = {"a": {"E": soft[0], "nu": soft[1]}, "b": {"E": stiff[0], "nu": stiff[1]}}
+    return parse_problem({"type": "elasticity", "degree": 1, "materials": mats, "bcs": bcs})
+
+
+def laminate_exact(x: np.ndarray, dim: int, soft=SOFT, stiff=STIFF) -> np.ndarray:
+    """The analytic displacement (n, dim): u_x piecewise linear, equal σ_xx, u_y = u_z = 0."""
+    ka, kb = (sum(lame(*m)) + lame(*m)[1] for m in (soft, stiff))  # λ + 2μ
+    sa = U / (0.5 + 0.5 * ka / kb)  # s_a·½ + s_b·½ = U with k_a s_a = k_b s_b
+    sb = ka * sa / kb
+    u = np.zeros((len(x), dim))
+    u[:, 0] = np.where(x[:, 0] < 0.5, sa * x[:, 0], 0.5 * sa + sb * (x[:, 0] - 0.5))
+    return u
+
+
+def _rows(res, u_nodes: np.ndarray) -> np.ndarray:
+    """A u − c for given nodal displacements (n, d), float64."""
+    A = res.A.A.to(torch.float64)
+    u = torch.as_tensor(u_nodes.reshape(-1), dtype=torch.float64)
+    return (torch.sparse.mm(A, u[:, None])[:, 0] - res.c.to(torch.float64)).numpy()
+
+
+def _sp(problem, **kw):
+    """The sp discretisation (soft: the rows do not depend on how Dirichlet data enter)."""
+    return coupling.discretise(problem, "sp", boundary="soft", dtype=torch.float64, **kw)
+
+
+@pytest.fixture(scope="module")
+def rve():
+    return meshes.build("rve", 0.3, MPI.COMM_SELF, n=2, inclusion="sphere")
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_affine_field_exact_on_two_phase_rve_with_shared_moduli(rve, order):
+    """Both phases E = 2, ν = 0.3: an affine field (any gradient) has zero residual rows,
+    interior, interface and traction (faces loaded with its own σ·n); different moduli make
+    the interface rows nonzero."""
+    grad = np.array([[0.3, -0.1, 0.2], [0.05, -0.2, 0.1], [0.15, 0.0, 0.25]])
+    lam, mu = lame(2.0, 0.3)
+    eps = 0.5 * (grad + grad.T)
+    sig = lam * np.trace(eps) * np.eye(3) + 2 * mu * eps
+    bcs = [{"boundary": f"{a}{s}", "type": "traction",
+            "value": list((sig @ (np.eye(3)[k] * (1 if s else -1))).astype(float))}
+           for k, a in enumerate("xyz") for s in (0, 1)]
+    mats = {"matrix": {"E": 2.0, "nu": 0.3}, "inclusion": {"E": 2.0, "nu": 0.3}}
+    spec = parse_problem({"type": "elasticity", "materials": mats, "bcs": bcs})
+    disc = _sp(fem.build_problem(rve, spec), order=order)
+    res = disc.residual
+    x = disc.operators.layout.coordinates
+    u = 0.1 + x @ grad.T
+    r = _rows(res, u)
+    assert res.counts[0] > 100 and res.counts[1] > 50 and res.counts[2] > 100
+    assert np.abs(r).max() < 1e-10
+    mats["inclusion"] = {"E": 20.0, "nu": 0.3}
+    spec2 = parse_problem({"type": "elasticity", "materials": mats, "bcs": bcs})
+    res2 = _sp(fem.build_problem(rve, spec2), order=order).residual
+    r2 = _rows(res2, u)
+    n0, n1 = res2.counts[0], res2.counts[1]
+    assert np.abs(r2[:n0]).max() < 1e-10  # still equilibrium in each phase
+    assert np.abs(r2[n0:n0 + n1]).max() > 0.1  # but tractions jump across the interface
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_piecewise_affine_laminate_solution_is_exact(dim):
+    """The analytic laminate field (kinked at x = ½) zeroes every row; a smooth field with
+    the same end values (u_x = U x) does not (its interface traction jumps)."""
+    dm = laminate_mesh(dim, 8 if dim == 2 else 4)
+    disc = _sp(fem.build_problem(dm, laminate_spec(dim)))
+    res = disc.residual
+    x = disc.operators.layout.coordinates
+    r = _rows(res, laminate_exact(x, dim))
+    assert min(res.counts) > 0
+    assert np.abs(r).max() < 1e-12
+    smooth = np.zeros((len(x), dim))
+    smooth[:, 0] = U * x[:, 0]
+    assert np.abs(_rows(res, smooth)).max() > 1e-3
