@@ -125,6 +125,13 @@ METHODS: dict[str, Method] = {m.name: m for m in (
 )}
 NETWORK_METHODS = tuple(m for m in METHODS if m != "clif")
 
+DEEPXDE_INTERFACES = (
+    "DeepXDE cannot state the interface conditions: its PINN is one smooth network whose PDE "
+    "and operator BCs see a single gradient at a point, so traction continuity "
+    "σ_m(u)·n = σ_i(u)·n with moduli jumping 20× across the 8 sphere surfaces forces the "
+    "wrong strain there (the solution's strain jumps; it needs one-sided derivatives or a "
+    "network per phase), and its geometries carry no phase tags for per-phase moduli")
+
 _VSN_KEYS = ("num_steps", "threshold", "beta", "learn_beta", "learn_threshold", "surrogate",
              "slope", "reset", "detach_reset")
 
@@ -163,18 +170,13 @@ def _apply_method(doc: dict, problem: Problem, method: str) -> None:
     net = doc["network"]
     if method in ("ann-autograd", "deepxde"):
         if elastic and method == "deepxde":
-            raise NotApplicable("a strong-form PINN of piecewise elasticity needs interface "
-                                "traction conditions DeepXDE's vanilla PINN does not have")
+            raise NotApplicable(DEEPXDE_INTERFACES)
         if elastic:
-            raise NotApplicable("the trainer's autograd residual covers scalar PDEs only "
-                                "(elasticity trains with galerkin)")
+            raise NotApplicable("the autograd residual covers scalar PDEs only; a vector "
+                                "autograd residual with interface traction terms is not built")
         doc.update(network=_ann_network(net, "tanh"), residual={"kind": "autograd"},
                    boundary=soft)
-    elif method in ("ann-sp", "vsn-sp"):
-        if elastic:
-            raise NotApplicable("the trainer's sp residual is the scalar strong form; a strong-"
-                                "form SP residual of piecewise elasticity needs interface "
-                                "traction conditions (elasticity trains with galerkin)")
+    elif method in ("ann-sp", "vsn-sp"):  # elasticity: coupling.sp_elastic (phase-wise SP)
         if method == "ann-sp":
             doc["network"] = _ann_network(net, "tanh")
         doc["residual"] = _sp_residual(doc)
