@@ -76,7 +76,7 @@ DTYPES = ("float32", "float64")
 SPACE_TIME = ("heat", "burgers")  # trained on (x, t) points: see coupling/spacetime.py
 SUPPORTED = {
     "galerkin": ("poisson", "poisson_boltzmann", "elasticity"),
-    "sp": ("poisson", "poisson_boltzmann", "heat", "burgers"),
+    "sp": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
     "autograd": ("poisson", "poisson_boltzmann", "heat", "burgers"),
 }
 SEED = between(0, 2**32 - 1, integer=True)  # what numpy's seed accepts
@@ -98,6 +98,15 @@ def _scales(nonzero: bool) -> Any:
                      | Annotated[Annotated[list[item], Field(min_length=1, max_length=3)],
                                  Tag("<list>")],
                      Discriminator(lambda v: "<list>" if isinstance(v, list) else "<number>")]
+
+
+class EncoderTable(Table):
+    """``[network.encoder]``: events instead of dense values into the first layer."""
+
+    table_key: ClassVar[str] = "network.encoder"
+
+    kind: Literal["hat", "onehot"] = "hat"
+    levels: between(2, 10_000, integer=True) = 32
 
 
 class NetworkTable(Table):
@@ -128,6 +137,7 @@ class NetworkTable(Table):
     output_scale: _scales(nonzero=True) = 1.0
     output_shift: _scales(nonzero=False) = 0.0
     seed: SEED | None = None
+    encoder: EncoderTable | None = None
 
     @model_validator(mode="after")
     def _units(self) -> NetworkTable:
@@ -174,6 +184,9 @@ class BoundarySpec(Table):
 
     mode: Literal[BOUNDARY_MODES] | None = None
     weight: Positive = 100.0
+    # the lift g̃ + φ·N: "adf" (distance functions, no PDE solve), "harmonic" (DOLFINx
+    # Laplace solve: the Laplace problem's own solution), "none" (exact: dofs only)
+    lift: Literal["adf", "harmonic", "none"] = "adf"
 
 
 def default_boundary_mode(residual: str, space_time: bool = False) -> str:
@@ -209,6 +222,9 @@ class TrainingSpec(Table):
     compile: bool = False  # torch.compile the network for the loss (eager fallback)
     device: Literal["auto", "cpu", "cuda"] = "cpu"
     threads: PositiveInt | None = None  # torch/BLAS threads per rank (default 1)
+    consistency_weight: between(0.0, 1e6) = 0.0  # network vs interpolant inside cells
+    activity_weight: between(0.0, 1e6) = 0.0  # λ of the activity regulariser
+    activity_target: between(0.0, 1.0) | None = None  # penalise only rates above it
     dtype: Literal[DTYPES] = "float32"
     seed: SEED = 0
     log_every: PositiveInt = 50

@@ -73,7 +73,9 @@ class Trainer:
                                interface_distance=cfg.inputs.interface_distance,
                                batch=cfg.training.batch if cfg.residual.kind == "galerkin"
                                else 0, seed=cfg.training.seed, refresh=cfg.training.refresh,
-                               cluster_cells=cfg.training.cluster_cells)
+                               cluster_cells=cfg.training.cluster_cells,
+                               lift=cfg.boundary.lift,
+                               consistency=cfg.training.consistency_weight)
         self.net = self._network()
 
     def _network(self) -> spiking.MLP:
@@ -101,7 +103,8 @@ class Trainer:
                      gamma=t.gamma, step_size=t.step_size, lbfgs_steps=t.lbfgs_steps,
                      batch=t.batch, log_every=t.log_every, checkpoint_every=t.checkpoint_every,
                      callbacks=callbacks, comm=self.comm, progress=t.progress,
-                     compile=t.compile, device=t.device)
+                     compile=t.compile, device=t.device, activity_weight=t.activity_weight,
+                     activity_target=t.activity_target)
         self.step = result.step
         return run_result(result)
 

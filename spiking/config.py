@@ -97,6 +97,7 @@ class MLPConfig:
     output_scale: float | list[float] = 1.0
     output_shift: float | list[float] = 0.0
     seed: int | None = None
+    encoder: dict | None = None  # {kind = "hat" | "onehot", levels}: spiking input encoder
 
     def __post_init__(self) -> None:
         self.validate()
@@ -113,6 +114,9 @@ class MLPConfig:
         self._validate_output(c)
         if self.seed is not None:
             c.pos_int("seed", allow_zero=True)
+        if self.encoder is not None and not isinstance(self.encoder, dict):
+            raise SpikingConfigError(f"{prefix}.encoder = {self.encoder!r}: expected a table "
+                                     "{kind, levels}")
 
     def _validate_shape(self, c: _Checks) -> None:
         """in_dim, out_dim and the hidden widths (normalised to a list)."""

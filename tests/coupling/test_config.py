@@ -164,7 +164,7 @@ def test_defaults_and_attribute_interface():
     assert cfg.boundary.mode == "hard" and cfg.boundary.weight == 100.0  # sp default
     assert cfg.residual.kind == "sp" and cfg.training.seed == 0 and cfg.training.lr > 0
     assert cfg.mesh.kind == "rectangle" and cfg.problem.bcs[0].key == "problem.bcs[0]"
-    assert cfg.resolved()["boundary"] == {"mode": "hard", "weight": 100.0}
+    assert cfg.resolved()["boundary"] == {"mode": "hard", "weight": 100.0, "lift": "harmonic"}
     with pytest.raises(ConfigError, match="model: expected \"network\""):
         parse_run_config(example(CLIF))
     with pytest.raises(ConfigError, match="model: expected \"clif\""):
