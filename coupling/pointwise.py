@@ -15,15 +15,13 @@ term (:mod:`coupling.consistency`) both use them.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from fem import cell_errors
 from fem.errors import ConfigError
-
-from .parallel import allreduce_scalars
 
 QUADRATURE_DEGREE = 3  # off-node points: 6 per triangle, 5 per tetrahedron, all interior
 
@@ -37,23 +35,6 @@ class CellPoints:
     cells: np.ndarray  # (n,) int32 local cell
     boundary: np.ndarray  # (n,) bool: the cell has a vertex on the boundary
     rows: torch.Tensor  # sparse CSR (n·bs, n_local_dofs): the P1 interpolant at the points
-
-
-def boundary_cell_flags(V) -> np.ndarray:
-    """Owned cells with a vertex on the exterior boundary (same answer on any rank count)."""
-    from meshes.fenics import dolfinx
-
-    mesh = V.mesh
-    tdim = mesh.topology.dim
-    mesh.topology.create_connectivity(tdim - 1, tdim)
-    facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
-    Q = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
-    mark = dolfinx.fem.Function(Q)
-    mark.x.array[dolfinx.fem.locate_dofs_topological(Q, tdim - 1, facets)] = 1.0
-    mark.x.scatter_reverse(dolfinx.la.InsertMode.add)
-    mark.x.scatter_forward()
-    n_cells = mesh.topology.index_map(tdim).size_local
-    return (mark.x.array[Q.dofmap.list[:n_cells]] > 0).any(axis=1)
 
 
 def cell_points(V, lam: np.ndarray, weights: np.ndarray | None = None,
@@ -80,7 +61,7 @@ def cell_points(V, lam: np.ndarray, weights: np.ndarray | None = None,
                                    size=(n_pts * bs, n_dofs))
     if weights is None:
         weights = np.zeros(n_pts)
-    flags = np.repeat(boundary_cell_flags(V), q)
+    flags = np.repeat(cell_errors.boundary_cells(V), q)
     return CellPoints(x, weights, np.repeat(np.arange(n_cells, dtype=np.int32), q), flags, rows)
 
 
@@ -177,22 +158,8 @@ def reference_at(reference, pts: CellPoints) -> np.ndarray | None:
 
 
 def point_errors(u: np.ndarray, ref: np.ndarray, pts: CellPoints, comm) -> dict:
-    """Relative L2 vs `ref` over all cells / boundary cells / interior cells, and the worst
-    deviation (absolute and as a fraction of the reference's range), over all ranks."""
-    from meshes.fenics import MPI
-
-    d2 = np.sum((np.asarray(u, dtype=np.float64).reshape(len(ref), -1) - ref) ** 2, axis=1)
-    r2 = np.sum(ref**2, axis=1)
-    w, b = pts.weights, pts.boundary
-    sums = allreduce_scalars([float(w @ d2), float(w @ r2), float(w[b] @ d2[b]),
-                              float(w[b] @ r2[b]), float(w[~b] @ d2[~b]),
-                              float(w[~b] @ r2[~b])], comm)
-    rel = [math.sqrt(sums[i] / sums[i + 1]) if sums[i + 1] > 0 else None for i in (0, 2, 4)]
-    worst = comm.allreduce(float(np.sqrt(d2.max(initial=0.0))), op=MPI.MAX)
-    lo = comm.allreduce(float(ref.min(initial=np.inf)), op=MPI.MIN)
-    hi = comm.allreduce(float(ref.max(initial=-np.inf)), op=MPI.MAX)
-    return {"rel_l2": rel[0], "boundary_cells": rel[1], "interior_cells": rel[2],
-            "max_abs": worst, "max_of_range": worst / (hi - lo) if hi > lo else None}
+    """Relative L2 vs `ref` over all / boundary / interior cells and the worst deviation."""
+    return cell_errors.point_errors(u, ref, pts.weights, pts.boundary, comm)
 
 
 class OffNodeProbe:

@@ -49,6 +49,15 @@ def _mpi_world():
     return mpi.COMM_WORLD
 
 
+def run_command(sub: argparse._SubParsersAction, name: str, help: str, description: str,
+                handler) -> argparse.ArgumentParser:
+    """A subcommand that works on a run directory (its RUN_DIR positional and handler)."""
+    p = sub.add_parser(name, help=help, description=description)
+    p.add_argument("run_dir", help="run directory written by `neurofem train`")
+    p.set_defaults(handler=handler)
+    return p
+
+
 def fail(message: str, code: int = USAGE_EXIT) -> int:
     """Print a one-line error; under MPI also abort the other ranks so none waits forever."""
     message = " ".join(str(message).split())  # one line, whatever the exception held

@@ -26,16 +26,16 @@ __all__ = ["USER_ERRORS", "register", "points", "read_points"]
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `points` subcommand."""
-    p = sub.add_parser("points", help="evaluate a trained run at the points of a CSV file",
-                       description="Values of a trained run at arbitrary points: the raw "
-                       "network (with its boundary lift) or the P1 interpolant of its nodal "
-                       "values. Points outside the mesh are refused.")
-    p.add_argument("run_dir", help="run directory written by `neurofem train`")
+    from . import run_command
+
+    p = run_command(sub, "points", "evaluate a trained run at the points of a CSV file",
+                    "Values of a trained run at arbitrary points: the raw network (with its "
+                    "boundary lift) or the P1 interpolant of its nodal values. Points outside "
+                    "the mesh are refused.", points)
     p.add_argument("--file", required=True, help="CSV of points, one per line (x,y[,z])")
     p.add_argument("--mode", choices=("network", "interpolant"), default="network",
                    help="raw network (default) or interpolant of its nodal values")
     p.add_argument("--out", required=True, help="CSV to write: coordinates, then values")
-    p.set_defaults(handler=points)
 
 
 def read_points(path: Path):

@@ -30,14 +30,14 @@ COMMAND_FILE = "command.txt"
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand."""
-    p = sub.add_parser("report", help="validate a trained run against FEM and write its report",
-                       description="Errors and conservation checks of the trained network "
-                       "against the FEM reference, figures, report.html/report.md/summary.json "
-                       "and XDMF fields, written into RUN_DIR.")
-    p.add_argument("run_dir", help="run directory written by `neurofem train`")
+    from . import run_command
+
+    p = run_command(sub, "report", "validate a trained run against FEM and write its report",
+                    "Errors and conservation checks of the trained network against the FEM "
+                    "reference, figures, report.html/report.md/summary.json and XDMF fields, "
+                    "written into RUN_DIR.", report)
     p.add_argument("--html-scene", action="store_true",
                    help="also export the 3D comparison as interactive HTML (needs trame)")
-    p.set_defaults(handler=report)
 
 
 def report(args: argparse.Namespace) -> int:

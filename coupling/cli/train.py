@@ -45,13 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="reuse a run directory that has a run")
     _common(p)
     p.set_defaults(handler=train)
-    r = sub.add_parser("resume", help="continue a run from its latest checkpoint",
-                       description="Continue RUN_DIR from its latest checkpoint with its own "
-                       "config.toml (refused if the checkpoint is from another config).")
-    r.add_argument("run_dir", help="run directory written by `neurofem train`")
+    from . import run_command
+
+    r = run_command(sub, "resume", "continue a run from its latest checkpoint",
+                    "Continue RUN_DIR from its latest checkpoint with its own config.toml "
+                    "(refused if the checkpoint is from another config).", resume)
     r.add_argument("--steps", type=int, help="train up to this many steps in total")
     _common(r)
-    r.set_defaults(handler=resume)
 
 
 def _positive(text: str) -> int:
