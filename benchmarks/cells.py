@@ -82,6 +82,7 @@ def _run_network(problem: Problem, method: str, doc: dict, workdir: Path, comm) 
     if net.neuron == "vsn":
         rep = measure.energy(trainer)
         record["energy_ratio"] = rep.ratio
+        record["energy_ratio_compute"] = rep.to_dict()["compute_only"]["ratio"]
         record["energy_pj"] = {"ann": rep.ann_pj, "snn": rep.snn_pj}
     model = net
     if method == "ann2snn":

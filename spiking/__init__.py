@@ -8,6 +8,7 @@ Independent of DOLFINx and of the other neurofem packages: only torch is needed.
 from .activations import ACTIVATIONS, get_activation
 from .cfq import CLIFSolver, CLIFState, FluxNet, StepStats
 from .conversion import ConvertedSNN, activation_scales, conversion_errors, convert_relu_mlp
+from .encoders import PopulationEncoder
 from .energy import (
     EnergyReport,
     EnergyTable,
@@ -16,7 +17,7 @@ from .energy import (
     count_energy,
     energy_report,
 )
-from .monitor import ActivityMonitor, LayerActivity, spiking_layers
+from .monitor import ActivityMonitor, ActivityPenalty, LayerActivity, spiking_layers
 from .networks import (
     MLP,
     NEURON_KINDS,
@@ -30,6 +31,8 @@ from .neurons import CLIF, IF, LIF, VSN, SpikingNeuron, trunc_spike
 from .surrogate import SURROGATE_KINDS, Surrogate, heaviside, surrogate_derivative
 
 __all__ = [
+    "ActivityPenalty",
+    "PopulationEncoder",
     "ACTIVATIONS",
     "CLIF",
     "IF",
