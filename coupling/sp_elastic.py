@@ -31,7 +31,9 @@ lift) or by a nodal penalty (``soft``): weight · Σ area_i/h_i³ (u_i − g_i)�
 is exact (zero) for affine fields when the phases share moduli, and for piecewise-affine
 fields that satisfy the interface conditions (a laminate): every SP stencil is exact for a
 linear field on its own side. Under MPI the rows are the owned nodes; as for the scalar SP
-residual the second derivatives at a rank's edge use the stencils the rank holds.
+residual the second derivatives at a rank's edge use the stencils the rank holds, and the
+facet areas and h_i of a node at a rank's edge come from the cells the rank holds (2-rank
+laminate check: same rows, residual exact, Σ w 2% below the serial sum).
 """
 
 from __future__ import annotations
