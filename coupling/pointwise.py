@@ -18,10 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sps
 import torch
 
 from fem import cell_errors
 from fem.errors import ConfigError
+from fem.operators import to_torch_csr
 
 QUADRATURE_DEGREE = 3  # off-node points: 6 per triangle, 5 per tetrahedron, all interior
 
@@ -55,10 +57,9 @@ def cell_points(V, lam: np.ndarray, weights: np.ndarray | None = None,
     vals = np.broadcast_to(lam[:, :, None, :], (n_cells, q, bs, tdim + 1)).reshape(-1)
     n_pts = n_cells * q
     n_dofs = (V.dofmap.index_map.size_local + V.dofmap.index_map.num_ghosts) * bs
-    crow = torch.arange(0, n_pts * bs * (tdim + 1) + 1, tdim + 1, dtype=torch.int64)
-    rows = torch.sparse_csr_tensor(crow, torch.as_tensor(cols.copy(), dtype=torch.int64),
-                                   torch.as_tensor(vals.copy(), dtype=dtype),
-                                   size=(n_pts * bs, n_dofs))
+    crow = np.arange(0, n_pts * bs * (tdim + 1) + 1, tdim + 1, dtype=np.int64)
+    rows = to_torch_csr(sps.csr_matrix((vals.copy(), cols.copy(), crow),
+                                       shape=(n_pts * bs, n_dofs)), dtype)
     if weights is None:
         weights = np.zeros(n_pts)
     flags = np.repeat(cell_errors.boundary_cells(V), q)

@@ -78,13 +78,16 @@ def test_clif_cells_run_the_problems_clif_example(problem):
 
 
 def test_not_applicable_cells_are_the_documented_ones():
-    """Galerkin has no space-time form; elasticity trains with galerkin only."""
+    """Galerkin has no space-time form; elasticity has no autograd residual with interface
+    conditions here, and DeepXDE cannot express them."""
     for p in ("burgers1d", "heat1d"):
         with pytest.raises(NotApplicable, match="space-time"):
             grid.method_config(PROBLEMS[p], "vsn-galerkin")
-    for m in ("ann-autograd", "ann-sp", "vsn-sp", "deepxde"):
+    for m in ("ann-autograd", "deepxde"):
         with pytest.raises(NotApplicable):
             grid.method_config(PROBLEMS["rve"], m)
+    with pytest.raises(NotApplicable, match="interface"):
+        grid.method_config(PROBLEMS["rve"], "deepxde")
 
 
 @given(st.dictionaries(st.sampled_from("abc"), st.one_of(st.integers(), st.none(),
