@@ -29,6 +29,7 @@ step and the last good checkpoint; SIGTERM/SIGINT stop it at the next step bound
 
 from __future__ import annotations
 
+import inspect
 import math
 import signal
 import time
@@ -337,17 +338,23 @@ class _Loop:
                 self.checkpoint(stopped)
         return values, stopped
 
-    def measure(self) -> dict:
-        """The discretisation's measures of the network (collective), if it has any."""
+    def measure(self, final: bool = True) -> dict:
+        """The discretisation's measures of the network (collective), if it has any.
+
+        At logging steps (`final` False) a discretisation may skip its costly measures."""
         measure = getattr(self.s.disc, "measure", None)
-        return measure(self.s.net) if measure is not None else {}
+        if measure is None:
+            return {}
+        if "final" in inspect.signature(measure).parameters:
+            return measure(self.s.net, final=final)
+        return measure(self.s.net)  # a measure without the keyword (user discretisations)
 
     def log(self, values: dict[str, float]) -> dict:
         """Build the metrics record of this step and hand it to the callbacks."""
         s = self.s
         record = {"step": s.step, "loss": values["loss"],
                   "terms": {k: v for k, v in values.items() if k != "loss"},
-                  "lr": s.optimizer.param_groups[0]["lr"], **self.measure(),
+                  "lr": s.optimizer.param_groups[0]["lr"], **self.measure(final=False),
                   "wall_s": s.wall_s, "ranks": s.comm.size}
         for cb in self.callbacks:
             cb.on_log(s, record)

@@ -33,9 +33,13 @@ class Measured:
         draw = getattr(self.residual, "draw", None)
         return draw(step) if draw is not None else None
 
-    def measure(self, net: torch.nn.Module) -> dict:
+    #: off-node errors at every so many logging measures (they cost a pass at many points)
+    offnode_every = 10
+
+    def measure(self, net: torch.nn.Module, final: bool = True) -> dict:
         """Relative L2 error against the reference (at the nodes, off the nodes, of the lift
-        alone) and activity per layer (collective)."""
+        alone) and activity per layer (collective). Logging calls (`final` False) add the
+        off-node errors every `offnode_every` calls only."""
         monitor = spiking.ActivityMonitor(net)
         with torch.no_grad(), monitor:
             u = self.evaluate(net)
@@ -43,7 +47,9 @@ class Measured:
         activity = global_activity(monitor, self.comm)
         if activity["layers"]:
             out["activity"] = {k: activity[k] for k in ("mean", "layers")}
-        out.update(self.off_node_measures(net))
+        self._measured = getattr(self, "_measured", 0) + 1
+        if final or self._measured % self.offnode_every == 1:
+            out.update(self.off_node_measures(net))
         return out
 
     def off_node_measures(self, net: torch.nn.Module) -> dict:

@@ -95,14 +95,34 @@ def _units(problem_type: str) -> dict[str, str]:
     return {"u": "u", "stress": ""}
 
 
-def build_report(run_dir: Path, comm, html_scene: bool = False,
-                 description: str | None = None, units: dict | None = None) -> dict:
-    """Evaluate the run in run_dir and write its report (collective); returns the summary."""
+def _network_fields(trainer) -> tuple:
+    """The network and FEM fields on the problem's space, activity (global, per node) and
+    energy vs the equal ANN, from one monitored evaluation at the dofs."""
     import torch
 
     import spiking
-    from validation.evaluate import compare, mesh_statistics
     from validation.fields import network_function, nodal_function, on_space
+
+    disc, net = trainer.disc, trainer.net
+    V = disc.problem.V
+    monitor = spiking.ActivityMonitor(net)
+    with torch.no_grad(), monitor:
+        coeffs = disc.field(net)
+    u_net = network_function(coeffs, V, "u_network")
+    u_ref = on_space(trainer.ref.u, V, "u_fem")
+    point_activity = None
+    if monitor.records:
+        point_activity = nodal_function(monitor.per_point().numpy(), V.mesh, "activity")
+    energy = None
+    if getattr(net, "neuron", "ann") in ("vsn", "lif"):
+        energy = spiking.energy_report(net, monitor).to_dict()
+    return u_net, u_ref, _activity(trainer, monitor), point_activity, energy
+
+
+def build_report(run_dir: Path, comm, html_scene: bool = False,
+                 description: str | None = None, units: dict | None = None) -> dict:
+    """Evaluate the run in run_dir and write its report (collective); returns the summary."""
+    from validation.evaluate import compare, mesh_statistics
 
     t0 = time.perf_counter()
     from ..trainer import load_trained
@@ -111,20 +131,8 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
     t_setup = time.perf_counter() - t0
     disc, net = trainer.disc, trainer.net
     problem = disc.problem
-    V = problem.V
     t1 = time.perf_counter()
-    monitor = spiking.ActivityMonitor(net)
-    with torch.no_grad(), monitor:
-        coeffs = disc.field(net)
-    u_net = network_function(coeffs, V, "u_network")
-    u_ref = on_space(trainer.ref.u, V, "u_fem")
-    activity = _activity(trainer, monitor)
-    point_activity = None
-    if monitor.records:
-        point_activity = nodal_function(monitor.per_point().numpy(), V.mesh, "activity")
-    energy = None
-    if getattr(net, "neuron", "ann") in ("vsn", "lif"):
-        energy = spiking.energy_report(net, monitor).to_dict()
+    u_net, u_ref, activity, point_activity, energy = _network_fields(trainer)
     cmp = compare(problem, u_net, reference=u_ref)
     offnode = _offnode(disc, net, u_ref, cmp)
     mesh_stats = mesh_statistics(trainer.dmesh)
