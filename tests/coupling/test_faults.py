@@ -110,15 +110,15 @@ CONFIG_CASES = {
     "mesh-size-zero": (_set(BASE, "mesh.size", 0.0), "mesh.size"),
     "mesh-kind-unknown": (_set(BASE, "mesh.kind", "donut"), "mesh.kind"),
     "mesh-option-unknown": (_set(BASE, "mesh.wobble", 1), "wobble"),
-    "petsc-view-file": (_set(BASE, "problem.solver.petsc", {"ksp_view": ":/tmp/nf-x"}),
+    "petsc-view-file": (_set(BASE, "problem.solver.petsc", {"ksp_view": ":/tmp/nfpetsc-x"}),
                         "ksp_view"),
     "petsc-options-file": (_set(BASE, "problem.solver.petsc", {"options_file": "/etc/hosts"}),
                            "options_file"),
-    "petsc-log-view": (_set(BASE, "problem.solver.petsc", {"log_view": "ascii:/tmp/nf-l"}),
+    "petsc-log-view": (_set(BASE, "problem.solver.petsc", {"log_view": "ascii:/tmp/nfpetsc-l"}),
                        "log_view"),
-    "petsc-monitor": (_set(BASE, "problem.solver.petsc", {"ksp_monitor": "/tmp/nf-m"}),
+    "petsc-monitor": (_set(BASE, "problem.solver.petsc", {"ksp_monitor": "/tmp/nfpetsc-m"}),
                       "ksp_monitor"),
-    "petsc-value-path": (_set(BASE, "problem.solver.petsc", {"ksp_type": ":/tmp/nf-p"}),
+    "petsc-value-path": (_set(BASE, "problem.solver.petsc", {"ksp_type": ":/tmp/nfpetsc-p"}),
                          "ksp_type"),
     "petsc-table-value": (_set(BASE, "problem.solver.petsc", {"ksp_rtol": {"a": 1}}),
                           "ksp_rtol"),
@@ -136,9 +136,18 @@ CONFIG_CASES = {
 }
 
 
+PROBES = "nfpetsc-*"  # the files the PETSc cases ask for (must never appear)
+
+
+def _clear_probes() -> None:
+    for stale in Path("/tmp").glob(PROBES):  # left by an older, failed run
+        stale.unlink()
+
+
 @pytest.mark.parametrize("name", sorted(CONFIG_CASES))
 def test_bad_config_is_one_line_within_5_s(name, tmp_path, capsys):
     doc, key = CONFIG_CASES[name]
+    _clear_probes()
     cfg = tmp_path / "run.toml"
     cfg.write_text(tomli_w.dumps(doc))
     t0 = time.perf_counter()
@@ -147,7 +156,7 @@ def test_bad_config_is_one_line_within_5_s(name, tmp_path, capsys):
     _one_line_error(capsys, code, match=key)
     assert elapsed < 5.0, f"{name}: refused after {elapsed:.1f} s"
     assert not (tmp_path / "run").exists()  # refused before any work: nothing created
-    assert not list(Path("/tmp").glob("nf-*"))  # no PETSc file written
+    assert not list(Path("/tmp").glob(PROBES))  # no PETSc file written
 
 
 FILE_CASES = {
@@ -435,7 +444,7 @@ def test_disk_full_while_checkpointing_names_the_file(tmp_path):
 MPI_CASES = {
     "threshold": ("network.threshold", -1.0, "network.threshold"),
     "hidden-huge": ("network.hidden", [100_000] * 6, "network.hidden"),
-    "petsc-view": ("problem.solver.petsc", {"ksp_view": ":/tmp/nf-mpi"}, "ksp_view"),
+    "petsc-view": ("problem.solver.petsc", {"ksp_view": ":/tmp/nfpetsc-mpi"}, "ksp_view"),
     "locked": (None, None, "is in use by pid"),
     "out-is-file": (None, None, "not a directory"),
 }
@@ -447,6 +456,7 @@ def test_two_ranks_bad_input_is_one_line_exit_2(name, tmp_path):
     import filelock
 
     key, value, match = MPI_CASES[name]
+    _clear_probes()
     doc = tiny() if key is None else _set(tiny(), key, value)
     cfg = tmp_path / "run.toml"
     cfg.write_text(tomli_w.dumps(doc))
@@ -467,7 +477,7 @@ def test_two_ranks_bad_input_is_one_line_exit_2(name, tmp_path):
     lines = [ln for ln in res.stderr.strip().splitlines() if ln.strip()]
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert lines[0].startswith("neurofem: error:") and match in lines[0], lines[0]
-    assert _tree(tmp_path) == before and not list(Path("/tmp").glob("nf-*"))
+    assert _tree(tmp_path) == before and not list(Path("/tmp").glob(PROBES))
 
 
 def test_report_after_torn_metrics_and_damaged_reference(trained, tmp_path, capsys):
