@@ -6,7 +6,9 @@ as a share of the field range, the lift-alone error, the wall time and the energ
 inference (spiking.energy_report). Targets: off-node ≤ 1.5x nodal, worst ≤ 2% of range,
 energy within 10% of the run without the term.
 
-    python benchmarks/offnode.py CONFIG [--steps N] [--weight W] [--out FILE.md]
+    python benchmarks/offnode.py CONFIG [--steps N] [--weight W ...] [--out FILE.md]
+
+Each --weight adds one run (default: 0.1); the run without the term always comes first.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import coupling
@@ -50,10 +53,55 @@ def run(doc: dict, weight: float, steps: int | None) -> dict:
     energy = spiking.energy_report(tr.net, monitor).to_dict()["snn_pj"] if getattr(
         tr.net, "neuron", "ann") != "ann" else None
     o = m.get("offnode", {})
+    if MPI.COMM_WORLD.rank == 0 and getattr(disc, "_offnode", None) is not None:
+        print(f"W = {weight:g}: where the off-node error sits:", where(disc, tr.net), flush=True)
     return {"weight": weight, "steps": t.steps, "nodal": m["rel_l2"], "offnode": o.get("rel_l2"),
             "boundary": o.get("boundary_cells"), "interior": o.get("interior_cells"),
             "interpolant": o.get("interpolant_rel_l2"), "worst_of_range": o.get("max_of_range"),
             "lift": m.get("lift_rel_l2"), "energy_pj": energy, "wall_s": wall}
+
+
+def interface_cells(dmesh) -> np.ndarray:
+    """Owned cells with a vertex shared with a cell of another phase (this rank's view)."""
+    mesh = dmesh.mesh
+    tdim = mesh.topology.dim
+    n = mesh.topology.index_map(tdim).size_local
+    if dmesh.cell_tags is None or len(dmesh.cell_names) < 2:
+        return np.zeros(n, bool)
+    mesh.topology.create_connectivity(tdim, 0)
+    c2v = mesh.topology.connectivity(tdim, 0).array.reshape(-1, tdim + 1)
+    phase = np.full(len(c2v), -1)
+    phase[dmesh.cell_tags.indices] = dmesh.cell_tags.values
+    nv = int(c2v.max()) + 1
+    lo = np.full(nv, np.iinfo(np.int64).max)
+    hi = np.full(nv, np.iinfo(np.int64).min)
+    for k in range(tdim + 1):
+        np.minimum.at(lo, c2v[:, k], phase)
+        np.maximum.at(hi, c2v[:, k], phase)
+    mixed = lo != hi
+    return mixed[c2v[:n]].any(axis=1)
+
+
+def where(disc, net: torch.nn.Module, top: float = 0.01) -> dict:
+    """Where the raw network's off-node error sits (one rank): share of ∫|u − u_FEM|² and of
+    the worst `top` fraction of points in boundary / interface cells, beside those cells'
+    share of the points; the worst point and its cell's kind."""
+    probe = disc._offnode
+    pts = probe.pts
+    d2 = np.sum((probe.values(disc, net)["network"] - probe.ref) ** 2, axis=1)
+    b = pts.boundary
+    i = interface_cells(disc.problem.dmesh)[pts.cells]
+    worst = np.argsort(d2)[::-1][: max(1, int(top * len(d2)))]
+    e2 = np.maximum(pts.weights * d2, 0.0)
+    share = lambda m: float(e2[m].sum() / max(e2.sum(), 1e-300))  # noqa: E731
+    k = worst[0]
+    return {"points_boundary": float(b.mean()), "points_interface": float(i.mean()),
+            "err2_boundary": share(b), "err2_interface": share(i),
+            "err2_interface_not_boundary": share(i & ~b),
+            "top_boundary": float(b[worst].mean()), "top_interface": float(i[worst].mean()),
+            "worst_x": [round(float(v), 3) for v in pts.x[k]],
+            "worst_cell": "+".join(n for n, f in (("boundary", b[k]), ("interface", i[k])) if f)
+            or "interior"}
 
 
 def main() -> None:
@@ -61,19 +109,27 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("config")
     p.add_argument("--steps", type=int)
-    p.add_argument("--weight", type=float, default=0.1)
+    p.add_argument("--weight", type=float, action="append",
+                   help="consistency weight of an extra run (repeatable; default 0.1)")
     p.add_argument("--out")
     a = p.parse_args()
     doc = tomllib.loads(Path(a.config).read_text())
-    rows = [run(tomllib.loads(Path(a.config).read_text()), w, a.steps) for w in (0.0, a.weight)]
+    weights = [0.0, *(a.weight or [0.1])]
+    rows = []
+    for w in weights:
+        rows.append(run(tomllib.loads(Path(a.config).read_text()), w, a.steps))
+        if MPI.COMM_WORLD.rank == 0:
+            print(rows[-1], flush=True)
     keys = list(rows[0])
     lines = [f"### {a.config}", "", "| " + " | ".join(keys) + " |",
              "|" + "---|" * len(keys)]
     fmt = lambda v: "–" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
     lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-    e0, e1 = rows[0]["energy_pj"], rows[1]["energy_pj"]
-    if e0 and e1:
-        lines.append(f"\nenergy per inference with/without the term: {e1 / e0:.3f}")
+    e0 = rows[0]["energy_pj"]
+    for r in rows[1:]:
+        if e0 and r["energy_pj"]:
+            lines.append(f"\nenergy per inference with/without the term (W = {r['weight']:g}): "
+                         f"{r['energy_pj'] / e0:.3f}")
     text = "\n".join(lines) + "\n"
     del doc
     if MPI.COMM_WORLD.rank == 0:
