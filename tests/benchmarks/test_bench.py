@@ -170,6 +170,43 @@ def test_markdown_of_the_recorded_run_is_unchanged():
         assert tables.markdown(doc) == js.with_suffix(".md").read_text(), js.name
 
 
+def _doc_with(records: list[dict]) -> dict:
+    doc = json.loads(sorted((ROOT / "benchmarks" / "results").glob("20*.json"))[0].read_text())
+    return {**doc, "records": records, "scaling": []}
+
+
+def test_offnode_table_shows_the_cells_offnode_errors():
+    """A record with off-node errors gets a row of the off-node table, every number from it;
+    records without them (the recorded run's) get no such section."""
+    base = next(r for r in json.loads(sorted((ROOT / "benchmarks" / "results").glob(
+        "20*.json"))[0].read_text())["records"] if r["status"] == "ok")
+    rec = {**base, "problem": "lshape", "number": 2, "label": "VSN + Galerkin",
+           "offnode": {"nodal_rel_l2": 0.004, "rel_l2": 0.014, "boundary_cells": 0.0529,
+                       "interior_cells": 0.0137, "interpolant_rel_l2": 0.0028,
+                       "max_of_range": 0.0614}}
+    row = tables.offnode_row(rec)
+    assert row == ("| 2 lshape | VSN + Galerkin | 0.40% | 1.40% | 3.50× | 5.29% | 1.37% | "
+                   "0.28% | 6.14% |")
+    md = tables.markdown(_doc_with([rec]))
+    assert "## Off-node accuracy" in md and row in md.splitlines()
+    assert "## Off-node accuracy" not in tables.markdown(_doc_with([{**rec, "offnode": None}]))
+
+
+def test_galerkin_cell_records_its_offnode_errors(tmp_path):
+    """A network cell records the off-node measures of its final network (quick L-shape)."""
+    from benchmarks.cells import OFFNODE_KEYS, run_cell
+    from meshes.fenics import MPI
+
+    r = run_cell(PROBLEMS["lshape"], "vsn-galerkin", True, tmp_path, MPI.COMM_SELF, steps=5)
+    assert r["status"] == "ok", r.get("reason")
+    o = r["offnode"]
+    assert set(o) == {"nodal_rel_l2", *OFFNODE_KEYS} and o["nodal_rel_l2"] == r["rel_l2"]
+    assert 0 < o["rel_l2"] < 10 and 0 < o["max_of_range"] < 10
+    assert min(o["boundary_cells"], o["interior_cells"]) <= o["rel_l2"] <= max(
+        o["boundary_cells"], o["interior_cells"])
+    assert tables.offnode_row(r) in tables.markdown(_doc_with([r]))
+
+
 def test_young_from_bulk_shear_inverts_bulk_shear():
     from fem.problems import bulk_shear
     from validation.mechanics import young_from_bulk_shear
@@ -273,6 +310,9 @@ def test_quick_runs_every_cell(quick_run):
     assert cells[("rve", "vsn-galerkin")]["young"]["hashin_shtrikman"]["lower"] < \
         cells[("rve", "vsn-galerkin")]["young"]["hashin_shtrikman"]["upper"]
     assert "stress_rel" in cells[("rve", "vsn-galerkin")]
+    for (p, m), r in cells.items():  # galerkin cells carry their off-node errors
+        if r["status"] == "ok" and m.endswith("-galerkin"):
+            assert r["offnode"]["rel_l2"] > 0 and r["offnode"]["max_of_range"] > 0, (p, m)
     conv = cells[("lshape", "ann2snn")]["conversion"]
     assert set(conv) == {str(t) for t in grid.CONVERSION_STEPS}
     assert doc["git"]["commit"] and doc["machine"]["cores"] and doc["command"].startswith(
