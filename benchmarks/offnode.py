@@ -6,7 +6,7 @@ as a share of the field range, the lift-alone error, the wall time and the energ
 inference (spiking.energy_report). Targets: off-node ≤ 1.5x nodal, worst ≤ 2% of range,
 energy within 10% of the run without the term.
 
-    python benchmarks/offnode.py CONFIG [--steps N] [--weight W ...] [--out FILE.md]
+    python benchmarks/offnode.py CONFIG [--steps N] [--weight W ...] [--pool P] [--out FILE.md]
 
 Each --weight adds one run (default: 0.1); the run without the term always comes first.
 """
@@ -29,8 +29,9 @@ from coupling.trainer import Trainer
 from meshes.fenics import MPI
 
 
-def run(doc: dict, weight: float, steps: int | None) -> dict:
-    """One training of `doc` with consistency `weight`; its off-node numbers."""
+def run(doc: dict, weight: float, steps: int | None, pool: int | None = None) -> dict:
+    """One training of `doc` with consistency `weight` (points drawn from `pool` per cell;
+    None: the term's default); its off-node numbers."""
     if steps:
         doc["training"]["steps"] = steps
     doc["training"]["progress"] = False
@@ -40,7 +41,9 @@ def run(doc: dict, weight: float, steps: int | None) -> dict:
     if weight:
         from coupling.consistency import consistency_term
 
-        disc.consistency = consistency_term(disc, weight, doc["training"].get("seed", 0))
+        extra = {} if pool is None else {"pool": pool}
+        disc.consistency = consistency_term(disc, weight, doc["training"].get("seed", 0),
+                                            **extra)
     t0 = time.perf_counter()
     t = tr.cfg.training
     coupling.fit(tr.net, disc, steps=t.steps, lr=t.lr, schedule=t.schedule,
@@ -55,7 +58,9 @@ def run(doc: dict, weight: float, steps: int | None) -> dict:
     o = m.get("offnode", {})
     if MPI.COMM_WORLD.rank == 0 and getattr(disc, "_offnode", None) is not None:
         print(f"W = {weight:g}: where the off-node error sits:", where(disc, tr.net), flush=True)
-    return {"weight": weight, "steps": t.steps, "nodal": m["rel_l2"], "offnode": o.get("rel_l2"),
+    used = disc.consistency.pool if weight else None
+    return {"weight": weight, "pool": used, "steps": t.steps, "nodal": m["rel_l2"],
+            "offnode": o.get("rel_l2"),
             "boundary": o.get("boundary_cells"), "interior": o.get("interior_cells"),
             "interpolant": o.get("interpolant_rel_l2"), "worst_of_range": o.get("max_of_range"),
             "lift": m.get("lift_rel_l2"), "energy_pj": energy, "wall_s": wall}
@@ -111,13 +116,15 @@ def main() -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--weight", type=float, action="append",
                    help="consistency weight of an extra run (repeatable; default 0.1)")
+    p.add_argument("--pool", type=int, help="in-cell points per cell the term draws from "
+                   "(default: coupling.consistency's)")
     p.add_argument("--out")
     a = p.parse_args()
     doc = tomllib.loads(Path(a.config).read_text())
     weights = [0.0, *(a.weight or [0.1])]
     rows = []
     for w in weights:
-        rows.append(run(tomllib.loads(Path(a.config).read_text()), w, a.steps))
+        rows.append(run(tomllib.loads(Path(a.config).read_text()), w, a.steps, a.pool))
         if MPI.COMM_WORLD.rank == 0:
             print(rows[-1], flush=True)
     keys = list(rows[0])

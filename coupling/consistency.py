@@ -29,6 +29,7 @@ from .parallel import allreduce_scalars
 from .pointwise import network_inputs, random_points
 
 POINTS_PER_CELL = 2
+POOL = 8  # fixed points per cell the per-step ones are drawn from (measured: see the tests)
 
 
 @dataclass
@@ -43,15 +44,28 @@ class ConsistencyTerm:
     scale: float  # w / h²
     batch: int = 0  # points per step (0: all)
     step: int = 0
+    pool: int = 1  # points per cell in the arrays (cell-major)
+    per_cell: int = 1  # of which every step uses so many per cell
+
+    def draw(self) -> torch.Tensor | None:
+        """This step's point indices (None: all points)."""
+        n = len(self.weights)
+        gen = torch.Generator().manual_seed(1_000_003 + self.step)
+        idx = None
+        if self.pool > self.per_cell:
+            cells = n // self.pool
+            pick = torch.randint(self.pool, (cells, self.per_cell), generator=gen)
+            idx = (torch.arange(cells)[:, None] * self.pool + pick).reshape(-1)
+        m = n if idx is None else len(idx)
+        if self.batch and self.batch < m:
+            sub = torch.randperm(m, generator=gen)[: self.batch]
+            idx = sub if idx is None else idx[sub]
+        return None if idx is None else idx.to(self.weights.device)
 
     def penalty(self, disc, net: torch.nn.Module) -> torch.Tensor:
         """The term for the current network (differentiable in the network off the nodes)."""
         bs = disc.block_size
-        idx = None
-        if self.batch and self.batch < len(self.weights):
-            gen = torch.Generator().manual_seed(1_000_003 + self.step)
-            idx = torch.randperm(len(self.weights), generator=gen)[: self.batch].to(
-                self.weights.device)
+        idx = self.draw()
         self.step += 1
         x = self.inputs if idx is None else self.inputs[idx]
         u = net(x).reshape(-1, bs)
@@ -63,7 +77,7 @@ class ConsistencyTerm:
             nodal = disc.field(net).reshape(-1, 1)
             target = (self.rows @ nodal).reshape(-1, bs)
         w = self.weights
-        if idx is not None:
+        if idx is not None:  # an unbiased estimate of the sum over all points
             target, w = target[idx], w[idx] * (len(self.weights) / len(idx))
         return self.scale * torch.sum(w * torch.sum((u - target) ** 2, dim=1))
 
@@ -81,12 +95,14 @@ def mean_cell_size(V, comm) -> float:
 
 
 def consistency_term(disc, weight: float, seed: int = 0, per_cell: int = POINTS_PER_CELL,
-                     batch: int = 0) -> ConsistencyTerm:
-    """The term of weight `weight` for a discretisation (collective)."""
+                     batch: int = 0, pool: int = POOL) -> ConsistencyTerm:
+    """The term of weight `weight` for a discretisation (collective): `per_cell` points per
+    cell and step, drawn from `pool` fixed ones per cell."""
     if not (weight > 0):
         raise ConfigError("training.consistency_weight", f"must be > 0, got {weight!r}")
     V = disc.problem.V
-    pts = random_points(V, per_cell, seed)
+    pool = max(int(pool), int(per_cell))
+    pts = random_points(V, pool, seed)
     dtype, dev = disc.x_nodes.dtype, disc.x_nodes.device
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=dev)  # noqa: E731
     lifter = disc.boundary.lifter
@@ -95,4 +111,4 @@ def consistency_term(disc, weight: float, seed: int = 0, per_cell: int = POINTS_
         g, d = (t(a) for a in lifter(pts.x))
     h = mean_cell_size(V, disc.comm)
     return ConsistencyTerm(network_inputs(disc, pts.x), g, d, pts.rows.to(dtype), t(pts.weights),
-                           float(weight) / h**2, batch)
+                           float(weight) / h**2, batch, pool=pool, per_cell=int(per_cell))
