@@ -56,7 +56,9 @@ class RolloutWindows:
         self.cfg, self.pb, self.comm = cfg, problem, comm
         self.solver = CLIFSolver(problem.geo, net, quantum, problem.dt, beta=c.beta,
                                  surrogate=c.surrogate, slope=c.slope, bc_kind=problem.bc_kind,
-                                 bc_data=problem.bc_data, source=problem.source)
+                                 bc_data=problem.bc_data, source=problem.source,
+                                 broadcast=c.broadcast * problem.scale(),
+                                 bc_static=problem.bc_static)
         self.gen = torch.Generator().manual_seed(cfg.training.seed)
         self.w = torch.as_tensor(problem.geo.volumes)
         self.step = 0  # the optimizer step `fit` is at (set by the _Clock callback)
@@ -112,8 +114,7 @@ class RolloutWindows:
                               .astype(int))
         if pb.dmesh is not None and not pb.steady:  # FEM reference exists at FEM steps only
             rec_steps = np.unique(np.round(rec_steps / pb.per_fem).astype(int) * pb.per_fem)
-        moved = np.zeros(pb.steps, dtype=np.int64)
-        fired = np.zeros(pb.steps, dtype=np.int64)
+        counts = np.zeros((5, pb.steps), dtype=np.int64)  # moved, fired, evaluated, ...
         curve = {"t": [], "rel_l2": [], "mass_drift": [], "total_quanta": []}
         w = pb.geo.volumes
 
@@ -131,23 +132,26 @@ class RolloutWindows:
         done = 0
         for target in rec_steps[1:]:
             while done < target:
-                stats = sol.step(state)
-                moved[done], fired[done] = stats.quanta_moved, stats.neurons_fired
+                counts[:, done] = sol._step(state)
                 done += 1
             state.t = done * pb.dt  # no round-off drift of t over many steps
             record()
         if keep:
-            self.final = {"curve": curve, "moved": moved, "fired": fired, "state": state}
-        return self._summary(curve, moved, fired, state)
+            self.final = {"curve": curve, "moved": counts[0], "fired": counts[1],
+                          "state": state}
+        return self._summary(curve, counts, state)
 
-    def _summary(self, curve: dict, moved: np.ndarray, fired: np.ndarray, state) -> dict:
+    def _summary(self, curve: dict, counts: np.ndarray, state) -> dict:
         pb, sol = self.pb, self.solver
+        moved, fired = counts[0], counts[1]
         # neurons that can fire: interfaces, value and flux facets (insulated ones idle), sources
         neurons = len(sol.i) + len(sol.b_val) + len(sol.b_flx) + (
             sol.num_cells if pb.source is not None else 0)
         mean_moved = float(moved.mean()) if len(moved) else 0.0
         mean_fired = float(fired.mean()) if len(fired) else 0.0
-        energy = sol.energy_per_step(mean_moved, mean_fired)
+        ev, bc, nt = (float(c.mean()) if len(c) else 0.0 for c in counts[2:])
+        energy = sol.energy_per_step(mean_moved, mean_fired, evaluated=ev, broadcasts=bc,
+                                     notices=nt)
         activity = mean_fired / neurons if neurons else 0.0
         return {
             "rel_l2": curve["rel_l2"][-1],
@@ -158,16 +162,22 @@ class RolloutWindows:
             "source_quanta": int(state.source_in),
             "total_quanta": int(state.total()),
             "quantum": sol.q,
+            "broadcast": sol.broadcast,
             "rollout_steps": int(pb.steps),
             "dt": pb.dt,
             "t_end": pb.t_end,
             "spikes_per_step": {"quanta_moved_mean": mean_moved,
                                 "quanta_moved_max": int(moved.max()) if len(moved) else 0,
-                                "neurons_fired_mean": mean_fired, "neurons": int(neurons)},
+                                "neurons_fired_mean": mean_fired, "neurons": int(neurons),
+                                "flux_evaluations_mean": ev, "broadcasts_mean": bc},
             # as the networks' records: mean and per layer (one layer: the interfaces)
             "activity": {"mean": activity, "layers": {"interfaces": activity}},
             "energy": {**energy, "rollout_spiking_uj": energy["spiking_pj"] * pb.steps * 1e-6,
-                       "rollout_float_fv_uj": energy["float_fv_pj"] * pb.steps * 1e-6},
+                       "rollout_float_fv_uj": energy["float_fv_pj"] * pb.steps * 1e-6,
+                       "rollout_spiking_compute_uj":
+                           energy["spiking_compute_pj"] * pb.steps * 1e-6,
+                       "rollout_float_fv_compute_uj":
+                           energy["float_fv_compute_pj"] * pb.steps * 1e-6},
         }
 
     def write_outputs(self, run_dir: Path, summary: dict) -> None:

@@ -46,6 +46,7 @@ class CLIFSpec(Table):
 
     resolution: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-4
     scale: NonNegative = 0.0
+    broadcast: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.0
     cfl: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.9
     hidden: Annotated[list[between(1, 100_000, integer=True)],
                       Field(min_length=1, max_length=100)] = [16, 16]

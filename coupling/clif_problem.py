@@ -77,6 +77,7 @@ class CLIFProblem:
         pts[: geo.gdim] = geo.boundary_centroids.T
         self._bc_points = pts
         self._bc_static = all(not e.uses_time for _, e in self.bc_expr)
+        self.bc_static = self._bc_static  # the solver re-evaluates static value facets lazily
 
     def bc_data(self, t: float) -> torch.Tensor:
         """Ghost values (value facets) / inward flux densities (flux facets) at time t."""

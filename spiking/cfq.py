@@ -26,6 +26,12 @@ the ideal is g(α, β) = kα (+ any symmetric part). Training differentiates a f
 "shadow" of the same rollout (values equal to the integer counts) with a surrogate
 gradient for trunc; inference runs the integer path only.
 
+Event-driven inference (send-on-delta): a cell broadcasts its value to its facets only
+when its count moved by θ_i = max(1, round(broadcast·V_i/q)) quanta since its last
+broadcast (broadcast = 0: every change, bit for bit the dense rollout); a facet
+re-evaluates F only after a broadcast at either end (or with time-dependent boundary
+data), else reuses its cached increment. Counts stay exact; training sees every change.
+
 The geometry is any object with the attributes of :class:`FVGeometryLike` (plain NumPy
 arrays): ``fem.fv_geometry.grid_geometry`` (boxes) and ``fem.volumes.finite_volumes``
 (DOLFINx meshes) make one. Torch + NumPy only: this module imports no other package.
@@ -136,6 +142,7 @@ class CLIFState:
     source_in: int = 0  # quanta injected by sources (net)
     t: float = 0.0
     steps: int = 0
+    sent: torch.Tensor | None = None  # (n,) int64: the counts the facets last received
 
     def total(self) -> int:
         """Σ quanta over all cells (exact)."""
@@ -148,10 +155,14 @@ class CLIFState:
 
 @dataclass
 class StepStats:
-    """What one step did: quanta moved (Σ|s|) and neurons that fired (s ≠ 0)."""
+    """One step: quanta moved (Σ|s|), neurons fired (s ≠ 0), flux evaluations, broadcasts
+    and the facet notices they sent (Σ of the broadcasting cells' facet counts)."""
 
     quanta_moved: int
     neurons_fired: int
+    evaluated: int = 0
+    broadcasts: int = 0
+    notices: int = 0
 
 
 BoundaryData = Callable[[float], torch.Tensor]  # t -> (k,) value (value facets) / flux density
@@ -169,7 +180,8 @@ class CLIFSolver(nn.Module):
     def __init__(self, geometry: FVGeometryLike, flux: FluxNet, quantum: float, dt: float, *,
                  beta: float = 1.0, surrogate: str = "straight_through", slope: float = 1.0,
                  bc_kind: np.ndarray | None = None, bc_data: BoundaryData | None = None,
-                 source: Callable[[float], torch.Tensor] | None = None) -> None:
+                 source: Callable[[float], torch.Tensor] | None = None,
+                 broadcast: float = 0.0, bc_static: bool = False) -> None:
         super().__init__()
         if not (quantum > 0 and math.isfinite(quantum)):
             raise ValueError(f"quantum: expected a positive number, got {quantum!r}")
@@ -205,6 +217,8 @@ class CLIFSolver(nn.Module):
         self.register_buffer("b_w", torch.as_tensor(
             geometry.boundary_areas / geometry.boundary_distances, dtype=f64), False)
         self.register_buffer("b_area", torch.as_tensor(geometry.boundary_areas, dtype=f64), False)
+        self.bc_static = bool(bc_static)
+        self.set_broadcast(broadcast)
         # One C-LIF neuron per interior facet, per boundary facet and (with a source) per cell.
         self.neurons = nn.ModuleDict({name: CLIF(count, beta=beta, surrogate=surrogate,
                                                  slope=slope)
@@ -212,6 +226,17 @@ class CLIFSolver(nn.Module):
                                                           ("boundary", k),
                                                           ("source", self.num_cells))
                                       if count and (name != "source" or source is not None)})
+
+    def set_broadcast(self, broadcast: float) -> None:
+        """Send-on-delta value step of the cells (module docstring); 0: every change."""
+        if not (broadcast >= 0 and math.isfinite(broadcast)):
+            raise ValueError(f"broadcast: expected a number >= 0, got {broadcast!r}")
+        g = self.geometry
+        self.broadcast = float(broadcast)
+        theta = np.maximum(1, np.round(self.broadcast * g.volumes / self.q)).astype(np.int64)
+        self.theta = torch.as_tensor(theta)
+        cells = np.concatenate([g.pairs.ravel(), np.asarray(g.boundary_cells)[self.b_val]])
+        self.degree = torch.as_tensor(np.bincount(cells, minlength=len(g.volumes)))
 
     # -- conversions
     def to_quanta(self, u: torch.Tensor) -> torch.Tensor:
@@ -230,7 +255,8 @@ class CLIFSolver(nn.Module):
             raise ValueError(f"u0: expected {n} cell values, got shape {tuple(u0.shape)}")
         z = torch.zeros
         return CLIFState(quanta, z(m, dtype=torch.float64), z(k, dtype=torch.float64),
-                         z(n, dtype=torch.float64), int(quanta.sum()), t=float(t0))
+                         z(n, dtype=torch.float64), int(quanta.sum()), t=float(t0),
+                         sent=quanta.clone())
 
     # -- fluxes (shared by the integer and the float path)
     def _increments(self, u: torch.Tensor, t: torch.Tensor | float):
@@ -238,7 +264,7 @@ class CLIFSolver(nn.Module):
         scale = self.dt / self.q
         m = len(self.i)
         a, b, w = u[..., self.i], u[..., self.j], self.w
-        data = self._bc(t, u) if len(self.b_val) or len(self.b_flx) else None
+        data = self._at(self.bc_data, t, u) if len(self.b_val) or len(self.b_flx) else None
         if len(self.b_val):  # value facets: the same flux network against the ghost value
             a = torch.cat([a, u[..., self.b_cells[self.b_val]]], -1)
             b = torch.cat([b, data[..., self.b_val]], -1)
@@ -251,30 +277,36 @@ class CLIFSolver(nn.Module):
         if len(self.b_flx):
             out = -data[..., self.b_flx] * self.b_area[self.b_flx] * scale  # outward
             boundary = boundary.index_copy(-1, self.b_flx, out)
-        src = None
-        if self.source is not None:
-            src = self._src(t, u) * self.volumes * scale
+        src = (None if self.source is None
+               else self._at(self.source, t, u) * self.volumes * scale)
         return interior, boundary, src
 
-    def _bc(self, t, u):
+    @staticmethod
+    def _at(fn: Callable, t, u: torch.Tensor) -> torch.Tensor:
         if isinstance(t, torch.Tensor) and t.ndim:
-            return torch.stack([self.bc_data(float(s)) for s in t]).to(u.dtype)
-        return self.bc_data(float(t)).to(u.dtype)
-
-    def _src(self, t, u):
-        if isinstance(t, torch.Tensor) and t.ndim:
-            return torch.stack([self.source(float(s)) for s in t]).to(u.dtype)
-        return self.source(float(t)).to(u.dtype)
+            return torch.stack([fn(float(s)) for s in t]).to(u.dtype)
+        return fn(float(t)).to(u.dtype)
 
     # -- integer path (inference)
     @torch.no_grad()
     def step(self, state: CLIFState) -> StepStats:
         """Advance one Δt in place: integer quanta moved by signed spike counts (exact)."""
-        moved, fired = self._step(state)
-        return StepStats(int(moved), int(fired))
+        return StepStats(*(int(c) for c in self._step(state)))
 
-    def _step(self, state: CLIFState) -> tuple[torch.Tensor, torch.Tensor]:
-        u = self.values(state.quanta)
+    def _receive(self, state: CLIFState) -> tuple[int, int, int]:
+        """Cells whose count left their last broadcast by ≥ θ broadcast it; returns the
+        facets that must re-evaluate F, the broadcasts and the notifications."""
+        first = state.sent is None or state.steps == 0
+        send = (state.quanta - (state.quanta if first else state.sent)).abs() >= self.theta
+        send |= first
+        state.sent = torch.where(send, state.quanta, state.sent if not first else state.quanta)
+        bval = send[self.b_cells[self.b_val]] | (not self.bc_static)
+        return (int((send[self.i] | send[self.j]).sum()) + int(bval.sum()), int(send.sum()),
+                int(self.degree[send].sum()))
+
+    def _step(self, state: CLIFState) -> tuple[int, ...]:
+        evaluated, broadcasts, notices = self._receive(state)
+        u = self.values(state.sent)  # what the facets know (cached increments: same values)
         interior, boundary, src = self._increments(u, state.t)
         counts = []
         if "interior" in self.neurons:
@@ -296,16 +328,15 @@ class CLIFSolver(nn.Module):
         state.steps += 1
         state.t = state.t + self.dt
         allc = torch.cat(counts) if counts else torch.zeros(0, dtype=torch.int64)
-        return allc.abs().sum(), (allc != 0).sum()
+        return allc.abs().sum(), (allc != 0).sum(), evaluated, broadcasts, notices
 
     def rollout(self, state: CLIFState, steps: int,
                 callback: Callable[[CLIFState, StepStats], None] | None = None) -> CLIFState:
         """Run `steps` integer steps in place, calling callback(state, stats) after each."""
-        with torch.no_grad():
-            for _ in range(int(steps)):
-                moved, fired = self._step(state)
-                if callback is not None:
-                    callback(state, StepStats(int(moved), int(fired)))
+        for _ in range(int(steps)):
+            stats = self.step(state)
+            if callback is not None:
+                callback(state, stats)
         return state
 
     # -- float shadow path (training)
@@ -335,27 +366,35 @@ class CLIFSolver(nn.Module):
 
     # -- energy
     def energy_per_step(self, quanta_moved: float, neurons_fired: float,
-                        table: EnergyTable | None = None) -> dict:
-        """Energy estimate (pJ) of one step: spiking update vs a float FV update, same net.
-
-        Spiking: per active neuron one flux evaluation and one membrane accumulate
-        (v ← βv + F·Δt/q, the Δt/q factor folded into the last layer), plus two integer
-        accumulates per firing neuron (its count leaves one cell and enters another).
-        Float FV baseline: the same flux evaluations, one MAC (F·Δt) and two float
-        accumulates per neuron every step, whether or not anything moves.
-        """
+                        table: EnergyTable | None = None, *, evaluated: float | None = None,
+                        broadcasts: float = 0.0, notices: float = 0.0) -> dict:
+        """Energy (pJ) of one step, spiking vs the float FV update (same net), full and
+        compute-only; arguments are means per step. Float FV: F at every facet; per neuron
+        1 MAC (F·Δt), 2 ACC into its cells, 3 reads, 2 writes. Spiking: F at the
+        ``evaluated`` facets only (None: all), each writing its cached increment and reading
+        its notice; per neuron v ← βv + z and the trunc test (2 ACC, or MAC + ACC if β < 1;
+        reads v, z; writes v); per firing v − s, two integer ACC into its cells and their
+        |N − sent| ≥ θ tests (5 ACC, 6 reads, 2 writes); per broadcast u = N·q/V (1 MAC,
+        1 read, 2 writes); per notice one adjacency read and one queue write."""
         table = table or EnergyTable()
-        n_neurons = len(self.i) + len(self.b_val) + len(self.b_flx)
-        n_src = self.num_cells if self.source is not None else 0
+        total = len(self.i) + len(self.b_val) + len(self.b_flx) + (
+            self.num_cells if self.source is not None else 0)
+        n_all = len(self.i) + len(self.b_val)
+        n_eval = n_all if evaluated is None else float(evaluated)
         net = self.flux.ops_per_evaluation()
-        n_eval = len(self.i) + len(self.b_val)
-        nets = OpCounts(net.mac * n_eval, net.acc * n_eval, net.reads * n_eval,
-                        net.writes * n_eval)
-        total = n_neurons + n_src
-        spiking = nets + OpCounts(acc=total + 2 * neurons_fired, reads=total + 2 * neurons_fired,
-                                  writes=total + 2 * neurons_fired)
-        dense = nets + OpCounts(mac=total, acc=2 * total, reads=3 * total, writes=2 * total)
-        e_s, e_d = table.price(spiking), table.price(dense)
+        nets = lambda k: OpCounts(net.mac * k, net.acc * k, net.reads * k, net.writes * k)  # noqa: E731
+        mem = OpCounts(mac=total, acc=total) if self.beta < 1 else OpCounts(acc=2 * total)
+        f, b, e = neurons_fired, broadcasts, (0.0 if evaluated is None else n_eval)
+        spiking = nets(n_eval) + mem + OpCounts(
+            mac=b, acc=5 * f, reads=2 * total + 6 * f + b + notices + e,
+            writes=total + 2 * f + 2 * b + notices + e)
+        dense = nets(n_all) + OpCounts(mac=total, acc=2 * total, reads=3 * total,
+                                       writes=2 * total)
+        co = EnergyTable.compute_only(table.mac_pj, table.acc_pj)
+        e_s, e_d, c_s, c_d = (t.price(o) for t in (table, co) for o in (spiking, dense))
         return {"spiking_pj": e_s, "float_fv_pj": e_d, "ratio": e_s / e_d if e_d else None,
-                "neurons": total, "neurons_fired": neurons_fired, "quanta_moved": quanta_moved,
-                "table": table.name}
+                "spiking_compute_pj": c_s, "float_fv_compute_pj": c_d,
+                "ratio_compute": c_s / c_d if c_d else None, "neurons": total,
+                "neurons_fired": neurons_fired, "quanta_moved": quanta_moved,
+                "evaluated": n_eval, "evaluations_dense": n_all, "broadcasts": broadcasts,
+                "notices": notices, "table": table.name}
