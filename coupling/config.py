@@ -42,6 +42,7 @@ from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, mod
 
 from fem.config import VECTOR_TYPES, MeshSpec, MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
+from fem.parameters import ParameterBox, ParametersTable, parse_parameters
 from fem.schema import (
     MAX_COUNT,
     Finite,
@@ -258,6 +259,7 @@ class RunConfig:
     training: TrainingSpec
     raw: dict[str, Any] = field(default_factory=dict)
     inputs: InputSpec = field(default_factory=InputSpec)
+    parameters: ParameterBox | None = None  # a parametric run ([parameters]; fem.parameters)
 
     def resolved(self) -> dict[str, Any]:
         """The config as resolved: the tables as given plus every residual/boundary/training
@@ -281,11 +283,14 @@ class NetworkRun(Table):
     boundary: BoundarySpec = BoundarySpec()
     training: TrainingSpec = TrainingSpec()
     energy: EnergySpec | None = None
+    parameters: ParametersTable | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> NetworkRun:
         r, p, b = self.residual, self.problem, self.boundary
-        if p.type not in SUPPORTED[r.kind]:
+        if self.parameters is not None:
+            self._check_parametric()
+        elif p.type not in SUPPORTED[r.kind]:
             raise ConfigError("residual.kind", f"{r.kind!r} cannot train problem.type "
                               f"{p.type!r} (it trains {', '.join(SUPPORTED[r.kind])})")
         if r.kind == "autograd" and self.network.neuron != "ann":
@@ -316,6 +321,25 @@ class NetworkRun(Table):
         self._check_outputs()
         return self
 
+    def _check_parametric(self) -> None:
+        """A parametric run trains the galerkin energy with exact Dirichlet data."""
+        from fem.problems.parametric import PARAMETRIC_TYPES
+
+        if self.problem.type not in PARAMETRIC_TYPES:
+            raise ConfigError("problem.type", f"{self.problem.type!r} has no parametric form "
+                              f"(one of {', '.join(PARAMETRIC_TYPES)})")
+        if self.residual.kind != "galerkin":
+            raise ConfigError("residual.kind", "a parametric run ([parameters]) trains the "
+                              "galerkin energy; set kind = \"galerkin\"")
+        if self.boundary.mode not in (None, "exact"):
+            raise ConfigError("boundary.mode", "a parametric run imposes its Dirichlet data "
+                              "exactly; set mode = \"exact\"")
+        if self.training.batch or self.training.consistency_weight or \
+                self.inputs.interface_distance:
+            raise ConfigError("parameters", "a parametric run batches over parameters: "
+                              "training.batch, training.consistency_weight and "
+                              "inputs.interface_distance are not available with it")
+
     def _check_outputs(self) -> None:
         """output_scale/shift have one value or one per field component."""
         import meshes.registry as registry
@@ -331,9 +355,10 @@ class NetworkRun(Table):
 
     def record(self, doc: dict[str, Any]) -> RunConfig:
         """The RunConfig record of this run; `doc` is the document as given."""
+        box = (parse_parameters(doc["parameters"]) if self.parameters is not None else None)
         return RunConfig(self.mesh.spec(), self.problem.spec(doc["problem"]),
                          dict(doc.get("network", {})), self.residual, self.boundary,
-                         self.training, copy.deepcopy(doc), self.inputs)
+                         self.training, copy.deepcopy(doc), self.inputs, box)
 
 
 def _model_tag(doc: Any) -> str:

@@ -11,7 +11,9 @@ alone — no PDE is solved (a harmonic extension would be the Laplace solution i
 - g̃, transfinite interpolation of the data: on piece i, g_i(x) = Σ_f w_f g(p_f(x)) with
   p_f(x) the closest point of facet f and w_f ∝ d_f^-m, so the data are evaluated on Γ_D
   only (never inside the domain); the pieces blend as g̃ = Σ_i φ_i^-m g_i / Σ_i φ_i^-m,
-  which is g_i exactly on piece i.
+  which is g_i exactly on piece i. Kinematic (affine) data u = Ē·x are their own smooth
+  extension, g_i(x) = Ē·x: it carries no PDE information (it solves only a homogeneous
+  body), and projecting it instead would put kinks at the edges of the cell.
 
 Vector problems get one (φ_c, g̃_c) per component: Dirichlet/affine conditions act on
 every component, a roller on its own one; a component without any has φ = 1, g̃ = 0.
@@ -39,6 +41,7 @@ class Piece:
 
     vertices: np.ndarray  # (n_facets, n_vertices, 3)
     data: Callable[[np.ndarray], np.ndarray] | float  # g on points (3, n), or a constant
+    everywhere: bool = False  # data(x) is its own extension (affine u = Ē·x), not projected
     tree: cKDTree = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -125,7 +128,9 @@ class Lift:
             idx = np.asarray(idx).reshape(len(p), k)
             q = closest_points(p, piece.vertices[idx])
             d = np.sqrt(((q - p[:, None, :]) ** 2).sum(-1))
-            if callable(piece.data):
+            if piece.everywhere:  # a formula defined off Γ_D too: its own extension
+                vals = np.repeat(piece.data(p.T)[:, None], d.shape[1], 1)
+            elif callable(piece.data):
                 vals = piece.data(q.reshape(-1, 3).T).reshape(d.shape)
             else:
                 vals = np.full(d.shape, float(piece.data))
@@ -194,5 +199,5 @@ def build_lift(problem, comm, m: float = ORDER, k: int = NEIGHBOURS) -> Lift:
         if len(verts) == 0:
             raise ConfigError(f"{bc.key}.boundary", f"no facets on boundary {bc.boundary!r}")
         for c, data in _pieces_of(bc, gdim, bs):
-            pieces[c].append(Piece(verts, data))
+            pieces[c].append(Piece(verts, data, everywhere=bc.type == "affine"))
     return Lift(pieces, m, k)

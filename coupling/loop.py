@@ -291,8 +291,8 @@ class _Loop:
         sample from the step number; otherwise `batch` rows (or that fraction of them) are
         drawn at random from this rank's rows.
         """
-        if not self.batch:
-            return None
+        if not self.batch and not getattr(self.s.disc, "draws_own_batches", False):
+            return None  # (a parametric discretisation draws its parameters every step)
         drawn = getattr(self.s.disc, "draw", lambda step: None)(self.s.step)
         if drawn is not None:
             return drawn

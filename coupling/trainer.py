@@ -65,6 +65,9 @@ class Trainer:
         torch.manual_seed(cfg.training.seed)
         np.random.seed(cfg.training.seed)
         self.dmesh = cfg.mesh.build(self.comm)
+        if cfg.parameters is not None:
+            self._setup_parametric()
+            return
         self.ref = reference(self.dmesh, cfg.problem, cache_dir=self.reference_cache)
         self.problem = build_problem(self.dmesh, cfg.problem)
         self.disc = discretise(self.problem, cfg.residual, boundary=cfg.boundary.mode,
@@ -78,15 +81,31 @@ class Trainer:
                                consistency=cfg.training.consistency_weight)
         self.net = self._network()
 
+    def _setup_parametric(self) -> None:
+        """A parametric run: the problem over its box, no single reference (collective)."""
+        from fem.problems.parametric import ParametricProblem
+
+        from .parametric import discretise_parametric
+
+        self.ref = None
+        self.problem = ParametricProblem(self.dmesh, self.cfg.problem, self.cfg.parameters)
+        self.disc = discretise_parametric(self.problem, dtype=self.dtype,
+                                          reference_cache=self.reference_cache)
+        self.net = self._network()
+
     def _network(self) -> spiking.MLP:
         table = dict(self.cfg.network)
         table.setdefault("seed", self.cfg.training.seed)
-        table.setdefault("out_dim", self.disc.block_size)
-        if table["out_dim"] != self.disc.block_size:
+        out_dim = getattr(self.disc, "out_dim", self.disc.block_size)
+        table.setdefault("out_dim", out_dim)
+        if table["out_dim"] != out_dim:
             from fem.errors import ConfigError
 
-            raise ConfigError("network.out_dim", f"the problem has {self.disc.block_size} "
-                              f"components, got {table['out_dim']}")
+            raise ConfigError("network.out_dim", f"the problem has {out_dim} "
+                              f"outputs, got {table['out_dim']}")
+        for key in ("output_scale", "output_shift"):  # per component → per channel too
+            if isinstance(table.get(key), list) and len(table[key]) == self.disc.block_size:
+                table[key] = table[key] * (out_dim // self.disc.block_size)
         return spiking.mlp_from_config(table, in_dim=self.disc.in_dim, bounds=self.disc.bounds,
                                        dtype=self.dtype)
 

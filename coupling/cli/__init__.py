@@ -6,7 +6,7 @@ program with a one-line ``neurofem: error: ...`` and exit code 2, never a traceb
 Command modules import DOLFINx/torch lazily, so ``neurofem --help`` stays fast.
 
 The package holds the commands of the coupling layer: ``train`` (train / resume),
-``demo``, ``report`` and ``bench`` (a thin launcher of the :mod:`benchmarks` harness);
+``demo``, ``report``, ``points``, ``query`` and ``bench`` (a thin launcher of the :mod:`benchmarks` harness);
 ``meshes.cli`` and ``fem.cli`` add the mesh and reference commands. The demo's config
 ships with the package (``configs/``), so an installed ``neurofem demo`` needs no checkout.
 """
@@ -19,7 +19,8 @@ import sys
 from types import ModuleType
 
 COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.cli.train", "coupling.cli.demo",
-                   "coupling.cli.report", "coupling.cli.bench", "coupling.cli.points")
+                   "coupling.cli.report", "coupling.cli.bench", "coupling.cli.points",
+                   "coupling.cli.query")
 
 USAGE_EXIT = 2
 

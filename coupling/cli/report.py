@@ -50,7 +50,11 @@ def report(args: argparse.Namespace) -> int:
     with collective_errors(comm, user_errors=USER_ERRORS):
         set_threads_per_rank(comm)
         run_dir = Path(args.run_dir)
-        if run_model(run_dir) == "clif":
+        from .report_parametric import build_parametric_report, is_parametric
+
+        if is_parametric(run_dir):
+            summary = build_parametric_report(run_dir, comm)
+        elif run_model(run_dir) == "clif":
             from .report_clif import build_clif_report
 
             summary = build_clif_report(run_dir, comm, html_scene=args.html_scene)

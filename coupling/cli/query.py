@@ -1,0 +1,154 @@
+"""`neurofem query RUN --param name=value ...`: a trained parametric run at a new μ.
+
+The network is evaluated at every dof for the given parameters (each named once, inside
+the trained box), the field is written as XDMF (``--out``, default ``RUN/query``), and the
+query is priced beside the FEM route at the same μ: its wall time (best of three) against
+a DOLFINx assembly + solve (forms compiled beforehand, best of two), its energy in both
+conventions (full = compute + memory, compute-only) from the spiking accounting, the FEM
+solution's relative L2 distance, and the number of queries after which the training cost
+has been paid back. API: :func:`time_query` and ``trainer.disc.to_function(net, mu)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from .report import USER_ERRORS
+
+__all__ = ["USER_ERRORS", "register", "query", "time_query", "parse_params"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the `query` subcommand."""
+    from . import run_command
+
+    p = run_command(sub, "query", "evaluate a trained parametric run at new parameters",
+                    "The surrogate's field at a new parameter point (every parameter named, "
+                    "inside the trained box), written as XDMF, with its time and energy "
+                    "beside a FEM assembly + solve at the same point.", query)
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameter value (repeat for each parameter of the run)")
+    p.add_argument("--out", default=None, help="folder for the field (default RUN/query)")
+
+
+def parse_params(items: list[str]) -> dict[str, float]:
+    """{name: value} from NAME=VALUE strings; one-line ConfigError naming a bad one."""
+    from fem.errors import ConfigError
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            v = float(value)
+        except ValueError:
+            v = math.nan
+        if not sep or not name or not math.isfinite(v):
+            raise ConfigError("--param", f"expected NAME=VALUE with a finite number, got "
+                              f"{item!r}")
+        if name in out:
+            raise ConfigError("--param", f"{name!r} given twice")
+        out[name] = v
+    return out
+
+
+def time_query(trainer, mu, train_s: float) -> dict:
+    """Query time and energy vs a FEM assembly + solve at μ (collective)."""
+    import numpy as np
+    import torch
+
+    import spiking
+
+    from ..parallel import allreduce_scalars
+    from ..parametric import query_seconds
+
+    disc, net = trainer.disc, trainer.net
+    mu = np.asarray(mu, float)[None]
+    with torch.no_grad():
+        t_query = query_seconds(lambda: disc.fields(net, mu))
+        monitor = spiking.ActivityMonitor(net)
+        with monitor:
+            disc.fields(net, mu)
+    problem = trainer.problem
+    problem.problem_at(mu[0]).solve()  # compiles the forms (JIT, cached on disk) once
+    t_fem = query_seconds(lambda: problem.problem_at(mu[0]).solve(), repeats=2)
+    from meshes.fenics import MPI
+
+    t_query, t_fem = (trainer.comm.allreduce(t, op=MPI.MAX) for t in (t_query, t_fem))
+    nodes = int(allreduce_scalars([float(disc.n_owned // disc.block_size)], trainer.comm)[0])
+    out = {"dofs": nodes * disc.block_size, "query_s": t_query, "fem_s": t_fem,
+           "speedup": t_fem / t_query,
+           "break_even_queries": (math.ceil(train_s / (t_fem - t_query))
+                                  if t_fem > t_query else None)}
+    try:
+        report = spiking.energy_report(net, monitor)
+    except (ValueError, AttributeError):  # an ANN: no spiking energy accounting
+        return out
+    per_point = report.to_dict()
+    out["energy"] = {"points": nodes, "snn_pj": per_point.get("snn_pj"),
+                     "ratio_full": report.ratio, "ratio_compute": report.compute_only().ratio,
+                     "query_snn_uj_full": report.snn_pj * nodes * 1e-6,
+                     "query_snn_uj_compute": report.compute_only().snn_pj * nodes * 1e-6}
+    return out
+
+
+def query(args: argparse.Namespace) -> int:
+    """Evaluate RUN_DIR's network at --param values and write the field (collective)."""
+    from fem.errors import ConfigError
+    from meshes.fenics import MPI
+
+    from ..parallel import collective_errors, set_threads_per_rank
+    from .report_parametric import is_parametric
+
+    comm = MPI.COMM_WORLD
+    run_dir = Path(args.run_dir)
+    with collective_errors(comm, user_errors=USER_ERRORS):
+        set_threads_per_rank(comm)
+        values = parse_params(args.param)
+        if not is_parametric(run_dir):
+            raise ConfigError(str(run_dir), "not a parametric run (its config.toml has no "
+                              "[parameters] table); evaluate it with `neurofem points`")
+        from ..callbacks import METRICS, read_metrics
+        from ..trainer import load_trained
+
+        trainer = load_trained(run_dir, comm)
+        mu = trainer.problem.box.parse(values)
+        out = Path(args.out) if args.out else run_dir / "query"
+        result = _run_query(trainer, mu, out, comm, read_metrics, METRICS, run_dir)
+    if comm.rank == 0:
+        print(json.dumps(result), flush=True)
+        print(f"neurofem: query {result['query_s'] * 1e3:.3g} ms vs FEM {result['fem_s'] * 1e3:.3g}"
+              f" ms ({result['speedup']:.3g}x), rel. L2 vs FEM {100 * result['rel_l2']:.3g}% "
+              f"-> {result['field']}", file=sys.stderr, flush=True)
+    return 0
+
+
+def _run_query(trainer, mu, out: Path, comm, read_metrics, metrics_name, run_dir) -> dict:
+    """Time, write and compare one query (collective)."""
+    from fem.cache import check_folder
+    from validation.export import write_xdmf
+
+    from ..checkpoint import atomic_write
+    from ..parametric import reference_targets
+
+    check_folder(out)
+    records = read_metrics(run_dir / metrics_name) if comm.rank == 0 else []
+    train_s = comm.bcast(records[-1]["wall_s"] if records else 0.0, root=0)
+    result = time_query(trainer, mu, train_s)
+    disc, net = trainer.disc, trainer.net
+    target = reference_targets(trainer.problem, mu[None], None, disc.n_owned)
+    result["rel_l2"] = disc.errors(net, mu[None], target)[0]
+    result["parameters"] = trainer.problem.box.as_dicts(mu)[0]
+    u = disc.to_function(net, mu[None], name="u_network")
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    comm.barrier()
+    path = write_xdmf({"u_network": u}, out / "field.xdmf", trainer.problem.vector,
+                      trainer.dmesh.cell_tags)
+    result["field"] = str(path)
+    if comm.rank == 0:
+        atomic_write(out / "query.json", lambda f: f.write(json.dumps(result, indent=1).encode()))
+    return result
