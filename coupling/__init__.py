@@ -7,6 +7,9 @@ The public API (names load on first use, so ``neurofem --help`` stays fast)::
     result = coupling.fit(net, disc, steps=3000, lr=5e-3)      # MPI, NaN guard, callbacks
     u = disc.to_function(net)                                  # a DOLFINx function
 
+A parametric problem (``fem.ParametricProblem``) is made trainable by
+``coupling.discretise_parametric`` and trained by the same ``fit``.
+
 Callbacks for ``fit``: :class:`MetricsLog` (metrics.jsonl), :class:`Checkpoints`
 (checkpoints and resume), :class:`Progress` (a progress bar). ``neurofem train`` is the
 same loop driven by a TOML config (:mod:`coupling.trainer`).
@@ -25,6 +28,8 @@ _LAZY = {
     "Checkpoints": "callbacks",
     "Progress": "callbacks",
     "read_metrics": "callbacks",
+    "discretise_parametric": "parametric",
+    "ParametricDiscretisation": "parametric",
 }
 
 __getattr__, __dir__, __all__ = lazy_names(__name__, _LAZY)

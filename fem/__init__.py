@@ -20,6 +20,8 @@ Every problem satisfies :class:`fem.Problem`. Modules:
 - :mod:`fem.operators`   — K, M, b as torch CSR (owned rows, local columns), Dirichlet dofs.
 - :mod:`fem.volumes`     — finite-volume geometry of a mesh (cells as control volumes).
 - :mod:`fem.evaluate`    — parallel point evaluation of FE functions.
+- :mod:`fem.parameters`  — parameter boxes (``[parameters]``), sampling, held-out sets.
+- :mod:`fem.problems.parametric` — a built-in problem over a box, affinely decomposed.
 - :mod:`fem.cli`         — ``neurofem fem solve CONFIG --out DIR``.
 """
 
@@ -33,6 +35,8 @@ _LAZY = {
     "Solution": "problems.common",
     "build_problem": "problems",
     "assemble_operators": "operators",
+    "ParametricProblem": "problems.parametric",
+    "parse_parameters": "parameters",
 }
 
 __getattr__, __dir__, __all__ = lazy_names(__name__, _LAZY)

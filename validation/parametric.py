@@ -129,6 +129,12 @@ def markdown(summary: dict) -> str:
                   f"{1e3 * q['query_s']:.3g} ms; FEM assembly + solve at the same μ: "
                   f"{1e3 * q['fem_s']:.3g} ms ({q['speedup']:.3g}x). Training paid for itself "
                   f"after {q['break_even_queries']} queries.", ""]
+        en = q.get("energy")
+        if en:
+            lines += [f"Energy per query (spiking accounting, {en['points']} points): "
+                      f"{en['query_snn_uj_full']:.3g} µJ full = {en['ratio_full']:.3g}× the "
+                      f"equal ANN; {en['query_snn_uj_compute']:.3g} µJ compute-only = "
+                      f"{en['ratio_compute']:.3g}×.", ""]
     lines += ["## Per point", "", "| " + " | ".join(summary["names"]) + " | rel. L2 |",
               "|" + "---|" * (len(summary["names"]) + 1)]
     for row, err in zip(summary["points"], summary["point_errors"], strict=True):

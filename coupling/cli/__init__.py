@@ -6,9 +6,10 @@ program with a one-line ``neurofem: error: ...`` and exit code 2, never a traceb
 Command modules import DOLFINx/torch lazily, so ``neurofem --help`` stays fast.
 
 The package holds the commands of the coupling layer: ``train`` (train / resume),
-``demo``, ``report``, ``points``, ``query`` and ``bench`` (a thin launcher of the :mod:`benchmarks` harness);
-``meshes.cli`` and ``fem.cli`` add the mesh and reference commands. The demo's config
-ships with the package (``configs/``), so an installed ``neurofem demo`` needs no checkout.
+``demo``, ``report``, ``points``, ``query`` and ``bench`` (a thin launcher of the
+:mod:`benchmarks` harness); ``meshes.cli`` and ``fem.cli`` add the mesh and reference
+commands. The demo's config ships with the package (``configs/``), so an installed
+``neurofem demo`` needs no checkout.
 """
 
 from __future__ import annotations

@@ -88,15 +88,15 @@ def build_parametric_report(run_dir: Path, comm) -> dict:
     mu = np.asarray(summary["points"][0])
     summary["query"] = time_query(trainer, mu, train_s)
     d = summary["errors"]
+    field = "displacement" if trainer.problem.vector else "field"
     summary.update(
         title=f"parametric {trainer.cfg.problem.type} on {trainer.cfg.mesh.kind}",
         description=(f"One network for {len(trainer.problem.box)} parameters "
                      f"({', '.join(trainer.problem.box.names)}), trained on the expected "
                      "Galerkin energy over the box (no FEM solve in training)."),
         step=trainer.step, train_s=train_s, figure="parametric_errors.png", run_dir=str(run_dir),
-        field="displacement" if trainer.problem.vector else "field",
-        headline=(f"held-out {'displacement' if trainer.problem.vector else 'field'} rel. L2 median {100 * d['median']:.3g}%, worst "
-                  f"{100 * d['max']:.3g}% over {d['n']} points"))
+        field=field, headline=(f"held-out {field} rel. L2 median {100 * d['median']:.3g}%, "
+                               f"worst {100 * d['max']:.3g}% over {d['n']} points"))
     hom = summary.get("homogenisation")
     if hom:
         summary["headline"] += (f"; E within {100 * hom['E_rel_max']:.2g}%, G within "

@@ -87,6 +87,14 @@ class ParametricProblem:
         self.V = self.problem.V
         self._fixed = None
 
+    @classmethod
+    def from_tables(cls, dmesh: DistributedMesh, problem: dict, parameters: dict
+                    ) -> ParametricProblem:
+        """From a ``[problem]`` and a ``[parameters]`` table (dicts), both validated."""
+        from ..parameters import parse_parameters
+
+        return cls(dmesh, parse_problem(problem), parse_parameters(parameters))
+
     @property
     def name(self) -> str:
         """The problem type (its config name)."""
