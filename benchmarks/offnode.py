@@ -90,17 +90,23 @@ def interface_cells(dmesh) -> np.ndarray:
 def where(disc, net: torch.nn.Module, top: float = 0.01) -> dict:
     """Where the raw network's off-node error sits (one rank): share of ∫|u − u_FEM|² and of
     the worst `top` fraction of points in boundary / interface cells, beside those cells'
-    share of the points; the worst point and its cell's kind."""
+    share of the points; the worst point and its cell's kind; the worst deviation of the
+    interpolant of the nodal values (what the nodal error alone gives) as a share of the
+    range."""
     probe = disc._offnode
     pts = probe.pts
-    d2 = np.sum((probe.values(disc, net)["network"] - probe.ref) ** 2, axis=1)
+    vals = probe.values(disc, net)
+    d2 = np.sum((vals["network"] - probe.ref) ** 2, axis=1)
+    span = float(probe.ref.max() - probe.ref.min()) or 1.0
+    interp = np.sqrt(np.sum((vals["interpolant"] - probe.ref) ** 2, axis=1).max(initial=0.0))
     b = pts.boundary
     i = interface_cells(disc.problem.dmesh)[pts.cells]
     worst = np.argsort(d2)[::-1][: max(1, int(top * len(d2)))]
     e2 = np.maximum(pts.weights * d2, 0.0)
     share = lambda m: float(e2[m].sum() / max(e2.sum(), 1e-300))  # noqa: E731
     k = worst[0]
-    return {"points_boundary": float(b.mean()), "points_interface": float(i.mean()),
+    return {"interpolant_worst_of_range": float(interp / span),
+            "points_boundary": float(b.mean()), "points_interface": float(i.mean()),
             "err2_boundary": share(b), "err2_interface": share(i),
             "err2_interface_not_boundary": share(i & ~b),
             "top_boundary": float(b[worst].mean()), "top_interface": float(i[worst].mean()),
