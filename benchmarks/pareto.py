@@ -64,6 +64,15 @@ GRIDS = {
          "hidden": [96, 96, 96], "threshold": 0.005},
         {"label": "onehot64-T1", "num_steps": 1, "encoder": ["onehot", 64]},
     ],
+    # problem 6 follow-up: the 96-wide hat design at lower activity (threshold, λ)
+    "rve-sparse": [
+        {"label": "hat32-T1-96-th0.01", "num_steps": 1, "encoder": ["hat", 32],
+         "hidden": [96, 96, 96], "threshold": 0.01},
+        {"label": "hat32-T1-96-th0.005-lam0.03-learn", "num_steps": 1, "encoder": ["hat", 32],
+         "hidden": [96, 96, 96], "threshold": 0.005, "lam": 0.03, "learn_threshold": True},
+        {"label": "hat32-T1-96-th0.02-learn", "num_steps": 1, "encoder": ["hat", 32],
+         "hidden": [96, 96, 96], "threshold": 0.02, "learn_threshold": True},
+    ],
 }
 
 
@@ -216,8 +225,10 @@ def plot(doc: dict, path: Path) -> None:
 
 
 def sweep(problem: str, *, quick: bool = False, steps: int | None = None,
-          grid: str | None = None, out: Path | None = None, command: str = "") -> dict:
-    """Run the grid on PROBLEM and write JSON, Markdown and PNG; returns the JSON document."""
+          grid: str | None = None, out: Path | None = None, command: str = "",
+          append: bool = False) -> dict:
+    """Run the grid on PROBLEM and write JSON, Markdown and PNG; returns the JSON document
+    (``append``: the designs join the records already in the JSON, same steps required)."""
     import tempfile
 
     from coupling.config import parse_run_config
@@ -247,6 +258,19 @@ def sweep(problem: str, *, quick: bool = False, steps: int | None = None,
     out = Path(out or RESULTS)
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"pareto-{name}{'-quick' if quick else ''}"
+    if append and stem.with_suffix(".json").is_file():
+        old = json.loads(stem.with_suffix(".json").read_text())
+        if old["steps"] != doc["steps"]:
+            from .grid import BenchError
+
+            raise BenchError(f"--append: {stem}.json has {old['steps']} steps, not "
+                             f"{doc['steps']}")
+        doc["records"] = old["records"] + records
+        doc["front"] = {"full": front(doc["records"], "ratio"),
+                        "compute": front(doc["records"], "ratio_compute")}
+        doc["command"] = f"{old['command']}` then `{command}"
+        doc["uptime"] = f"{old['uptime']}` / then `{uptime}"
+        doc["total_s"] += old["total_s"]
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     stem.with_suffix(".md").write_text(markdown(doc))
     plot(doc, stem.with_suffix(".png"))
@@ -263,9 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int)
     p.add_argument("--grid", choices=sorted(GRIDS))
     p.add_argument("--out", type=Path)
+    p.add_argument("--append", action="store_true",
+                   help="add the designs to the records already in the JSON")
     a = p.parse_args(argv)
     cmd = "python -m benchmarks.pareto " + " ".join(argv if argv is not None else sys.argv[1:])
-    doc = sweep(a.problem, quick=a.quick, steps=a.steps, grid=a.grid, out=a.out, command=cmd)
+    doc = sweep(a.problem, quick=a.quick, steps=a.steps, grid=a.grid, out=a.out, command=cmd,
+                append=a.append)
     print(f"pareto: {len(doc['records'])} designs -> {', '.join(doc['paths'])}", file=sys.stderr)
     return 0
 
