@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from .errors import ConfigError
-from .schema import Finite, Table, validate
+from .schema import Finite, Table, finite, validate
 
 SAMPLINGS = ("sobol", "uniform")
 
@@ -48,7 +48,7 @@ class ParametersTable(Table):
     """The ``[parameters]`` table."""
 
     table_key = "parameters"
-    ranges: dict[str, list[Finite] | RangeTable]
+    ranges: dict[str, Any]  # [low, high] or {low, high, scale}: checked by _ranges
     sampling: Literal["sobol", "uniform"] = "sobol"
     batch: int = Field(4, ge=1, le=4096)
     validation: int = Field(4, ge=1, le=1000)
@@ -62,15 +62,23 @@ class ParametersTable(Table):
             raise ConfigError("ranges", "empty: name at least one parameter with its range")
         for name, r in self.ranges.items():
             key = f"ranges.{name}"
-            if isinstance(r, list) and len(r) != 2:
-                raise ConfigError(key, f"expected [low, high], got {r!r}")
-            low, high, scale = (r[0], r[1], "linear") if isinstance(r, list) else (
-                r.low, r.high, r.scale)
+            low, high, scale = range_of(r, key)
             if low > high:
                 raise ConfigError(key, f"inverted range: low {low} > high {high}")
             if scale == "log" and low <= 0:
                 raise ConfigError(key, f"a log range needs low > 0, got {low}")
         return self
+
+
+def range_of(r: Any, key: str) -> tuple[float, float, str]:
+    """(low, high, scale) of a ``[low, high]`` or ``{ low, high, scale }`` range."""
+    if isinstance(r, dict):
+        t = validate(RangeTable, r, key)
+        return t.low, t.high, t.scale
+    if not (isinstance(r, list) and len(r) == 2 and all(map(finite, r))):
+        raise ConfigError(key, f"expected [low, high] (finite numbers) or a table "
+                          f"{{ low, high, scale }}, got {r!r}")
+    return float(r[0]), float(r[1]), "linear"
 
 
 @dataclass(frozen=True)
@@ -177,8 +185,7 @@ class ParameterBox:
 def parse_parameters(table: dict, key: str = "parameters") -> ParameterBox:
     """Validate a ``[parameters]`` table into a :class:`ParameterBox`."""
     t = validate(ParametersTable, table, key)
-    params = [Parameter(name, *(r if isinstance(r, list) else (r.low, r.high)),
-                        **({} if isinstance(r, list) else {"scale": r.scale}))
+    params = [Parameter(name, *range_of(r, f"{key}.ranges.{name}"))
               for name, r in sorted(t.ranges.items())]  # canonical order: a TOML writer
     # may reorder the table (a run's config.toml), the network's μ inputs must not move
     return ParameterBox(params, t.sampling, t.batch, t.validation, t.held_out, t.draws, t.seed,

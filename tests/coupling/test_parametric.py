@@ -110,6 +110,24 @@ def test_two_ranks_equal_serial_for_shared_draws():
     assert results[0] == pytest.approx(results[1], rel=1e-9)
 
 
+@pytest.mark.mpi
+def test_each_rank_draws_its_own_parameters():
+    """draws = "per_rank" (default): the ranks' μ batches differ at every step, both ranks
+    continue one global stream (together the serial draws of twice the batch)."""
+    comm = MPI.COMM_WORLD
+    if comm.size != 2:
+        pytest.skip("needs 2 ranks")
+    d = _disc(0.2, comm=comm, batch=2)
+    serial = _disc(0.2, comm=MPI.COMM_SELF, batch=4, draws="shared")
+    for step in (0, 7):
+        mine = d.draw(step).numpy()
+        both = np.vstack(comm.allgather(mine))
+        assert not np.allclose(both[:2], both[2:])
+        assert np.allclose(both, serial.draw(step).numpy())
+    r = fit(_net(d), d, steps=20, lr=5e-3, log_every=20)
+    assert np.isfinite(r.loss) and r.measures["rel_l2"] < 1
+
+
 def _small_config(tmp_path: Path, steps: int = 40) -> Path:
     doc = (ROOT / "examples" / "poisson-parametric.toml").read_text()
     doc = doc.replace("size = 0.05", "size = 0.2").replace("hidden = [64, 64, 64]",

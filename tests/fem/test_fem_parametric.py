@@ -78,6 +78,8 @@ def test_elasticity_decomposition_equals_direct_assembly(elastic, t):
     ({"k": [2.0, 1.0]}, "parameters.ranges.k"),
     ({"k": [1.0]}, "parameters.ranges.k"),
     ({"k": {"low": -1.0, "high": 1.0, "scale": "log"}}, "parameters.ranges.k"),
+    ({"k": 3.0}, "parameters.ranges.k"),
+    ({"k": {"low": 1.0, "high": "x"}}, "parameters.ranges.k.high"),
 ])
 def test_bad_ranges_name_their_key(ranges, key):
     with pytest.raises(ConfigError) as err:
