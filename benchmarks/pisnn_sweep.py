@@ -140,10 +140,14 @@ def verdict(doc: dict) -> list[str]:
     at = lambda r: (f"R = {r['resolution']:g}, CFL {r['cfl']}, broadcast {r['broadcast']}: "  # noqa: E731
                     f"{r['rel_l2']:.2%}, {r['ratio']:.3f}× per step ({r['ratio_compute']:.3f}× "
                     f"compute-only), {r['per_time_ratio']:.3f}× per simulated time")
-    met = b["ratio"] <= tr
-    lines = [f"- Target (≤ {tr}× per step, 0 drift, ≤ {err:.0%}): **{'met' if met else 'missed'}"
-             f"** — cheapest point {at(b)}."]
     b9 = best({**doc, "records": [r for r in doc["records"] if r["cfl"] == 0.9]})
+    met = b["ratio"] <= tr
+    word = "met" if met else "missed"
+    if met and (b9 is None or b9["ratio"] > tr):
+        word = (f"met per step only at CFL {b['cfl']} (both updates at that Δt); missed at "
+                f"CFL 0.9" + ("" if bt["per_time_ratio"] <= tr else " and per simulated time"))
+    lines = [f"- Target (≤ {tr}× per step, 0 drift, ≤ {err:.0%}): **{word}** — cheapest "
+             f"point {at(b)}."]
     if b9 is not None:
         lines.append(f"- At the float FV's own step (CFL 0.9): {at(b9)}; "
                      + ("within" if b9["ratio"] <= tr else
