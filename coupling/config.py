@@ -334,11 +334,10 @@ class NetworkRun(Table):
         if self.boundary.mode not in (None, "exact"):
             raise ConfigError("boundary.mode", "a parametric run imposes its Dirichlet data "
                               "exactly; set mode = \"exact\"")
-        if self.training.batch or self.training.consistency_weight or \
-                self.inputs.interface_distance:
+        if self.training.batch or self.training.consistency_weight:
             raise ConfigError("parameters", "a parametric run batches over parameters: "
-                              "training.batch, training.consistency_weight and "
-                              "inputs.interface_distance are not available with it")
+                              "training.batch and training.consistency_weight are not "
+                              "available with it")
 
     def _check_outputs(self) -> None:
         """output_scale/shift have one value or one per field component."""

@@ -243,9 +243,12 @@ class ParametricDiscretisation:
 
 
 def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | None = None,
-                          reference_cache=None) -> ParametricDiscretisation:
+                          reference_cache=None, interface_distance: bool = False
+                          ) -> ParametricDiscretisation:
     """Make a parametric problem trainable: assemble its terms once, build the lifts, solve
-    the FEM references at the validation points (cached) (collective)."""
+    the FEM references at the validation points (cached) (collective). With
+    `interface_distance` the network also sees |distance to the nearest inclusion surface|
+    (spherical-inclusion RVEs; :func:`coupling.discretisation.with_interface_distance`)."""
     dtype = dtype or torch.get_default_dtype()
     comm = problem.dmesh.comm
     ops = problem.operators()
@@ -255,8 +258,13 @@ def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | No
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     lifts, distance, index, data = _channel_lifts(problem, ops, dtype, x)
     lo, hi = bounding_box(problem.dmesh.mesh)
+    box = lo.tolist(), hi.tolist()
+    if interface_distance:
+        from .discretisation import with_interface_distance
+
+        x, box = with_interface_distance(x, box, problem.dmesh)
     n_op = len(problem.operator_names)
-    bounds = (lo.tolist() + [0.0] * n_op, hi.tolist() + [1.0] * n_op)
+    bounds = (box[0] + [0.0] * n_op, box[1] + [1.0] * n_op)
     trace = np.array([comm.allreduce(float(K.diagonal().sum()), op=MPI.SUM)
                       for K in ops.K_terms])
     lumped = np.asarray(ops.M.sum(axis=1)).reshape(-1)

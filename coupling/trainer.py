@@ -90,7 +90,8 @@ class Trainer:
         self.ref = None
         self.problem = ParametricProblem(self.dmesh, self.cfg.problem, self.cfg.parameters)
         self.disc = discretise_parametric(self.problem, dtype=self.dtype,
-                                          reference_cache=self.reference_cache)
+                                          reference_cache=self.reference_cache,
+                                          interface_distance=self.cfg.inputs.interface_distance)
         self.net = self._network()
 
     def _network(self) -> spiking.MLP:

@@ -51,17 +51,19 @@ def held_out(trainer, comm) -> dict:
 
 def homogenisation(trainer, pts: np.ndarray) -> dict | None:
     """C(μ) of the network (six unit strains) vs FEM homogenisation at each point's moduli."""
+    from fem.problems.parametric import VOIGT_NAMES
     from fem.reference import reference
     from validation.parametric import apparent_stiffness, moduli_comparison
 
     disc, net, problem = trainer.disc, trainer.net, trainer.problem
-    strains = [f"strain.{v}" for v in ("11", "22", "33", "23", "13", "12")]
-    if problem.load_names != strains or problem.has_fixed_channel():
+    strains = [f"strain.{v}" for v in VOIGT_NAMES]  # Voigt order of the columns of C
+    if sorted(problem.load_names) != sorted(strains) or problem.has_fixed_channel():
         return None  # the six unit load cases are not all channels of this network
+    unit = np.eye(6)[[problem.load_names.index(s) for s in strains]]  # c of load case j
     rows = []
     for mu in pts:
         p = problem.problem_at(mu)
-        fields = [disc.to_function(net, mu[None], c=np.eye(6)[j][None]) for j in range(6)]
+        fields = [disc.to_function(net, mu[None], c=unit[j][None]) for j in range(6)]
         C_net = apparent_stiffness(p, fields)
         ref = reference(trainer.dmesh, problem.homogenisation_spec_at(mu),
                         cache_dir=trainer.reference_cache, write_fields=False)
