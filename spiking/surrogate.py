@@ -116,7 +116,9 @@ class Surrogate:
         object.__setattr__(self, "slope", float(slope))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Spike H(x) with the surrogate gradient attached."""
+        """Spike H(x) with the surrogate gradient attached (none needed: H(x) alone)."""
+        if not (torch.is_grad_enabled() and x.requires_grad):  # inference: skip autograd
+            return heaviside(x)
         return _SpikeFunction.apply(x, self.kind, self.slope)
 
     def derivative(self, x: torch.Tensor) -> torch.Tensor:
