@@ -344,3 +344,37 @@ def query_seconds(fn, repeats: int = 3) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def time_query(disc: ParametricDiscretisation, net: torch.nn.Module, mu, train_s: float
+               ) -> dict:
+    """One query (the network at every dof for μ) against a DOLFINx assembly + solve at the
+    same μ: wall times (max over ranks), speed-up, queries to pay back `train_s` seconds of
+    training, and the query's energy in both conventions (spiking networks) (collective)."""
+    from .parallel import allreduce_scalars
+
+    mu = np.asarray(mu, float)[None]
+    with torch.no_grad():
+        t_query = query_seconds(lambda: disc.fields(net, mu))
+        monitor = spiking.ActivityMonitor(net)
+        with monitor:
+            disc.fields(net, mu)
+    problem, comm = disc.problem, disc.comm
+    problem.problem_at(mu[0]).solve()  # compiles the forms (JIT, cached on disk) once
+    t_fem = query_seconds(lambda: problem.problem_at(mu[0]).solve(), repeats=2)
+    t_query, t_fem = (comm.allreduce(t, op=MPI.MAX) for t in (t_query, t_fem))
+    nodes = int(allreduce_scalars([float(disc.n_owned // disc.block_size)], comm)[0])
+    out = {"dofs": nodes * disc.block_size, "query_s": t_query, "fem_s": t_fem,
+           "speedup": t_fem / t_query,
+           "break_even_queries": (math.ceil(train_s / (t_fem - t_query))
+                                  if t_fem > t_query else None)}
+    try:
+        report = spiking.energy_report(net, monitor)
+    except (ValueError, AttributeError):  # an ANN: no spiking energy accounting
+        return out
+    per_point = report.to_dict()
+    out["energy"] = {"points": nodes, "snn_pj": per_point.get("snn_pj"),
+                     "ratio_full": report.ratio, "ratio_compute": report.compute_only().ratio,
+                     "query_snn_uj_full": report.snn_pj * nodes * 1e-6,
+                     "query_snn_uj_compute": report.compute_only().snn_pj * nodes * 1e-6}
+    return out

@@ -6,7 +6,8 @@ query is priced beside the FEM route at the same μ: its wall time (best of thre
 a DOLFINx assembly + solve (forms compiled beforehand, best of two), its energy in both
 conventions (full = compute + memory, compute-only) from the spiking accounting, the FEM
 solution's relative L2 distance, and the number of queries after which the training cost
-has been paid back. API: :func:`time_query` and ``trainer.disc.to_function(net, mu)``.
+has been paid back. API: :func:`coupling.parametric.time_query` and
+``disc.to_function(net, mu)``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from .report import USER_ERRORS
 
-__all__ = ["USER_ERRORS", "register", "query", "time_query", "parse_params"]
+__all__ = ["USER_ERRORS", "register", "query", "parse_params"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,46 +53,6 @@ def parse_params(items: list[str]) -> dict[str, float]:
         if name in out:
             raise ConfigError("--param", f"{name!r} given twice")
         out[name] = v
-    return out
-
-
-def time_query(trainer, mu, train_s: float) -> dict:
-    """Query time and energy vs a FEM assembly + solve at μ (collective)."""
-    import numpy as np
-    import torch
-
-    import spiking
-
-    from ..parallel import allreduce_scalars
-    from ..parametric import query_seconds
-
-    disc, net = trainer.disc, trainer.net
-    mu = np.asarray(mu, float)[None]
-    with torch.no_grad():
-        t_query = query_seconds(lambda: disc.fields(net, mu))
-        monitor = spiking.ActivityMonitor(net)
-        with monitor:
-            disc.fields(net, mu)
-    problem = trainer.problem
-    problem.problem_at(mu[0]).solve()  # compiles the forms (JIT, cached on disk) once
-    t_fem = query_seconds(lambda: problem.problem_at(mu[0]).solve(), repeats=2)
-    from meshes.fenics import MPI
-
-    t_query, t_fem = (trainer.comm.allreduce(t, op=MPI.MAX) for t in (t_query, t_fem))
-    nodes = int(allreduce_scalars([float(disc.n_owned // disc.block_size)], trainer.comm)[0])
-    out = {"dofs": nodes * disc.block_size, "query_s": t_query, "fem_s": t_fem,
-           "speedup": t_fem / t_query,
-           "break_even_queries": (math.ceil(train_s / (t_fem - t_query))
-                                  if t_fem > t_query else None)}
-    try:
-        report = spiking.energy_report(net, monitor)
-    except (ValueError, AttributeError):  # an ANN: no spiking energy accounting
-        return out
-    per_point = report.to_dict()
-    out["energy"] = {"points": nodes, "snn_pj": per_point.get("snn_pj"),
-                     "ratio_full": report.ratio, "ratio_compute": report.compute_only().ratio,
-                     "query_snn_uj_full": report.snn_pj * nodes * 1e-6,
-                     "query_snn_uj_compute": report.compute_only().snn_pj * nodes * 1e-6}
     return out
 
 
@@ -132,12 +93,12 @@ def _run_query(trainer, mu, out: Path, comm, read_metrics, metrics_name, run_dir
     from validation.export import write_xdmf
 
     from ..checkpoint import atomic_write
-    from ..parametric import reference_targets
+    from ..parametric import reference_targets, time_query
 
     check_folder(out)
     records = read_metrics(run_dir / metrics_name) if comm.rank == 0 else []
     train_s = comm.bcast(records[-1]["wall_s"] if records else 0.0, root=0)
-    result = time_query(trainer, mu, train_s)
+    result = time_query(trainer.disc, trainer.net, mu, train_s)
     disc, net = trainer.disc, trainer.net
     target = reference_targets(trainer.problem, mu[None], None, disc.n_owned)
     result["rel_l2"] = disc.errors(net, mu[None], target)[0]

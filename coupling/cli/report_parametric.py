@@ -80,15 +80,15 @@ def build_parametric_report(run_dir: Path, comm) -> dict:
     from validation.parametric import plot_errors, write_report
 
     from ..callbacks import METRICS, read_metrics
+    from ..parametric import time_query
     from ..trainer import load_trained
-    from .query import time_query
 
     trainer = load_trained(run_dir, comm)
     summary = held_out(trainer, comm)
     records = read_metrics(run_dir / METRICS) if comm.rank == 0 else []
     train_s = comm.bcast(records[-1]["wall_s"] if records else 0.0, root=0)
     mu = np.asarray(summary["points"][0])
-    summary["query"] = time_query(trainer, mu, train_s)
+    summary["query"] = time_query(trainer.disc, trainer.net, mu, train_s)
     d = summary["errors"]
     field = "displacement" if trainer.problem.vector else "field"
     summary.update(
