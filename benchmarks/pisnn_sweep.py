@@ -164,15 +164,16 @@ def bounds(doc: dict) -> list[str]:
     lazy = [r for r in doc["records"] if r["cfl"] == 0.9 and r["broadcast"] > 0]
     if not lazy:
         return []
-    frac = [r["evaluations"] / r["evaluations_dense"] for r in lazy]
-    bs = sorted({r["broadcast"] for r in lazy})
-    lines = [f"- What bounds it: at CFL 0.9 with send-on-delta (broadcast {bs[0]}–{bs[-1]}) "
-             f"{min(frac):.0%}–{max(frac):.0%} of the facets still re-evaluate F per step, "
-             "nearly independent of the broadcast step: the stale values drive a limit "
-             "cycle (a cell's imbalance grows with its offset from its last broadcast, so it "
-             "re-broadcasts after a few diffusion times h²/k of its cell, i.e. every few "
-             "steps where Δt is near its stability bound everywhere, as on a uniform grid). "
-             "The per-step ratio ≈ that share, since F is almost all of the float FV step."]
+    pct = lambda r: f"b {r['broadcast']:g} {r['evaluations'] / r['evaluations_dense']:.0%}"  # noqa: E731
+    share = "; ".join(f"R {res:g}: " + ", ".join(pct(r) for r in lazy if r["resolution"] == res)
+                      for res in sorted({r["resolution"] for r in lazy}))
+    lines = [f"- What bounds it: the share of facets that re-evaluate F per step at CFL 0.9 "
+             f"({share}). It falls with the broadcast step and then levels off: the stale "
+             "values drive a limit cycle (a cell's imbalance grows with its offset from its "
+             "last broadcast, so it re-broadcasts after about one diffusion time h²/k of its "
+             "cell, i.e. every few steps where Δt sits near its stability bound in every cell, "
+             "as on a uniform grid), while a larger step costs accuracy. The per-step ratio ≈ "
+             "that share, since F is almost all of the float FV step."]
     if all("floor" in r for r in lazy):
         lines.append(f"- Floor with no evaluation at all (membranes, trunc tests, spikes): "
                      f"{min(r['floor'] for r in lazy):.4f}× full, "
