@@ -124,3 +124,15 @@ def test_energy_per_step_matches_hand_counts():
     assert en["ratio_compute"] == pytest.approx(en["spiking_compute_pj"]
                                                 / en["float_fv_compute_pj"])
     assert EnergyTable().name == en["table"]
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, "x"])
+def test_bad_broadcast_names_the_key(value):
+    from coupling.clif_config import parse_clif_config
+    from fem.config import load_toml
+    from fem.errors import ConfigError
+
+    doc = load_toml(ROOT / "examples" / "heat1d-clif.toml")
+    doc["clif"]["broadcast"] = value
+    with pytest.raises(ConfigError, match=r"clif\.broadcast"):
+        parse_clif_config(doc)
