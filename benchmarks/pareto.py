@@ -185,6 +185,9 @@ def verdict(doc: dict) -> list[str]:
     b = min(ok, key=lambda r: r["ratio"])
     stress = f", stress {b['stress_rel']:.2%}" if "stress_rel" in b else ""
     met = b["ratio"] <= TARGET_RATIO
+    off = ("" if b.get("offnode_rel_l2") is None else
+           f" Off the nodes (the target is read at the nodes) the raw network of that design "
+           f"is {b['offnode_rel_l2']:.2%} off.")
     return [f"- Target (≤ {TARGET_ERROR:.0%}{' and stress ≤ 10%' if stress else ''} at ≤ "
             f"{TARGET_RATIO}× full): **{'met' if met else 'missed'}** — cheapest design within "
             f"the error target: {b['label']}, {b['rel_l2']:.2%}{stress}, {b['ratio']:.3f}× full "
@@ -192,7 +195,7 @@ def verdict(doc: dict) -> list[str]:
             + ("." if met else f", {b['ratio'] - TARGET_RATIO:.3f} above; its shape's floor at "
                f"zero activity is {b['floor']:.3f}× and it fires {b['activity']:.0%} (the "
                "ratio grows from the floor with activity; designs sparser than this one "
-               "lose the accuracy, see the rows).")]
+               "lose the accuracy, see the rows).") + off]
 
 
 def markdown(doc: dict) -> str:
