@@ -65,12 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     if not args.skip_train:
         _run(mpi + exe + ["train", args.config, "--out", args.run, "--force"])
+        (Path(args.run) / "uptime-at-training.txt").write_text(uptime + "\n")
+    kept = Path(args.run) / "uptime-at-training.txt"
+    train_uptime = kept.read_text().strip() if kept.exists() else "not recorded"
     _run(exe + ["report", args.run])
     s = json.loads((Path(args.run) / "parametric.json").read_text())
     stem = Path(args.out or HERE / "results" / f"parametric-{Path(args.config).stem}")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=HERE.parent).stdout.strip()
-    doc = {"config": args.config, "ranks": args.mpi, "uptime": uptime, "commit": commit,
+    doc = {"config": args.config, "ranks": args.mpi, "uptime": uptime,
+           "uptime_training": train_uptime, "commit": commit,
            "command": shlex.join(["python", "-m", "benchmarks.parametric", *(argv or
                                                                              sys.argv[1:])]),
            "total_s": time.perf_counter() - t0, "summary": s,
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     report = (Path(args.run) / "report.md").read_text().split("\n", 1)[1]
     md = [f"# Parametric surrogate: {args.config}", "",
           f"- command: `{doc['command']}`", f"- uptime at start: `{uptime}`",
+          f"- uptime when the training started: `{train_uptime}`",
           f"- commit `{commit}`; training on {args.mpi} rank(s), one thread each", "",
           "The issue's targets are stated for the RVE demo; on other problems the rows are "
           "the same measures against the same bars.", "",

@@ -180,6 +180,8 @@ def clif_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                 ["quantity", "spiking", "float FV", "ratio spiking / float FV"], [
                     ["per step (pJ)", _fmt(en["spiking_pj"]), _fmt(en["float_fv_pj"]),
                      _fmt(en["ratio"])],
+                    ["per step, compute-only (pJ)", _fmt(en.get("spiking_compute_pj")),
+                     _fmt(en.get("float_fv_compute_pj")), _fmt(en.get("ratio_compute"))],
                     ["whole rollout (µJ)", _fmt(en["rollout_spiking_uj"]),
                      _fmt(en["rollout_float_fv_uj"]), ""]]))
     tr = summary["training"]

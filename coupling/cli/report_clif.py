@@ -60,6 +60,7 @@ def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
         "mass_drift_max": numbers["mass_drift_max"],
         "mean_activity": numbers["activity"]["mean"],
         "energy_ratio": numbers["energy"]["ratio"],
+        "energy_ratio_compute": numbers["energy"].get("ratio_compute"),
         "rollout": numbers,
         "geometry": _geometry(pb, comm.size),
         "training": _training(disc, records),
@@ -220,6 +221,8 @@ def _headline(s: dict) -> str:
         return "n/a" if v is None else f"{v:.2%}"
 
     ratio = "n/a" if s["energy_ratio"] is None else f"{s['energy_ratio']:.3g}x"
+    if s.get("energy_ratio_compute") is not None:
+        ratio += f" ({s['energy_ratio_compute']:.3g}x compute-only)"
     return (f"rel. L2 error {pct(s['rel_l2'])} (max {pct(s['rel_l2_max'])}), mass drift "
             f"{s['mass_drift']} quanta, activity {s['mean_activity']:.1%}, energy "
             f"{ratio} float FV")
