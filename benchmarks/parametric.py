@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
            "total_s": time.perf_counter() - t0, "summary": s,
            "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in _targets(s)]}
     stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=float))
+    Path(f"{stem}.json").write_text(json.dumps(doc, indent=1, default=float))
     report = (Path(args.run) / "report.md").read_text().split("\n", 1)[1]
     md = [f"# Parametric surrogate: {args.config}", "",
           f"- command: `{doc['command']}`", f"- uptime at start: `{uptime}`",
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     md += [f"| {t} | {m} | {'yes' if ok else 'NO'} |" for t, m, ok in _targets(s)]
     md += ["", "## The run's report", "", report.replace(
         f"![errors over the parameters]({s['figure']})", "")]
-    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
+    Path(f"{stem}.md").write_text("\n".join(md) + "\n")
     print(f"wrote {stem}.json and .md", file=sys.stderr)
     return 0
 
