@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     comm = MPI.COMM_WORLD
     set_threads_per_rank(comm)
     cfg = load_run_config(args.config)
-    trainer = Trainer(cfg, Path(args.out).parent / ".training-cost-run", comm)
+    import shutil
+    import tempfile
+
+    scratch = comm.bcast(tempfile.mkdtemp(prefix="training-cost-") if comm.rank == 0 else None)
+    trainer = Trainer(cfg, Path(scratch), comm)  # its reference cache: gone at the end
     t0 = time.perf_counter()
     trainer.setup()
     setup = time.perf_counter() - t0
@@ -111,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
         r["ratio_to_fem"] = r["train_s"] / fem_s
     if comm.rank == 0:
         _write(args, rows, fem_s, setup, trainer, comm.size)
+    comm.barrier()
+    if comm.rank == 0:
+        shutil.rmtree(scratch, ignore_errors=True)
     return 0
 
 
