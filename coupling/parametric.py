@@ -296,13 +296,11 @@ def _channel_lifts(problem: ParametricProblem, ops, dtype, x):
 
     layout = ops.layout
     fixed = problem.has_fixed_channel()
-    zero = problem._load_probe(None)
     probes = ([None] if fixed else []) + list(range(len(problem.load_names)))
     base = None
     lifts, datas = [], []
     for i, k in enumerate(probes):
-        mu = zero if k is None else problem._load_probe(k)
-        p = problem.problem_at(mu)
+        p = problem.probe_problem(k)  # the same problems operators() assembled
         fake = SimpleNamespace(layout=layout, dirichlet_dofs=ops.dirichlet_dofs,
                                dirichlet_values=ops.g[i] + (0 if k is None or not fixed
                                                             else ops.g[0]))

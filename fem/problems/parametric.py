@@ -201,12 +201,19 @@ class ParametricProblem:
                 mu[i] = 1.0 if self.load_names.index(n) == k else 0.0
         return mu
 
+    def probe_problem(self, k: int | None):
+        """The problem at the load probe k (None: all loads 0), built once (collective)."""
+        probes = self.__dict__.setdefault("_probes", {})
+        if k not in probes:
+            probes[k] = self.problem_at(self._load_probe(k))
+        return probes[k]
+
     def has_fixed_channel(self) -> bool:
         """Whether the unparametrised load/data are nonzero (then c(μ) starts with a 1)."""
         if self._fixed is None:
             from ..operators import assemble_owned_vector
 
-            p = self.problem_at(self._load_probe(None))
+            p = self.probe_problem(None)
             b = assemble_owned_vector(p.load)
             _, g = dirichlet_arrays(p.V, p.bcs)
             size = float(np.abs(b).max(initial=0.0) + np.abs(g).max(initial=0.0))
@@ -234,12 +241,12 @@ class ParametricProblem:
         mass = ufl.inner(ufl.TrialFunction(self.V), ufl.TestFunction(self.V)) * ufl.dx
         mats, layout = assemble_owned_csr([mass, *self.stiffness_terms()], self.V)
         probes = ([None] if self.has_fixed_channel() else []) + list(range(len(self.load_names)))
-        zero = self.problem_at(self._load_probe(None))
+        zero = self.probe_problem(None)
         b0 = assemble_owned_vector(zero.load)
         dofs, g0 = dirichlet_arrays(zero.V, zero.bcs)
         bs, gs = [], []
         for k in probes:
-            p = zero if k is None else self.problem_at(self._load_probe(k))
+            p = self.probe_problem(k)
             b = assemble_owned_vector(p.load)
             d, g = dirichlet_arrays(p.V, p.bcs)
             if not np.array_equal(d, dofs):
