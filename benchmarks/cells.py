@@ -79,6 +79,7 @@ def _run_network(problem: Problem, method: str, doc: dict, workdir: Path, comm) 
         "params": sum(p.numel() for p in net.parameters()), "widths": net.widths,
         "points": int(comm.allreduce(int(trainer.disc.weights.shape[0]))),
         "residual": cfg.residual.kind, "boundary": cfg.boundary.mode, "batch": batch,
+        "lift_rel_l2": m.get("lift_rel_l2"),  # the boundary lift alone (N = 0), at the nodes
         "history": measure.history(records),
     }
     if net.neuron == "vsn":

@@ -171,11 +171,10 @@ def _apply_method(doc: dict, problem: Problem, method: str) -> None:
     if method in ("ann-autograd", "deepxde"):
         if elastic and method == "deepxde":
             raise NotApplicable(DEEPXDE_INTERFACES)
-        if elastic:
-            raise NotApplicable("the autograd residual covers scalar PDEs only; a vector "
-                                "autograd residual with interface traction terms is not built")
         doc.update(network=_ann_network(net, "tanh"), residual={"kind": "autograd"},
                    boundary=soft)
+        if elastic:  # coupling.autograd_elastic: interface terms + the inclusion-depth input
+            doc["inputs"] = {**doc.get("inputs", {}), "interface_distance": True}
     elif method in ("ann-sp", "vsn-sp"):  # elasticity: coupling.sp_elastic (phase-wise SP)
         if method == "ann-sp":
             doc["network"] = _ann_network(net, "tanh")

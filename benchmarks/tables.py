@@ -4,8 +4,9 @@ Every number of the Markdown page is formatted from the JSON document (nothing i
 measured here): the main table (one row per cell), the problems, the ANN→SNN conversion
 against the number of time steps, PISNN's conservation / spikes / energy per step, the
 apparent Young's modulus of problem 6 against the Hashin–Shtrikman bounds, the off-node
-accuracy of the network cells (errors vs FEM between the nodes, beside the nodal ones), and
-the strong-scaling table.
+accuracy of the network cells (errors vs FEM between the nodes, beside the nodal ones), the
+lift-alone check of every cell whose boundary map lifts the data, and the strong-scaling
+table.
 """
 
 from __future__ import annotations
@@ -185,6 +186,36 @@ def _offnode(doc: dict) -> list[str]:
                                                                   for r in records]
 
 
+#: a trained network must beat the lift it is added to by this factor to count as learned
+LIFT_FACTOR = 5.0
+
+
+def lift_row(r: dict) -> str:
+    """One cell's nodal error beside its lift alone (N = 0) and the verdict."""
+    net, lift = r["rel_l2"], r["lift_rel_l2"]
+    ratio = lift / net if net else float("inf")
+    verdict = (f"network ≥ {LIFT_FACTOR:g}× better than its lift" if ratio >= LIFT_FACTOR
+               else "**the lift did the work**" if ratio < 2 else
+               f"network only {ratio:.1f}× better than its lift (< {LIFT_FACTOR:g}×)")
+    return (f"| {r['number']} {r['problem']} | {r['label']} | {r['boundary']} | {_pct(net)} | "
+            f"{_pct(lift)} | {ratio:.1f}× | {verdict} |")
+
+
+def _lift(doc: dict) -> list[str]:
+    records = [r for r in doc["records"]
+               if r["status"] == "ok" and r.get("lift_rel_l2") is not None]
+    if not records:
+        return []
+    return ["", "## Lift alone: what the network adds to its boundary lift", "",
+            "A hard or exact boundary map writes u = g̃ + D·N: the lift g̃ of the Dirichlet "
+            "data (PDE-free: a distance-weighted transfinite interpolation) plus the network "
+            "N times a distance D. The lift alone (N = 0) is scored against the same "
+            "reference at the same nodes; a network that is not at least "
+            f"{LIFT_FACTOR:g}× better than it has learned little beyond the boundary data.", "",
+            "| problem | method | boundary | network | lift alone | lift / network | verdict |",
+            "|" + "---|" * 7] + [lift_row(r) for r in records]
+
+
 def _scaling(doc: dict) -> list[str]:
     if not doc["scaling"]:
         return []
@@ -203,6 +234,6 @@ def _scaling(doc: dict) -> list[str]:
 def markdown(doc: dict) -> str:
     """The result table(s) as Markdown (every number from `doc`)."""
     lines = _header(doc) + [cell_row(r) for r in doc["records"]]
-    for section in (_problems, _conversion, _clif, _young, _offnode, _scaling):
+    for section in (_problems, _conversion, _clif, _young, _offnode, _lift, _scaling):
         lines += section(doc)
     return "\n".join(lines) + "\n"

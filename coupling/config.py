@@ -78,7 +78,7 @@ SPACE_TIME = ("heat", "burgers")  # trained on (x, t) points: see coupling/space
 SUPPORTED = {
     "galerkin": ("poisson", "poisson_boltzmann", "elasticity"),
     "sp": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
-    "autograd": ("poisson", "poisson_boltzmann", "heat", "burgers"),
+    "autograd": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
 }
 SEED = between(0, 2**32 - 1, integer=True)  # what numpy's seed accepts
 _NET = {f.name: f.default for f in fields(MLPConfig)}  # the network defaults
@@ -314,10 +314,12 @@ class NetworkRun(Table):
         if b.mode == "hard" and r.kind == "autograd":
             raise ConfigError("boundary.mode", "'hard' lifts with a P1 distance function, "
                               "which has no second derivative for autograd; use 'soft'")
-        if self.inputs.interface_distance and r.kind != "galerkin":
+        if self.inputs.interface_distance and not (
+                r.kind == "galerkin" or (r.kind == "autograd" and p.type == "elasticity")):
             raise ConfigError("inputs.interface_distance", "is precomputed at the training "
-                              "points and needs the galerkin residual (sp/autograd "
-                              "differentiate the input)")
+                              "points and serves the galerkin residual, or autograd on "
+                              "elasticity (the differentiable inclusion depth); sp "
+                              "differentiates nodal values")
         self._check_outputs()
         return self
 

@@ -103,8 +103,11 @@ def interface_distance(x: np.ndarray, centres: np.ndarray, radii: np.ndarray,
     return d
 
 
-def with_interface_distance(x: np.ndarray, bounds, dmesh: DistributedMesh):
-    """Coordinates with |distance to the nearest inclusion| appended, and extended bounds."""
+def with_interface_distance(x: np.ndarray, bounds, dmesh: DistributedMesh,
+                            feature: str = "distance"):
+    """Coordinates with |distance to the nearest inclusion| appended (``feature =
+    "depth"``: the inclusion depth of :mod:`coupling.autograd_elastic`, smooth away from
+    the interfaces), and extended bounds."""
     info = dmesh.info
     if dmesh.kind != "rve" or dmesh.options.get("inclusion") != "sphere" or "radii" not in info:
         raise ConfigError("inputs.interface_distance", "needs a mesh of spherical inclusions "
@@ -112,9 +115,14 @@ def with_interface_distance(x: np.ndarray, bounds, dmesh: DistributedMesh):
     periodic = dmesh.options.get("placement") == "cut"
     pts = np.zeros((len(x), 3))
     pts[:, : x.shape[1]] = x
+    lo, hi = bounds
+    if feature == "depth":
+        from .autograd_elastic import node_depth
+
+        top = max(np.asarray(info["radii"], float)) / 2  # ψ ≤ r/2 (the deepest point)
+        return np.column_stack([x, node_depth(dmesh, pts)]), (lo + [0.0], hi + [top])
     d = interface_distance(pts, np.asarray(info["centres"], float),
                            np.asarray(info["radii"], float), periodic)
-    lo, hi = bounds
     top = float(np.linalg.norm(np.asarray(hi) - np.asarray(lo)))  # a bound valid on every rank
     return np.column_stack([x, d]), (lo + [0.0], hi + [top / 2])
 
@@ -161,8 +169,10 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     bs, n_fun = layout.block_size, layout.n_function
     lo, hi = bounding_box(dmesh.mesh)
     bounds = lo.tolist(), hi.tolist()
-    if interface_distance:
-        x_all, bounds = with_interface_distance(x_all, bounds, dmesh)
+    elastic_autograd = spec.kind == "autograd" and problem.vector
+    if interface_distance:  # autograd differentiates the input: the smooth inclusion depth
+        x_all, bounds = with_interface_distance(x_all, bounds, dmesh,
+                                                "depth" if elastic_autograd else "distance")
     lumped = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)
     bvals = _boundary_values(problem, ops, mode, dtype, lift,
                              layout.coordinates[:, : dmesh.mesh.geometry.dim])
@@ -179,6 +189,11 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
         res = elastic_sp_residual(problem, spec, mode, boundary_weight, ops, bvals, x_all, t)
     elif spec.kind == "sp":
         res = _sp_residual(problem, spec, mode, boundary_weight, ops, bvals, lumped, t)
+    elif elastic_autograd:  # piecewise elasticity: coupling.autograd_elastic
+        from .autograd_elastic import elastic_autograd_residual
+
+        res = elastic_autograd_residual(problem, spec, boundary_weight, layout.coordinates,
+                                        layout.n_owned // bs, t, interface_distance)
     else:
         res = _autograd_residual(problem, spec, boundary_weight, t)
     target = (torch.as_tensor(ref.x.array[: layout.n_owned].copy(), dtype=torch.float64)
@@ -212,8 +227,8 @@ def _check_supported(problem: Problem, kind: str, mode: str, lift: str = "adf") 
     if kind not in ("galerkin", "sp", "autograd"):
         raise ConfigError("residual.kind", f"unknown value {kind!r} (choose from galerkin, sp, "
                           "autograd)")
-    elastic_sp = kind == "sp" and getattr(problem, "name", None) == "elasticity"
-    if kind != "galerkin" and (spec is None or (problem.vector and not elastic_sp)):
+    elastic = kind in ("sp", "autograd") and getattr(problem, "name", None) == "elasticity"
+    if kind != "galerkin" and (spec is None or (problem.vector and not elastic)):
         raise ConfigError("residual.kind", f"{kind!r} evaluates a scalar strong form and needs a "
                           f"built-in scalar problem; use 'galerkin' for {problem.name!r}")
     if mode not in ("exact", "hard", "soft"):

@@ -37,6 +37,18 @@ class FacetEntries:
 
 
 @dataclass
+class FacetSet:
+    """Facets one by one (not lumped to nodes), each seen from one cell of this rank."""
+
+    nodes: np.ndarray  # (m, d) local node indices of the facet's vertices
+    a: np.ndarray  # (m,) phase of the cell it is seen from
+    b: np.ndarray  # (m,) phase on the other side (interfaces) or facet tag (boundaries)
+    normal: np.ndarray  # (m, d) unit normal out of phase a
+    area: np.ndarray  # (m,) facet measure
+    owned: np.ndarray  # (m,) bool: seen from an owned cell (each facet owned on one rank)
+
+
+@dataclass
 class PhaseMesh:
     """Cells, their phases and materials, and the nodal facet entries of one rank."""
 
@@ -49,6 +61,8 @@ class PhaseMesh:
     interface: FacetEntries
     boundary: FacetEntries
     n_owned: int  # owned nodes (residual rows live there)
+    interface_facets: FacetSet | None = None  # the same facets one by one
+    boundary_facets: FacetSet | None = None
 
     @property
     def dim(self) -> int:
@@ -178,6 +192,7 @@ def phase_mesh(problem, x: np.ndarray, n_owned: int) -> PhaseMesh:
     ft = problem.dmesh.facet_tags
     if ft is not None:
         ftag[ft.indices] = ft.values
+    owned = np.arange(n_cells) < cmap.size_local
     parts_i, parts_b = [], []
     for lf, verts in enumerate(ref):
         opp = cells[:, [v for v in range(tdim + 1) if v not in verts][0]]
@@ -185,9 +200,11 @@ def phase_mesh(problem, x: np.ndarray, n_owned: int) -> PhaseMesh:
         f = c2f[:, lf]
         normal, area = _facet_geometry(x, nodes, opp)
         inter = (pmin[f] != pmax[f]) & (phase == pmin[f])  # seen from the lower phase's cell
-        parts_i.append((nodes[inter], phase[inter], pmax[f][inter], normal[inter], area[inter]))
+        parts_i.append((nodes[inter], phase[inter], pmax[f][inter], normal[inter], area[inter],
+                        owned[inter]))
         ext = exterior[f]
-        parts_b.append((nodes[ext], phase[ext], ftag[f][ext], normal[ext], area[ext]))
+        parts_b.append((nodes[ext], phase[ext], ftag[f][ext], normal[ext], area[ext], owned[ext]))
     cat = lambda parts: [np.concatenate(p) for p in zip(*parts, strict=True)]  # noqa: E731
-    return PhaseMesh(x, cells, phase, names, lam, mu, _entries(*cat(parts_i), n_owned),
-                     _entries(*cat(parts_b), n_owned), n_owned)
+    inter, bnd = cat(parts_i), cat(parts_b)
+    return PhaseMesh(x, cells, phase, names, lam, mu, _entries(*inter[:5], n_owned),
+                     _entries(*bnd[:5], n_owned), n_owned, FacetSet(*inter), FacetSet(*bnd))

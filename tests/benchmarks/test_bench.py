@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from benchmarks import grid, measure, peers, tables
 from benchmarks.grid import METHODS, PROBLEMS, NotApplicable
+from coupling.config import parse_run_config
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = ("problem", "method", "rel_l2", "activity", "energy_ratio", "train_s", "ranks")
@@ -78,16 +79,17 @@ def test_clif_cells_run_the_problems_clif_example(problem):
 
 
 def test_not_applicable_cells_are_the_documented_ones():
-    """Galerkin has no space-time form; elasticity has no autograd residual with interface
-    conditions here, and DeepXDE cannot express them."""
+    """Galerkin has no space-time form; DeepXDE cannot express the interface conditions of
+    elasticity, while the vanilla PINN gets them (with the inclusion-depth input)."""
     for p in ("burgers1d", "heat1d"):
         with pytest.raises(NotApplicable, match="space-time"):
             grid.method_config(PROBLEMS[p], "vsn-galerkin")
-    for m in ("ann-autograd", "deepxde"):
-        with pytest.raises(NotApplicable):
-            grid.method_config(PROBLEMS["rve"], m)
     with pytest.raises(NotApplicable, match="interface"):
         grid.method_config(PROBLEMS["rve"], "deepxde")
+    doc = grid.method_config(PROBLEMS["rve"], "ann-autograd")
+    cfg = parse_run_config(doc)
+    assert (cfg.residual.kind, cfg.boundary.mode, cfg.inputs.interface_distance) == (
+        "autograd", "soft", True)
 
 
 @given(st.dictionaries(st.sampled_from("abc"), st.one_of(st.integers(), st.none(),
@@ -192,6 +194,25 @@ def test_offnode_table_shows_the_cells_offnode_errors():
     assert "## Off-node accuracy" not in tables.markdown(_doc_with([{**rec, "offnode": None}]))
 
 
+def test_lift_table_names_cells_whose_lift_did_the_work():
+    """Every cell with a lift gets its lift-alone error, the ratio and a verdict from the
+    numbers: ≥ 5× learned, < 2× the lift did the work, in between says how much."""
+    base = next(r for r in json.loads(sorted((ROOT / "benchmarks" / "results").glob(
+        "20*.json"))[0].read_text())["records"] if r["status"] == "ok")
+    rows = []
+    for net, lift, verdict in ((0.01, 0.10, "≥ 5× better"), (0.016, 0.004, "lift did the work"),
+                               (0.02, 0.07, "only 3.5×")):
+        rec = {**base, "problem": "poisson2d", "number": 3, "label": "NeuroPINN (VSN + sp)",
+               "boundary": "hard", "rel_l2": net, "lift_rel_l2": lift}
+        row = tables.lift_row(rec)
+        assert verdict in row and f"{100 * lift:.2f}%" in row and f"{100 * net:.2f}%" in row
+        rows.append(rec)
+    assert "lift did the work" in tables.lift_row({**rows[0], "lift_rel_l2": 0.015})
+    md = tables.markdown(_doc_with(rows))
+    assert "## Lift alone" in md and all(tables.lift_row(r) in md for r in rows)
+    assert "## Lift alone" not in tables.markdown(_doc_with([{**base, "lift_rel_l2": None}]))
+
+
 def test_galerkin_cell_records_its_offnode_errors(tmp_path):
     """A network cell records the off-node measures of its final network (quick L-shape)."""
     from benchmarks.cells import OFFNODE_KEYS, run_cell
@@ -205,6 +226,7 @@ def test_galerkin_cell_records_its_offnode_errors(tmp_path):
     assert min(o["boundary_cells"], o["interior_cells"]) <= o["rel_l2"] <= max(
         o["boundary_cells"], o["interior_cells"])
     assert tables.offnode_row(r) in tables.markdown(_doc_with([r]))
+    assert r["lift_rel_l2"] > 0 and tables.lift_row(r) in tables.markdown(_doc_with([r]))
 
 
 def test_young_from_bulk_shear_inverts_bulk_shear():
