@@ -175,6 +175,9 @@ def _apply_method(doc: dict, problem: Problem, method: str) -> None:
                    boundary=soft)
         if elastic:  # coupling.autograd_elastic: interface terms + the inclusion-depth input
             doc["inputs"] = {**doc.get("inputs", {}), "interface_distance": True}
+            # its penalties ∫|u − g|²/h³ already carry the residual's units: weight 1
+            # (h = 0.2 trial, 300 steps, shared moduli: 19% off FEM vs 56% at weight 100)
+            doc["boundary"] = {"mode": "soft", "weight": 1.0}
     elif method in ("ann-sp", "vsn-sp"):  # elasticity: coupling.sp_elastic (phase-wise SP)
         if method == "ann-sp":
             doc["network"] = _ann_network(net, "tanh")

@@ -35,6 +35,8 @@ class Measured:
 
     #: off-node errors at every so many logging measures (they cost a pass at many points)
     offnode_every = 10
+    #: False: no off-node measures at all (timing benchmarks that score the nodes only)
+    offnode = True
 
     def measure(self, net: torch.nn.Module, final: bool = True) -> dict:
         """Relative L2 error against the reference (at the nodes, off the nodes, of the lift
@@ -49,17 +51,21 @@ class Measured:
             out["activity"] = {k: activity[k] for k in ("mean", "layers")}
         self._measured = getattr(self, "_measured", 0) + 1
         if final or self._measured % self.offnode_every == 1:
-            out.update(self.off_node_measures(net))
+            out.update(self.off_node_measures(net) if self.offnode else self.lift_measures())
         return out
+
+    def lift_measures(self) -> dict:
+        """``lift_rel_l2``: the boundary lift alone (N = 0) at the nodes, where there is one."""
+        boundary = getattr(self, "boundary", None)
+        if boundary is None or boundary.lift is None or self.target is None:
+            return {}
+        zero = torch.zeros_like(boundary.lift)
+        return {"lift_rel_l2": relative_l2(boundary.apply(zero)[: self.n_owned], self.target,
+                                           self.weights, self.comm)}
 
     def off_node_measures(self, net: torch.nn.Module) -> dict:
         """``offnode`` errors and ``lift_rel_l2`` (nodal, N = 0) where they are defined."""
-        boundary = getattr(self, "boundary", None)
-        out = {}
-        if boundary is not None and boundary.lift is not None and self.target is not None:
-            zero = torch.zeros_like(boundary.lift)
-            out["lift_rel_l2"] = relative_l2(boundary.apply(zero)[: self.n_owned], self.target,
-                                             self.weights, self.comm)
+        out = self.lift_measures()
         if getattr(self, "reference", None) is None or self.target is None:
             return out
         from .pointwise import OffNodeProbe

@@ -64,3 +64,16 @@ def test_a_pool_of_in_cell_points_beats_fixed_points():
     assert pooled["offnode"]["rel_l2"] < 0.85 * fixed["offnode"]["rel_l2"], (fixed, pooled)
     assert pooled["offnode"]["max_of_range"] < fixed["offnode"]["max_of_range"]
     assert pooled["rel_l2"] < 1.3 * plain["rel_l2"], (plain, pooled)
+
+
+def test_offnode_switch_leaves_the_nodal_measures():
+    """`disc.offnode = False` (timing benchmarks) drops the off-node probe, nothing else."""
+    prob, sol = _plate()
+    disc = coupling.discretise(prob, "galerkin", reference=sol, dtype=torch.float64)
+    net = spiking.mlp_from_config({"neuron": "ann", "hidden": [8], "seed": 0}, in_dim=2,
+                                  bounds=disc.bounds, dtype=torch.float64)
+    full = disc.measure(net)
+    disc.offnode = False
+    bare = disc.measure(net)
+    assert "offnode" in full and "offnode" not in bare
+    assert bare["rel_l2"] == full["rel_l2"] and bare["lift_rel_l2"] == full["lift_rel_l2"]
