@@ -26,6 +26,14 @@ from fem.errors import ConfigError
 from fem.operators import to_torch_csr
 
 QUADRATURE_DEGREE = 3  # off-node points: 6 per triangle, 5 per tetrahedron, all interior
+CHUNK = 65_536  # points per network evaluation: a 1M-dof mesh has ~10M off-node points
+
+
+def forward_in_chunks(net: torch.nn.Module, x: torch.Tensor, chunk: int = CHUNK) -> torch.Tensor:
+    """net(x) evaluated `chunk` points at a time (no gradient): bounded activation memory."""
+    with torch.no_grad():
+        return torch.cat([net(x[i: i + chunk]) for i in range(0, len(x), chunk)]) if len(x) \
+            else net(x)
 
 
 @dataclass
@@ -181,8 +189,9 @@ class OffNodeProbe:
     def values(self, disc, net: torch.nn.Module) -> dict[str, np.ndarray]:
         """The raw network, the interpolant of its nodal values and the lift alone at the
         points, each (n, bs)."""
+        raw = forward_in_chunks(net, self.inputs).reshape(-1, self.bs).cpu().to(
+            torch.float64).numpy()
         with torch.no_grad():
-            raw = net(self.inputs).reshape(-1, self.bs).cpu().to(torch.float64).numpy()
             nodal = disc.field(net).detach().cpu().to(torch.float64)
         interp = (self.pts.rows @ nodal.reshape(-1, 1)).reshape(-1, self.bs).numpy()
         out = {"network": raw, "interpolant": interp}

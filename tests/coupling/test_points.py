@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from coupling.cli import main
 from coupling.trainer import load_trained
@@ -115,3 +116,16 @@ def test_two_ranks_equal_serial(tmp_path):
             assert res.returncode == 0, res.stderr[-2000:]
             outs.append(np.loadtxt(out, delimiter=",", skiprows=1))
         assert np.abs(outs[0] - outs[1]).max() < 1e-12, mode
+
+
+def test_forward_in_chunks_is_one_forward():
+    """The off-node probe's chunked evaluation equals one pass, for spiking nets too."""
+    import spiking
+    from coupling.pointwise import forward_in_chunks
+
+    net = spiking.mlp_from_config({"neuron": "vsn", "hidden": [16, 16], "seed": 1}, in_dim=3,
+                                  dtype=torch.float64)
+    x = torch.rand(1000, 3, dtype=torch.float64)
+    with torch.no_grad():
+        whole = net(x)
+    assert torch.equal(forward_in_chunks(net, x, chunk=77), whole)
