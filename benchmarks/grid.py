@@ -176,8 +176,10 @@ def _apply_method(doc: dict, problem: Problem, method: str) -> None:
         if elastic:  # coupling.autograd_elastic: interface terms + the inclusion-depth input
             doc["inputs"] = {**doc.get("inputs", {}), "interface_distance": True}
             # its penalties ∫|u − g|²/h³ already carry the residual's units: weight 1
-            # (h = 0.2 trial, 300 steps, shared moduli: 19% off FEM vs 56% at weight 100)
+            # (h = 0.2 trial, 300 steps, shared moduli: 19% off FEM vs 56% at weight 100);
+            # no Fourier features (their second derivatives: 50% vs 15% at h = 0.2, 600 steps)
             doc["boundary"] = {"mode": "soft", "weight": 1.0}
+            doc["network"] = {**doc["network"], "fourier_features": 0}
     elif method in ("ann-sp", "vsn-sp"):  # elasticity: coupling.sp_elastic (phase-wise SP)
         if method == "ann-sp":
             doc["network"] = _ann_network(net, "tanh")
