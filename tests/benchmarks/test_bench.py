@@ -332,6 +332,9 @@ def test_quick_runs_every_cell(quick_run):
     assert cells[("rve", "vsn-galerkin")]["young"]["hashin_shtrikman"]["lower"] < \
         cells[("rve", "vsn-galerkin")]["young"]["hashin_shtrikman"]["upper"]
     assert "stress_rel" in cells[("rve", "vsn-galerkin")]
+    for m in ("ann-autograd", "ann-sp", "vsn-sp"):  # every strong form on problem 6 too
+        assert cells[("rve", m)]["status"] == "ok" and "stress_rel" in cells[("rve", m)], m
+    assert cells[("rve", "vsn-sp")]["lift_rel_l2"] > 0  # the hard ADF lift of the rollers
     for (p, m), r in cells.items():  # galerkin cells carry their off-node errors
         if r["status"] == "ok" and m.endswith("-galerkin"):
             assert r["offnode"]["rel_l2"] > 0 and r["offnode"]["max_of_range"] > 0, (p, m)
@@ -350,6 +353,8 @@ def test_quick_markdown_matches_json(quick_run):
         if r["status"] == "ok":
             assert f"{100 * r['rel_l2']:.2f}%" in row and f"{r['train_s']:.1f} s" in row
     assert doc["command"] in md and doc["git"]["commit"] in md
+    lifted = [r for r in doc["records"] if r.get("lift_rel_l2") is not None]
+    assert lifted and all(tables.lift_row(r) in md.splitlines() for r in lifted)
     pisnn = md.split("## PISNN", 1)[1].split("\n## ", 1)[0]
     for r in doc["records"]:
         if r["method"] == "clif":
