@@ -51,6 +51,8 @@ import torch
 
 from fem.errors import ConfigError
 
+from .discretisation import sphere_images
+
 TERMS = ("pde", "interface", "traction", "bc")
 
 
@@ -89,18 +91,10 @@ def depth_feature(dmesh, names: list[str], dtype) -> DepthFeature:
     if "matrix" not in names:
         raise ConfigError("problem.materials", "the inclusion depth needs a \"matrix\" phase "
                           f"(phases: {names})")
-    centres, radii = sphere_images(info, dmesh.options.get("placement") == "cut")
+    centres, radii = sphere_images(info["centres"], info["radii"],
+                                   dmesh.options.get("placement") == "cut")
     return DepthFeature(torch.as_tensor(centres, dtype=dtype), torch.as_tensor(radii, dtype=dtype),
                         names.index("matrix"))
-
-
-def sphere_images(info: dict, periodic: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Sphere centres and radii, with the 26 neighbouring cells' images for a periodic cell."""
-    centres, radii = np.asarray(info["centres"], float), np.asarray(info["radii"], float)
-    if not periodic:
-        return centres, radii
-    shifts = np.array(np.meshgrid(*[[-1.0, 0.0, 1.0]] * 3, indexing="ij")).reshape(3, -1).T
-    return ((centres[None] + shifts[:, None]).reshape(-1, 3), np.tile(radii, len(shifts)))
 
 
 def sphere_normals(x: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -348,6 +342,8 @@ def elastic_autograd_residual(problem, r, weight: float, coords: np.ndarray, n_o
 
 def node_depth(dmesh, x: np.ndarray) -> np.ndarray:
     """ψ at mesh nodes (no phase needed: nodes lie inside, outside or on a sphere)."""
-    centres, radii = sphere_images(dmesh.info, dmesh.options.get("placement") == "cut")
+    info = dmesh.info
+    centres, radii = sphere_images(info["centres"], info["radii"],
+                                   dmesh.options.get("placement") == "cut")
     pts = torch.as_tensor(x, dtype=torch.float64)
     return inclusion_depth(pts, torch.as_tensor(centres), torch.as_tensor(radii)).numpy()

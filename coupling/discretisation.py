@@ -84,6 +84,16 @@ class Discretisation(Measured):
         return u
 
 
+def sphere_images(centres: np.ndarray, radii: np.ndarray, periodic: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Sphere centres and radii, with the 26 neighbouring cells' images for a periodic cell."""
+    centres, radii = np.asarray(centres, float), np.asarray(radii, float)
+    if not periodic:
+        return centres, radii
+    shifts = np.array(np.meshgrid(*[[-1.0, 0.0, 1.0]] * 3, indexing="ij")).reshape(3, -1).T
+    return (centres[None] + shifts[:, None]).reshape(-1, 3), np.tile(radii, len(shifts))
+
+
 def interface_distance(x: np.ndarray, centres: np.ndarray, radii: np.ndarray,
                        periodic: bool) -> np.ndarray:
     """|signed distance to the nearest spherical inclusion surface| at points x (n, 3).
@@ -93,10 +103,7 @@ def interface_distance(x: np.ndarray, centres: np.ndarray, radii: np.ndarray,
     (e.g. Hu, Lin & Lai, J. Comput. Phys. 2022). With inclusions cut by the faces of a
     periodic cell the images in the 26 neighbouring cells count too.
     """
-    shifts = (np.array(np.meshgrid(*[[-1.0, 0.0, 1.0]] * 3, indexing="ij")).reshape(3, -1).T
-              if periodic else np.zeros((1, 3)))
-    c = (centres[None, :, :] + shifts[:, None, :]).reshape(-1, 3)
-    r = np.tile(radii, len(shifts))
+    c, r = sphere_images(centres, radii, periodic)
     d = np.full(len(x), np.inf)
     for ci, ri in zip(c, r, strict=True):  # few inclusions: a loop keeps memory at O(n)
         d = np.minimum(d, np.abs(np.linalg.norm(x - ci, axis=1) - ri))

@@ -60,3 +60,13 @@ def laminate_exact(x: np.ndarray, dim: int, soft=SOFT, stiff=STIFF) -> np.ndarra
     u = np.zeros((len(x), dim))
     u[:, 0] = np.where(x[:, 0] < 0.5, sa * x[:, 0], 0.5 * sa + sb * (x[:, 0] - 0.5))
     return u
+
+
+def affine_traction_bcs(grad: np.ndarray, E: float, nu: float) -> list[dict]:
+    """Every face of the unit cube loaded with the affine field u = G x's own σ·n."""
+    lam, mu = lame(E, nu)
+    eps = 0.5 * (grad + grad.T)
+    sig = lam * np.trace(eps) * np.eye(3) + 2 * mu * eps
+    return [{"boundary": f"{a}{s}", "type": "traction",
+             "value": list((sig @ (np.eye(3)[k] * (1 if s else -1))).astype(float))}
+            for k, a in enumerate("xyz") for s in (0, 1)]

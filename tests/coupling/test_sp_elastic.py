@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from elastic_helpers import U, laminate_exact, laminate_mesh, laminate_spec
+from elastic_helpers import U, affine_traction_bcs, laminate_exact, laminate_mesh, laminate_spec
 
 import coupling
 import fem
@@ -15,7 +15,6 @@ import meshes
 import spiking
 from fem.config import parse_problem
 from fem.errors import ConfigError
-from fem.problems import lame
 from meshes import DistributedMesh
 from meshes.fenics import MPI
 
@@ -43,12 +42,7 @@ def test_affine_field_exact_on_two_phase_rve_with_shared_moduli(rve, order):
     interior, interface and traction (faces loaded with its own σ·n); different moduli make
     the interface rows nonzero."""
     grad = np.array([[0.3, -0.1, 0.2], [0.05, -0.2, 0.1], [0.15, 0.0, 0.25]])
-    lam, mu = lame(2.0, 0.3)
-    eps = 0.5 * (grad + grad.T)
-    sig = lam * np.trace(eps) * np.eye(3) + 2 * mu * eps
-    bcs = [{"boundary": f"{a}{s}", "type": "traction",
-            "value": list((sig @ (np.eye(3)[k] * (1 if s else -1))).astype(float))}
-           for k, a in enumerate("xyz") for s in (0, 1)]
+    bcs = affine_traction_bcs(grad, 2.0, 0.3)
     mats = {"matrix": {"E": 2.0, "nu": 0.3}, "inclusion": {"E": 2.0, "nu": 0.3}}
     spec = parse_problem({"type": "elasticity", "materials": mats, "bcs": bcs})
     disc = _sp(fem.build_problem(rve, spec), order=order)
