@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.neurofem-installed
 # One BLAS/OpenMP thread per MPI rank, so 2 ranks do not oversubscribe 2 cores.
 MPIENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: demo test test-serial test-mpi setup lint clean
+.PHONY: demo test test-serial test-mpi setup lint docs clean
 
 setup: $(STAMP)
 
@@ -30,5 +30,10 @@ test-mpi: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+# The documentation site (mkdocs.yml, docs/) into site/; any warning fails the build.
+# tests/test_docs.py runs the same build in the serial pass of `make test`.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache site
