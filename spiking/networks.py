@@ -21,6 +21,7 @@ import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
+from numbers import Integral
 
 import torch
 from torch import nn
@@ -103,6 +104,19 @@ class Activation(nn.Module):
     def extra_repr(self) -> str:
         return self.name
 
+def _check_widths(in_dim, widths, out_dim) -> None:
+    """Refuse widths a network cannot have (ValueError naming the argument)."""
+    for name, value in (("in_dim", in_dim), ("out_dim", out_dim)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"MLP {name} = {value!r}: expected a positive integer")
+    if isinstance(widths, str | bytes) or not hasattr(widths, "__iter__"):
+        raise ValueError(f"MLP widths = {widths!r}: expected a list of positive integers")
+    for i, h in enumerate(widths):
+        if isinstance(h, bool) or not isinstance(h, Integral) or h < 1:
+            raise ValueError(f"MLP widths[{i}] = {h!r}: expected a positive integer "
+                             "(a layer of zero units carries nothing)")
+
+
 class MLP(nn.Module):
     """Coordinate MLP coords (N, in_dim) → field (N, out_dim), composed from hidden units.
 
@@ -132,6 +146,7 @@ class MLP(nn.Module):
         gen = (seed if isinstance(seed, torch.Generator) or seed is None
                else torch.Generator().manual_seed(seed))
         unit = unit or (lambda n: Activation("tanh"))
+        _check_widths(in_dim, widths, out_dim)
         self.in_dim, self.out_dim = in_dim, out_dim
         self.normalise = BoxNormalisation(*bounds, dtype=dtype) if bounds is not None else None
         if isinstance(fourier, int) and fourier > 0:

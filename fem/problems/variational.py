@@ -34,6 +34,8 @@ from ..expressions import parse as parse_expression
 from ..solvers import LinearSolver, SolverSettings, global_norms
 from .common import Solution, boundary_facets
 
+SYMMETRY_RTOL = 1e-10  # ‖A − Aᵀ‖∞/‖A‖∞ above this: not symmetric (assembly round-off ~1e-15)
+
 DirichletValue = float | str | Callable[[np.ndarray], np.ndarray] | Sequence[Any]
 
 
@@ -45,11 +47,19 @@ def functionspace(dmesh: DistributedMesh, degree: int = 1, shape: tuple[int, ...
 
 
 class VariationalProblem:
-    """Find u in V with u = g on Γ_D and a(u, v) = L(v) for all v (a symmetric, coercive)."""
+    """Find u in V with u = g on Γ_D and a(u, v) = L(v) for all v (a symmetric, coercive).
+
+    A non-symmetric `a` is refused (ConfigError naming ``a``; :meth:`check_symmetric`)
+    unless ``check_symmetry=False`` (then only :meth:`solve` is meaningful).
+    """
+
+    #: only the weak form is known: strong-form residuals (sp, autograd) refuse it
+    strong_form = None
 
     def __init__(self, dmesh: DistributedMesh, a: ufl.Form, L: ufl.Form,
                  bcs: Mapping[str, DirichletValue] | Sequence[Any] = (), *,
-                 name: str = "custom", solver: SolverSettings | None = None) -> None:
+                 name: str = "custom", solver: SolverSettings | None = None,
+                 check_symmetry: bool = True) -> None:
         args = a.arguments()
         if len(args) != 2 or len(L.arguments()) != 1:
             raise ConfigError("a", "expected a bilinear form a(u, v) and a linear form L(v)")
@@ -62,6 +72,32 @@ class VariationalProblem:
         self.solver_settings = solver or SolverSettings()
         self.bcs = (list(bcs) if not isinstance(bcs, Mapping)
                     else [self._dirichlet(n, g) for n, g in bcs.items()])
+        if check_symmetry:
+            self.check_symmetric()
+
+    def check_symmetric(self, rtol: float = SYMMETRY_RTOL) -> float:
+        """‖A − Aᵀ‖∞ / ‖A‖∞ of the assembled a(u, v); ConfigError naming `a` above `rtol`.
+
+        The Galerkin energy ½uᵀKu − bᵀu has the FEM solution as its minimiser only for a
+        symmetric K; checked on the assembled matrix (collective), so a form that is
+        symmetric up to round-off passes and, e.g., an advection term is refused.
+        """
+        from meshes.fenics import PETSc
+
+        A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(self.stiffness))
+        A.assemble()
+        scale = A.norm(PETSc.NormType.INFINITY)
+        At = A.transpose(PETSc.Mat())  # a new matrix (no argument: in place)
+        At.axpy(-1.0, A)
+        skew = At.norm(PETSc.NormType.INFINITY)
+        At.destroy()
+        A.destroy()
+        ratio = skew / scale if scale > 0 else 0.0
+        if not ratio <= rtol:
+            raise ConfigError("a", f"the bilinear form is not symmetric (‖A − Aᵀ‖∞/‖A‖∞ = "
+                              f"{ratio:.2e} > {rtol:.0e}): the Galerkin energy needs a "
+                              "symmetric a(u, v); pass check_symmetry=False to only solve()")
+        return ratio
 
     def _dirichlet(self, name: str, value: DirichletValue) -> dolfinx.fem.DirichletBC:
         facets = boundary_facets(self.dmesh, name, f"bcs.{name}")

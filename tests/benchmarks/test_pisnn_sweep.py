@@ -88,7 +88,11 @@ def test_event_driven_rollout_equals_dense_and_broadcast_keeps_budget_exact():
         evals_lazy += sol.step(lazy).evaluated
         dense.sent = None  # forget every broadcast: F evaluated at every facet, every step
         evals_dense += sol.step(dense).evaluated
-    assert torch.equal(lazy.quanta, dense.quanta) and torch.equal(lazy.v, dense.v)
+    # The lazy path reuses increments computed in smaller batches than the dense one: the
+    # integer quanta agree exactly, the float membranes to round-off (BLAS blocks batches
+    # of different sizes differently, per CPU and thread count).
+    assert torch.equal(lazy.quanta, dense.quanta)
+    torch.testing.assert_close(lazy.v, dense.v, rtol=0, atol=1e-12)
     assert evals_dense == 400 * (len(sol.i) + len(sol.b_val))
     assert evals_lazy < evals_dense  # facets between two resting cells reuse their increment
     fine, _ = _solver()  # q = 1e-4: every cell changes every step
