@@ -35,6 +35,7 @@ from .errors import ConfigError
 from .problems.parametric import AffineOperators, ParametricProblem
 
 MODES = ("channel", "global")
+TIMINGS = ("snapshots_s", "pod_s", "projection_s", "offline_s", "fem_solves")
 POD_RTOL = 1e-10  # keep every numerically independent snapshot direction (qr_svd POD)
 
 
@@ -72,6 +73,7 @@ class FreeSystem:
     g: np.ndarray  # (L, n_dirichlet)
     n: int  # all dofs
     theta_bar: np.ndarray  # θ at the box centre (energy product, coercivity bound)
+    _X: object = None
 
     def rhs(self, theta: np.ndarray, k: int) -> np.ndarray:
         """Channel k's free load at θ (the Dirichlet data lifted)."""
@@ -83,8 +85,11 @@ class FreeSystem:
         return sum(t * K for t, K in zip(theta, self.K_ff, strict=True)).tocsc()
 
     def product(self):
-        """The energy product X = K_ff(θ̄)."""
-        return self.K(self.theta_bar)
+        """The energy product X = K_ff(θ̄), one object: pyMOR keeps its LU per matrix object,
+        so every channel's estimator reuses one factorisation (measured: 6 → 1 on the RVE)."""
+        if self._X is None:
+            self._X = self.K(self.theta_bar)
+        return self._X
 
 
 def free_system(problem: ParametricProblem, ops: AffineOperators | None = None) -> FreeSystem:
@@ -196,22 +201,23 @@ class ReducedBasis:
         return cls(problem, system, mode, mus, bases, timings)
 
     # -- online ------------------------------------------------------------------------
-    def coefficients(self, mu: np.ndarray) -> list[np.ndarray]:
+    def coefficients(self, mu: np.ndarray, c: np.ndarray | None = None) -> list[np.ndarray]:
         """The reduced coefficients per basis at μ (the reduced solves alone)."""
         theta = self.problem.theta(mu)
-        c = self.problem.load_coefficients(mu)[0]
+        c = self.problem.load_coefficients(mu)[0] if c is None else c
         out = []
         for k, b in enumerate(self.bases):
             A = np.tensordot(theta, b.A, axes=1)
             out.append(np.linalg.solve(A, _load_weights(theta, c, self.mode, k) @ b.F))
         return out
 
-    def solve(self, mu: np.ndarray) -> np.ndarray:
-        """The reduced field at μ on every (owned) dof, Dirichlet data included."""
-        c = self.problem.load_coefficients(mu)[0]
+    def solve(self, mu: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+        """The reduced field at μ on every (owned) dof, Dirichlet data included (load
+        coefficients `c` instead of c(μ) if given: a unit load case)."""
+        c = self.problem.load_coefficients(mu)[0] if c is None else np.asarray(c, float)
         u = np.zeros(self.system.n)
         u[self.system.dirichlet] = c @ self.system.g
-        a = self.coefficients(mu)
+        a = self.coefficients(mu, c)
         scale = c if self.mode == "channel" else np.ones(1)
         u[self.system.free] = sum(s * (b.V @ ak) for s, b, ak in zip(scale, self.bases, a,
                                                                     strict=True))
@@ -241,8 +247,29 @@ class ReducedBasis:
     def ops_per_query(self, full_field: bool = True) -> dict:
         """Arithmetic and memory words of one online query (see :func:`query_ops`)."""
         P = [b.F.shape[0] for b in self.bases]
-        return query_ops(self.dims, len(self.system.K_ff), P, len(self.system.free),
-                         len(self.system.dirichlet), len(self.system.b_f), full_field)
+        return query_ops(self.dims, self.bases[0].A.shape[0], P, len(self.system.free),
+                         len(self.system.dirichlet), len(self.system.g), full_field)
+
+    def save(self, path) -> None:
+        """The online arrays (bases, projected terms, Dirichlet data) as one .npz."""
+        arrays = {"mode": np.array(self.mode), "points": self.points, "free": self.system.free,
+                  "dirichlet": self.system.dirichlet, "g": self.system.g,
+                  "n": np.array(self.system.n), "timings": np.array(
+                      [self.timings.get(k, 0.0) for k in TIMINGS])}
+        for i, b in enumerate(self.bases):
+            arrays.update({f"V{i}": b.V, f"A{i}": b.A, f"F{i}": b.F})
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path, problem: ParametricProblem) -> ReducedBasis:
+        """A saved reduced model for online queries (no error estimator)."""
+        d = np.load(path)
+        k = len([f for f in d.files if f.startswith("V")])
+        system = FreeSystem(d["free"], d["dirichlet"], [], [], np.zeros((0, 0)), d["g"],
+                            int(d["n"]), problem.theta(problem.box.centre()))
+        bases = [Basis(d[f"V{i}"], None, d[f"A{i}"], d[f"F{i}"]) for i in range(k)]
+        return cls(problem, system, str(d["mode"]), d["points"], bases,
+                   dict(zip(TIMINGS, map(float, d["timings"]), strict=True)))
 
 
 def _load_weights(theta: np.ndarray, c: np.ndarray, mode: str, k: int) -> np.ndarray:

@@ -64,21 +64,22 @@ class EventCounts:
                 + self.spikes * table.spike_pj + host.price(self.host))
 
 
-def neuromorphic_counts(report: EnergyReport) -> EventCounts:
-    """Event counts per point from a spiking network's energy report (its layers)."""
+def neuromorphic_counts(report: EnergyReport | dict) -> EventCounts:
+    """Event counts per point from a spiking network's energy report (or its ``to_dict``)."""
+    rep = report.to_dict() if isinstance(report, EnergyReport) else report
     syn = upd = spikes = 0.0
     host = OpCounts()
-    for la in report.layers:
-        if la.name in ("fourier", "encoder"):
-            host = host + la.snn
+    for la in rep["layers"]:
+        if la["name"] in ("fourier", "encoder"):
+            host = host + OpCounts(**la["snn"])
             continue
-        fan_in = la.n_in if la.events_in is None else la.events_in  # dense input: graded
-        syn += fan_in * la.n_out
-        if la.name == "readout":
-            upd += la.n_out
+        fan_in = la["n_in"] if la["events_in"] is None else la["events_in"]  # dense: graded
+        syn += fan_in * la["n_out"]
+        if la["name"] == "readout":
+            upd += la["n_out"]
         else:
-            upd += report.steps * la.n_out
-            spikes += la.events_out or 0.0
+            upd += rep["steps"] * la["n_out"]
+            spikes += la["events_out"] or 0.0
     return EventCounts(syn, upd, spikes, host)
 
 
@@ -94,12 +95,16 @@ def price(ops: OpCounts, table: EnergyTable | None = None) -> dict:
     return {"full_pj": table.price(ops), "compute_pj": compute.price(ops)}
 
 
-def network_prices(report: EnergyReport, points: int,
+def network_prices(report: EnergyReport | dict, points: int,
                    table: NeuromorphicTable = LOIHI_2018) -> dict:
-    """pJ per answer (`points` evaluations) of a spiking network and its equal ANN."""
-    co = report.compute_only()
-    snn = {"full_pj": report.snn_pj * points, "compute_pj": co.snn_pj * points,
-           "neuromorphic_pj": neuromorphic_counts(report).price(table, report.table) * points}
-    ann = {"full_pj": report.ann_pj * points, "compute_pj": co.ann_pj * points,
+    """pJ per answer (`points` evaluations) of a spiking network and its equal ANN, from
+    its energy report or the report's ``to_dict`` (as a run's summary.json holds it)."""
+    rep = report.to_dict() if isinstance(report, EnergyReport) else report
+    host = EnergyTable(**rep["table"])
+    co = rep["compute_only"]
+    events = neuromorphic_counts(rep).price(table, host)
+    snn = {"full_pj": rep["snn_pj"] * points, "compute_pj": co["snn_pj"] * points,
+           "neuromorphic_pj": events * points}
+    ann = {"full_pj": rep["ann_pj"] * points, "compute_pj": co["ann_pj"] * points,
            "neuromorphic_pj": None}
     return {"spiking": snn, "ann": ann}
