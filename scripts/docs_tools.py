@@ -435,7 +435,8 @@ def _table_sections(model: type, key: str, done: set, out: list[str], level: int
     rows, subs = [], []
     for name, field in model.model_fields.items():
         full = f"{key}.{name}"
-        meaning = comments.get(name) or notes.get(re.sub(r"\.<\w+>", "", full), "")
+        meaning = (field.description or comments.get(name)
+                   or notes.get(re.sub(r"\.<\w+>", "", full), ""))
         models = _models_in(field.annotation)
         if models:
             sub = {"list": full, "dict": f"{full}.<name>"}.get(_container(field.annotation), full)
@@ -494,7 +495,7 @@ def config_markdown() -> str:
            "numbers must be finite and in range, and every error is one line naming the "
            "dotted key: `neurofem: error: config training.lr: expected a number > 0.0, got "
            "-1.0` (exit code 2). This page is generated from that schema; the meaning column "
-           "holds the schema's own comments. Worked configs are in the "
+           "holds the schema's own field descriptions and comments. Worked configs are in the "
            "[gallery](gallery/configs.md).", "",
            "The top-level key `model` picks the kind of run: `\"network\"` (the default: a "
            "coordinate network trained on a PDE residual) or `\"clif\"` (PISNN's conservative "
@@ -511,7 +512,7 @@ def config_markdown() -> str:
             kind = _cell(describe_type(field.annotation, field.metadata)).replace("\\\\", "\\") \
                 if not ms else " or ".join(f"`[{key}]`" + (f" ({m.__name__})" if len(ms) > 1
                                                            else "") for m in ms)
-            meaning = _comments(model).get(key) or notes.get(key, "")
+            meaning = field.description or _comments(model).get(key) or notes.get(key, "")
             out.append(f"| `{key}` | {kind} | {_default(field)} | {_cell(meaning)} |")
             subs += [(key, m, len(ms) > 1) for m in ms]
         out.append("")

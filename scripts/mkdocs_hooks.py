@@ -91,14 +91,41 @@ def _examples() -> list[Path]:
     return sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith("_"))
 
 
+def _nav_files(nav) -> set[str]:
+    """Every page a nav (nested lists and dicts) names."""
+    if isinstance(nav, str):
+        return {nav}
+    if isinstance(nav, dict):
+        return set().union(*map(_nav_files, nav.values())) if nav else set()
+    if isinstance(nav, list):
+        return set().union(*map(_nav_files, nav)) if nav else set()
+    return set()
+
+
+def _page_title(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return path.stem
+
+
 def on_config(config, **kwargs):
-    """Put one gallery entry per example into the nav item `Gallery`."""
+    """Put one gallery entry per example into the nav item `Gallery`, and any page of
+    docs/ that the nav does not name under `More` (a new page is reachable at once)."""
     pages = [{"Overview": "gallery/index.md"}]
     pages += [{_title(p): f"gallery/{p.stem}.md"} for p in _examples()]
     pages.append({"Example configs": "gallery/configs.md"})
     for item in config.nav or []:
         if isinstance(item, dict) and "Gallery" in item:
             item["Gallery"] = pages
+    if config.nav is not None:
+        docs = Path(config.docs_dir)
+        named = _nav_files(config.nav)
+        extra = [{_page_title(p): p.relative_to(docs).as_posix()}
+                 for p in sorted(docs.rglob("*.md"))
+                 if p.relative_to(docs).as_posix() not in named]
+        if extra:
+            config.nav.append({"More": extra})
     return config
 
 
