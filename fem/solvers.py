@@ -21,35 +21,65 @@ from .errors import SolverError
 LU_MAX_DOFS = 60_000  # above this many global dofs "auto" switches from MUMPS LU to CG + AMG
 
 # PETSc options a config may set ([problem.solver] petsc = {...}): solver and
-# preconditioner settings only. No viewer, monitor, log, draw or file option (they read or
-# write arbitrary paths: ksp_view = ":/any/path"), no values that look like a path.
+# preconditioner settings only. PETSc matches option names case-insensitively, so names
+# are checked (and passed on) in lower case. No viewer, monitor, log, draw or file option
+# (they write or read arbitrary paths: ksp_view_mat = "binary" writes binaryoutput in the
+# working directory, ksp_view = ":/any/path"), no python PC/KSP/SNES/Mat (they import a
+# module named by the config), no MUMPS output streams or out-of-core files, and no value
+# that names a viewer or looks like a path.
 PETSC_PREFIXES = ("ksp_", "pc_", "mat_mumps_", "mg_levels_", "mg_coarse_", "sub_", "mat_type",
                   "snes_", "matptap_", "mat_superlu", "mat_strumpack")
 PETSC_DENIED = ("view", "monitor", "log", "draw", "file", "save", "load", "dump", "history",
-                "python", "options", "output", "test", "error_if", "tmp", "dir")
+                "python", "options", "output", "test", "error_if", "tmp", "dir", "print",
+                "reason", "saws", "binary", "ascii", "hdf5", "vtk", "matlab", "socket",
+                "glvis", "adios", "stdout", "stderr", "info", "help", "ooc", "fd", "path")
+# MUMPS ICNTL(1-4): output streams and print level; ICNTL(22): out-of-core (writes files)
+PETSC_DENIED_EXACT = ("mat_mumps_icntl_1", "mat_mumps_icntl_2", "mat_mumps_icntl_3",
+                      "mat_mumps_icntl_4", "mat_mumps_icntl_22")
+# values that name a viewer, an implementation in Python, or output
+PETSC_DENIED_VALUES = ("python", "ascii", "binary", "draw", "socket", "hdf5", "vtk", "matlab",
+                       "saws", "glvis", "adios", "stdout", "stderr", "shell")
 
 _prefix_counter = itertools.count()
 
 
 def check_petsc_options(options: dict) -> dict:
-    """The options if every name is on the allowlist and every value is plain (ConfigError)."""
+    """The options, names in lower case, if every name is on the allowlist and every value
+    is plain (ConfigError naming the option otherwise).
+
+    PETSc looks option names up case-insensitively, so ``KSP_View_Mat`` is ``ksp_view_mat``:
+    names are compared (and returned) in lower case, values case-insensitively too.
+    """
     from .errors import ConfigError
 
+    if not isinstance(options, dict):
+        raise ConfigError("petsc", f"expected a table of PETSc options, got {options!r}"[:200])
+    checked: dict = {}
     for name, value in options.items():
-        key = str(name).lstrip("-")
-        if not key.startswith(PETSC_PREFIXES) or any(w in key for w in PETSC_DENIED):
-            raise ConfigError(str(name), "PETSc option not allowed (only solver/preconditioner "
+        key = str(name).lstrip("-").lower()
+        where = str(name)[:80]
+        if (not key.replace("_", "").isalnum() or not key.isascii()
+                or not key.startswith(PETSC_PREFIXES) or any(w in key for w in PETSC_DENIED)
+                or key in PETSC_DENIED_EXACT):
+            raise ConfigError(where, "PETSc option not allowed (only solver/preconditioner "
                               f"settings: {', '.join(p.rstrip('_') for p in PETSC_PREFIXES[:4])}"
-                              "...; no viewers, monitors, logs or files)")
+                              "...; no viewers, monitors, logs, files, output or python)")
+        if key in checked:
+            raise ConfigError(where, f"PETSc option given twice ({key!r}: PETSc option names "
+                              "ignore case)")
         ok = isinstance(value, bool) or (isinstance(value, int | float) and abs(value) < 1e300
                                          and value == value)
         if isinstance(value, str):
-            ok = value != "" and len(value) < 64 and value.replace("_", "").replace(
-                ".", "").replace("-", "").replace("+", "").isalnum()
+            ok = value != "" and len(value) < 64 and value.isascii() and value.replace(
+                "_", "").replace(".", "").replace("-", "").replace("+", "").isalnum()
+            if ok and value.lower() in PETSC_DENIED_VALUES:
+                raise ConfigError(where, f"PETSc option value {value!r} not allowed (no "
+                                  "viewers, output or python/shell implementations)")
         if not ok:
-            raise ConfigError(str(name), f"expected a number, boolean or plain word, got "
-                              f"{value!r}")
-    return options
+            raise ConfigError(where, f"expected a number, boolean or plain word, got "
+                              f"{value!r}"[:200])
+        checked[key] = value
+    return checked
 
 
 @dataclass
