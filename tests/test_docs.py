@@ -227,3 +227,17 @@ def test_gallery_renders_literate_examples():
     assert "custom_pde" in examples
     index = hooks.index_markdown([(e, e) for e in examples])
     assert all(f"({e}.md)" in index for e in examples)
+
+
+def test_fit_signature_is_documented_whole():
+    """docs/architecture.md lists every parameter of `coupling.fit`, in order."""
+    import inspect
+
+    import coupling
+
+    text = (DOCS / "architecture.md").read_text(encoding="utf-8")
+    m = re.search(r"`coupling\.fit\((net, disc, \*,[^)]*)\)`", text)
+    assert m, "the coupling.fit signature is missing from docs/architecture.md"
+    documented = [a.strip() for a in m.group(1).replace("\n", " ").split(",")
+                  if a.strip() != "*"]
+    assert documented == list(inspect.signature(coupling.fit).parameters)
