@@ -104,7 +104,8 @@ def record_entry(md: Path) -> list[str]:
     title = next((line[2:].strip() for line in lines if line.startswith("# ")), md.stem)
     head = _head(lines)
     out = [f"### `{md.name}`: {title}", ""]
-    files = ", ".join(f"`benchmarks/results/{p.name}`" for p in sorted(RESULTS.glob(md.stem + ".*")))
+    files = ", ".join(f"`benchmarks/results/{p.name}`"
+                      for p in sorted(RESULTS.glob(md.stem + ".*")))
     out.append(f"- record: {files}")
     commands = _commands(head)
     out.append("- command: " + (" then ".join(f"`{c}`" for c in commands) if commands
