@@ -9,6 +9,11 @@ at each, C(μ) for homogenisation, one query timed against a FEM assembly + solv
 writes OUT.json and OUT.md with the machine load, the commands and the issue's targets
 (held-out median ≤ 1% and worst ≤ 2%; E and G ≤ 1% at every point; activity ≤ 30%; a
 query ≥ 100× faster than FEM; training ≤ 20 min) marked met or missed.
+
+With ``--rom 1,2,4,8`` (the default; ``--rom ""`` skips it) the same run also gets its rivals
+(:mod:`benchmarks.rivals`): a POD–Galerkin reduced basis at each snapshot count on the same
+held-out points, the FEM solve, the equal ANN and the spiking network priced per answer in
+the same units, and the ROM targets (N = 2: median displacement and E, G ≤ 0.1%).
 """
 
 from __future__ import annotations
@@ -49,12 +54,42 @@ def _targets(s: dict) -> list[tuple[str, str, bool]]:
     return rows
 
 
+def _rom_targets(rivals: dict | None) -> list[tuple[str, str, bool]]:
+    """The reduced basis' rows at N = 2 (if built)."""
+    rows = [r for r in (rivals or {}).get("rom", {}).get("rows", []) if r["snapshots"] == 2]
+    if not rows:
+        return []
+    r, out = rows[0], []
+    out.append(("ROM N=2: held-out median ≤ 0.1%", f"{100 * r['errors']['median']:.3g}%",
+                r["errors"]["median"] <= 1e-3))
+    hom = r.get("homogenisation")
+    if hom:
+        worst = max(hom["E_rel_max"], hom["G_rel_max"])
+        stress = max(hom["E_rel_max_stress"], hom["G_rel_max_stress"])
+        out.append(("ROM N=2: E, G ≤ 0.1% (energy C)", f"worst {100 * worst:.3g}%",
+                    worst <= 1e-3))
+        out.append(("ROM N=2: E, G ≤ 0.1% (stress-average C)", f"worst {100 * stress:.3g}%",
+                    stress <= 1e-3))
+    return out
+
+
+def _rivals(args, run: Path) -> dict | None:
+    """Run benchmarks.rivals on the trained run (its own process, one thread)."""
+    if not args.rom:
+        return None
+    _run([sys.executable, "-m", "benchmarks.rivals", "parametric", str(run), "--rom", args.rom,
+          "--out", str(run / "rivals")])
+    return json.loads((run / "rivals.json").read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("config")
     ap.add_argument("--run", required=True, help="run directory")
     ap.add_argument("--mpi", type=int, default=1, help="ranks for training")
     ap.add_argument("--skip-train", action="store_true", help="reuse a trained RUN")
+    ap.add_argument("--rom", default="1,2,4,8", help="snapshot counts of the reduced-basis "
+                    "rival ('' skips it)")
     ap.add_argument("--out", default=None, help="results stem (default: results/parametric-"
                     "<config stem>)")
     args = ap.parse_args(argv)
@@ -70,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     train_uptime = kept.read_text().strip() if kept.exists() else "not recorded"
     _run(exe + ["report", args.run])
     s = json.loads((Path(args.run) / "parametric.json").read_text())
+    rivals = _rivals(args, Path(args.run))
     stem = Path(args.out or HERE / "results" / f"parametric-{Path(args.config).stem}")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                             cwd=HERE.parent).stdout.strip()
@@ -78,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
            "command": shlex.join(["python", "-m", "benchmarks.parametric", *(argv or
                                                                              sys.argv[1:])]),
            "total_s": time.perf_counter() - t0, "summary": s,
-           "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in _targets(s)]}
+           "targets": [{"target": t, "measured": m, "met": ok}
+                       for t, m, ok in _targets(s) + _rom_targets(rivals)],
+           "rivals": rivals}
     stem.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{stem}.json").write_text(json.dumps(doc, indent=1, default=float))
     report = (Path(args.run) / "report.md").read_text().split("\n", 1)[1]
@@ -89,7 +127,11 @@ def main(argv: list[str] | None = None) -> int:
           "The issue's targets are stated for the RVE demo; on other problems the rows are "
           "the same measures against the same bars.", "",
           "| target | measured | met |", "|---|---|---|"]
-    md += [f"| {t} | {m} | {'yes' if ok else 'NO'} |" for t, m, ok in _targets(s)]
+    md += [f"| {t} | {m} | {'yes' if ok else 'NO'} |"
+           for t, m, ok in _targets(s) + _rom_targets(rivals)]
+    if rivals:
+        md += ["", "## Rivals (same run, same held-out points)", "",
+               (Path(args.run) / "rivals.md").read_text().split("\n", 4)[4]]
     md += ["", "## The run's report", "", report.replace(
         f"![errors over the parameters]({s['figure']})", "")]
     Path(f"{stem}.md").write_text("\n".join(md) + "\n")
