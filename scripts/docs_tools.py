@@ -50,9 +50,9 @@ def _clean(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The real `neurofem` parser (fixed help width, so the pages do not depend on a tty)."""
-    os.environ["COLUMNS"] = "100"
-    sys.path.insert(0, str(ROOT))
+    """The real `neurofem` parser."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from coupling.cli import build_parser as build
 
     return build()
@@ -152,7 +152,18 @@ def _command_section(path: tuple[str, ...], parser: argparse.ArgumentParser,
 
 def cli_markdown(parser: argparse.ArgumentParser | None = None) -> str:
     """The CLI reference page: every command, its usage, every argument and flag."""
-    parser = parser or build_parser()
+    columns = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"  # usage lines wrapped the same on every terminal
+    try:
+        return _cli_markdown(parser or build_parser())
+    finally:
+        if columns is None:
+            os.environ.pop("COLUMNS", None)
+        else:
+            os.environ["COLUMNS"] = columns
+
+
+def _cli_markdown(parser: argparse.ArgumentParser) -> str:
     out = [GENERATED, "", "# Command-line reference", "",
            "Every `neurofem` command, flag and argument, generated from the parser itself "
            "(`coupling.cli.build_parser`). `neurofem COMMAND --help` prints the same. Errors in "
@@ -412,7 +423,8 @@ def _default(field) -> str:
 
 def schema_models() -> dict[str, type]:
     """{model name: top-level model} of the run-config schema (its discriminated union)."""
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from coupling.config import run_schema
 
     adapter = run_schema()
@@ -613,7 +625,8 @@ def _defining_module(package: str, name: str, obj) -> str:
 
 def api_pages() -> dict[str, str]:
     """{docs/api/<package>.md: content}: one ``:::`` block per public name."""
-    sys.path.insert(0, str(ROOT))
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     pages = {}
     for package in PACKAGES:
         mod = importlib.import_module(package)
