@@ -23,7 +23,7 @@ _CHILD = """
 import json, sys, time
 from pathlib import Path
 import meshes
-import coupling.trainer as T
+import coupling.runs.network as T
 from coupling.config import parse_run_config
 t = {}
 def timed(name, fn):

@@ -2,7 +2,7 @@
 
 Each problem's cells run in one worker process, ``python -m benchmarks.cells worker``
 (under ``mpiexec -n N`` for the scaling cells), started by :mod:`benchmarks.harness`. A
-network cell trains through :class:`coupling.trainer.Trainer` and is measured by
+network cell trains through :class:`coupling.runs.network.Trainer` and is measured by
 :mod:`benchmarks.measure`; the ``deepxde`` cell is the external peer
 (:mod:`benchmarks.peers`); the ``clif`` cell trains and rolls out PISNN's conservative
 solver. Network cells with an FE reference also record the off-node errors (vs FEM at
@@ -56,8 +56,8 @@ def _run_network(problem: Problem, method: str, doc: dict, workdir: Path, comm) 
     import torch
 
     from coupling.config import parse_run_config
-    from coupling.parallel import set_threads_per_rank
-    from coupling.trainer import Trainer
+    from coupling.runs.network import Trainer
+    from coupling.training.parallel import set_threads_per_rank
 
     set_threads_per_rank(comm)
     run_dir = workdir / problem.name / f"{method}-n{comm.size}"
@@ -129,7 +129,8 @@ def _time_to(records: list[dict], comm) -> dict:
 
 def run_clif(doc: dict, run_dir: Path, comm) -> dict:
     """Train and roll out one C-LIF cell; its error, drift, spikes and energy (collective)."""
-    from coupling.clif import ROLLOUT, train_clif
+    from coupling.residuals.cfq import ROLLOUT
+    from coupling.runs.clif import train_clif
 
     measure.reset_peak_memory()
     t0 = time.perf_counter()

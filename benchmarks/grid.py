@@ -173,14 +173,14 @@ def _apply_method(doc: dict, problem: Problem, method: str) -> None:
             raise NotApplicable(DEEPXDE_INTERFACES)
         doc.update(network=_ann_network(net, "tanh"), residual={"kind": "autograd"},
                    boundary=soft)
-        if elastic:  # coupling.autograd_elastic: interface terms + the inclusion-depth input
+        if elastic:  # residuals.autograd_elastic: interface terms + the inclusion-depth input
             doc["inputs"] = {**doc.get("inputs", {}), "interface_distance": True}
             # its penalties ∫|u − g|²/h³ already carry the residual's units: weight 1
             # (h = 0.2 trial, 300 steps, shared moduli: 19% off FEM vs 56% at weight 100);
             # no Fourier features (their second derivatives: 50% vs 15% at h = 0.2, 600 steps)
             doc["boundary"] = {"mode": "soft", "weight": 1.0}
             doc["network"] = {**doc["network"], "fourier_features": 0}
-    elif method in ("ann-sp", "vsn-sp"):  # elasticity: coupling.sp_elastic (phase-wise SP)
+    elif method in ("ann-sp", "vsn-sp"):  # elasticity: residuals.sp_elastic (phase-wise SP)
         if method == "ann-sp":
             doc["network"] = _ann_network(net, "tanh")
         doc["residual"] = _sp_residual(doc)

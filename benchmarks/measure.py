@@ -46,8 +46,8 @@ def time_to(records: list[dict], target: float) -> float | None:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of a run's metrics.jsonl (empty if there is none)."""
-    from coupling.callbacks import METRICS
-    from coupling.callbacks import read_metrics as read
+    from coupling.training.callbacks import METRICS
+    from coupling.training.callbacks import read_metrics as read
 
     return read(run_dir / METRICS)
 

@@ -25,7 +25,7 @@ import torch
 import coupling
 import spiking
 from coupling.config import parse_run_config
-from coupling.trainer import Trainer
+from coupling.runs.network import Trainer
 from meshes.fenics import MPI
 
 

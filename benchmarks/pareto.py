@@ -263,7 +263,7 @@ def sweep(problem: str, *, quick: bool = False, steps: int | None = None,
     import tempfile
 
     from coupling.config import parse_run_config
-    from coupling.trainer import Trainer
+    from coupling.runs.network import Trainer
     from meshes.fenics import MPI
 
     from .harness import RESULTS, git_info, machine

@@ -188,8 +188,8 @@ def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
         return {"status": "n/a", "reason": "the DeepXDE peer runs on one rank"}
     os.environ.setdefault("DDE_BACKEND", "pytorch")
     from coupling.config import parse_run_config
-    from coupling.parallel import set_threads_per_rank
-    from coupling.trainer import Trainer
+    from coupling.runs.network import Trainer
+    from coupling.training.parallel import set_threads_per_rank
 
     set_threads_per_rank(comm)
     reset_peak_memory()

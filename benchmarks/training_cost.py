@@ -101,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output path without extension")
     args = parser.parse_args(argv)
     from coupling.config import load_run_config
-    from coupling.parallel import set_threads_per_rank
-    from coupling.trainer import Trainer
+    from coupling.runs.network import Trainer
+    from coupling.training.parallel import set_threads_per_rank
     from meshes.fenics import MPI
 
     comm = MPI.COMM_WORLD

@@ -12,7 +12,7 @@ A parametric problem (``fem.ParametricProblem``) is made trainable by
 
 Callbacks for ``fit``: :class:`MetricsLog` (metrics.jsonl), :class:`Checkpoints`
 (checkpoints and resume), :class:`Progress` (a progress bar). ``neurofem train`` is the
-same loop driven by a TOML config (:mod:`coupling.trainer`).
+same loop driven by a TOML config (:mod:`coupling.runs.network`).
 """
 
 from meshes.lazy import lazy_names
@@ -20,16 +20,16 @@ from meshes.lazy import lazy_names
 _LAZY = {
     "discretise": "discretisation",
     "Discretisation": "discretisation",
-    "fit": "loop",
-    "Callback": "loop",
-    "FitResult": "loop",
-    "FitState": "loop",
-    "MetricsLog": "callbacks",
-    "Checkpoints": "callbacks",
-    "Progress": "callbacks",
-    "read_metrics": "callbacks",
-    "discretise_parametric": "parametric",
-    "ParametricDiscretisation": "parametric",
+    "fit": "training.loop",
+    "Callback": "training.state",
+    "FitResult": "training.state",
+    "FitState": "training.state",
+    "MetricsLog": "training.callbacks",
+    "Checkpoints": "training.callbacks",
+    "Progress": "training.callbacks",
+    "read_metrics": "training.callbacks",
+    "discretise_parametric": "residuals.parametric",
+    "ParametricDiscretisation": "residuals.parametric",
 }
 
 __getattr__, __dir__, __all__ = lazy_names(__name__, _LAZY)

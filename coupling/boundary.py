@@ -25,6 +25,7 @@ import torch
 
 from fem.config import ProblemSpec, parse_problem
 from fem.errors import ConfigError
+from fem.mpi import fetch_from_owners
 
 
 @dataclass
@@ -115,3 +116,49 @@ def normalised(values: np.ndarray, comm) -> np.ndarray:
         raise ConfigError("boundary.mode", "the distance function vanishes everywhere "
                           "(is every boundary Dirichlet on a degenerate mesh?)")
     return values / top
+
+
+def boundary_values(problem, ops, mode: str, dtype, lift: str = "adf", x=None
+                    ) -> BoundaryValues:
+    """Dirichlet data on every local column (extra couplings fetched from their owners)."""
+    layout, dmesh = ops.layout, problem.dmesh
+    comm = dmesh.comm
+    if mode == "soft":
+        return BoundaryValues("none")
+    fixed = np.full(layout.n_function, np.nan)
+    fixed[ops.dirichlet_dofs] = ops.dirichlet_values
+    full = _extend_to_columns(fixed, problem.V, layout, comm)
+    idx = np.flatnonzero(~np.isnan(full))
+    index = torch.as_tensor(idx, dtype=torch.int64)
+    values = torch.as_tensor(full[idx], dtype=dtype)
+    if lift == "adf" and problem.strong_form is not None:
+        from coupling.lift import build_lift  # deferred: lift imports this module
+
+        lifter = build_lift(problem, comm)
+        lifter.normalise(x[: layout.n_owned // layout.block_size], comm)
+        G, D = (a.reshape(-1) for a in lifter(x))
+        G[idx], D[idx] = full[idx], 0.0  # the nodes of Γ_D carry their data exactly
+        return BoundaryValues(mode, index, values, torch.as_tensor(G, dtype=dtype),
+                              torch.as_tensor(D, dtype=dtype), lifter)
+    if mode == "exact":
+        return BoundaryValues("exact", index, values)
+    from fem.problems import solve  # deferred: only the harmonic lift solves
+
+    dspec, lspec = distance_and_lift_specs(problem.strong_form)
+    D = solve(dmesh, dspec).u.x.array.copy()
+    G = solve(dmesh, lspec).u.x.array.copy()
+    D = normalised(_extend_to_columns(D, problem.V, layout, comm), comm)
+    G = _extend_to_columns(G, problem.V, layout, comm)
+    return BoundaryValues("hard", lift=torch.as_tensor(G, dtype=dtype),
+                          distance=torch.as_tensor(D, dtype=dtype))
+
+
+def _extend_to_columns(values: np.ndarray, V, layout, comm) -> np.ndarray:
+    """Values on V's local dofs extended to the layout's extra columns (from their owners)."""
+    extra = layout.local_to_global[layout.n_function:]
+    if comm.size == 1:
+        return values.copy()
+    first = V.dofmap.index_map.local_range[0] * layout.block_size
+    got = fetch_from_owners(comm, values[: layout.n_owned], first, extra,
+                            layout.owners[layout.n_function:])
+    return np.concatenate([values, got])

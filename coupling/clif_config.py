@@ -1,7 +1,7 @@
 """The run config of `model = "clif"` (PISNN's conservative spiking solver): its part of the
 one run-config schema (:mod:`coupling.config`), ``[clif]`` and ``[training]`` beside
 ``[mesh]`` (a regular ``kind = "grid"`` or any mesh kind) and ``[problem]``; see
-:mod:`coupling.clif`. Errors are :class:`fem.errors.ConfigError` naming the key."""
+:mod:`coupling.residuals.cfq`. Errors are :class:`fem.errors.ConfigError` naming the key."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
 
+from coupling.config import SEED, EnergySpec, parse_config
 from fem.config import MeshSpec, MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
 from fem.schema import MAX_COUNT, Finite, NonNegative, Positive, PositiveInt, Table, between
 from spiking import SURROGATE_KINDS
-
-from .config import SEED, EnergySpec, parse_config
 
 
 class GridTable(Table):

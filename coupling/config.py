@@ -27,7 +27,7 @@ work and every error is one :class:`fem.errors.ConfigError` naming the key, e.g.
     schedule = "none" | "cosine" | "step", gamma = 0.5, step_size = 1000,
     batch = 0 (full batch), dtype = "float32" | "float64", seed = 0,
     log_every = 50, checkpoint_every = 500, keep_checkpoints = 3, progress = true,
-    max_memory_gb = (this machine's memory: coupling.resources refuses bigger runs)
+    max_memory_gb = (this machine's memory: coupling.training.resources refuses bigger runs)
     [energy]      # spiking.EnergyTable: mac_pj, acc_pj, read_pj, write_pj, name
 """
 
@@ -65,7 +65,7 @@ from spiking import (
 from spiking.neurons import RESET_MODES
 
 if TYPE_CHECKING:
-    from .clif_config import CLIFRunConfig
+    from coupling.clif_config import CLIFRunConfig
 
 MODELS = ("network", "clif")
 RESIDUALS = ("galerkin", "sp", "autograd")
@@ -74,7 +74,7 @@ NEIGHBOURS = ("mesh", "knn", "radius")
 SCHEDULES = ("none", "cosine", "step")
 DTYPES = ("float32", "float64")
 # Problems each residual can train (time-dependent problems are space-time point sets).
-SPACE_TIME = ("heat", "burgers")  # trained on (x, t) points: see coupling/spacetime.py
+SPACE_TIME = ("heat", "burgers")  # trained on (x, t) points: see coupling/residuals/spacetime.py
 SUPPORTED = {
     "galerkin": ("poisson", "poisson_boltzmann", "elasticity"),
     "sp": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
@@ -369,7 +369,7 @@ def _model_tag(doc: Any) -> str:
 @functools.cache
 def run_schema() -> TypeAdapter:
     """The one run-config schema: a union of the models, discriminated on ``model``."""
-    from .clif_config import ClifRun
+    from coupling.clif_config import ClifRun
 
     return TypeAdapter(Annotated[Annotated[NetworkRun, Tag("<network>")]
                                  | Annotated[ClifRun, Tag("<clif>")], Discriminator(_model_tag)])

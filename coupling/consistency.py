@@ -23,10 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from coupling.pointwise import network_inputs, random_points
+from coupling.training.parallel import allreduce_scalars
 from fem.errors import ConfigError
-
-from .parallel import allreduce_scalars
-from .pointwise import network_inputs, random_points
 
 POINTS_PER_CELL = 2
 POOL = 8  # fixed points per cell the per-step ones are drawn from (measured: see the tests)
@@ -84,7 +83,7 @@ class ConsistencyTerm:
 
 def mean_cell_size(V, comm) -> float:
     """Mean cell diameter over all ranks (volume-equivalent: |cell|^(1/tdim))."""
-    from .pointwise import quadrature_points
+    from coupling.pointwise import quadrature_points
 
     q = quadrature_points(V, 1)
     tdim = V.mesh.topology.dim

@@ -185,7 +185,7 @@ def build_lift(problem, comm, m: float = ORDER, k: int = NEIGHBOURS) -> Lift:
     """The lift of a built-in problem's Dirichlet-type conditions (collective)."""
     from fem.problems.common import boundary_facets
 
-    spec, dmesh = problem.spec, problem.dmesh
+    spec, dmesh = problem.strong_form, problem.dmesh
     gdim = dmesh.mesh.geometry.dim
     bs = gdim if problem.vector else 1
     pieces: list[list[Piece]] = [[] for _ in range(bs)]

@@ -14,24 +14,18 @@ import math
 import torch
 
 import spiking
-
-from .parallel import allreduce_scalars
+from coupling.training.parallel import allreduce_scalars
 
 
 class Measured:
-    """Mixin of the discretisations: the :class:`coupling.loop.Trainable` methods.
+    """Mixin of the discretisations: the :class:`coupling.training.loop.Trainable` methods.
 
     Needs ``residual``, ``comm``, ``weights``, ``target`` (or None) and ``evaluate(net)``.
     """
 
-    def batch_size(self) -> int:
-        """Rows a mini-batch draws from on this rank (0: full batch only)."""
-        return self.residual.batch_size()
-
-    def draw(self, step: int) -> torch.Tensor | None:
-        """The residual's own sample for `step` (element sampling), or None."""
-        draw = getattr(self.residual, "draw", None)
-        return draw(step) if draw is not None else None
+    def sample(self, step: int, batch: int | float = 0) -> torch.Tensor | None:
+        """The residual's mini-batch for `step` (None: the whole loss)."""
+        return self.residual.sample(step, batch)
 
     #: off-node errors at every so many logging measures (they cost a pass at many points)
     offnode_every = 10
@@ -68,7 +62,7 @@ class Measured:
         out = self.lift_measures()
         if getattr(self, "reference", None) is None or self.target is None:
             return out
-        from .pointwise import OffNodeProbe
+        from coupling.pointwise import OffNodeProbe
 
         if getattr(self, "_offnode", None) is None:
             self._offnode = OffNodeProbe(self)
@@ -78,7 +72,7 @@ class Measured:
     def evaluate_at(self, net: torch.nn.Module, points, mode: str = "network"):
         """Collective: the field at arbitrary points, as the raw network (``"network"``) or the
         P1 interpolant of its nodal values (``"interpolant"``); outside points refused."""
-        from .pointwise import evaluate_at
+        from coupling.pointwise import evaluate_at
 
         return evaluate_at(self, net, points, mode)
 

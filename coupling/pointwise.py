@@ -109,7 +109,7 @@ def network_inputs(disc, x: np.ndarray) -> torch.Tensor:
     gdim = disc.problem.dmesh.mesh.geometry.dim
     x = np.asarray(x, dtype=np.float64)[:, :gdim]
     if disc.in_dim > gdim:
-        from .discretisation import with_interface_distance
+        from coupling.geometry import with_interface_distance
 
         x, _ = with_interface_distance(x, disc.bounds, disc.problem.dmesh)
     return torch.as_tensor(np.ascontiguousarray(x), dtype=disc.x_nodes.dtype,

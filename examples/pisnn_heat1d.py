@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from mpi4py import MPI
 
-from coupling.loop import fit
+from coupling.training.loop import fit
 from fem.fv_geometry import grid_cell_average, grid_geometry, stable_dt
 from spiking import CLIFSolver, FluxNet
 from spiking.cfq import FIXED_VALUE
@@ -84,20 +84,25 @@ solver = CLIFSolver(geo, net, quantum, dt, bc_kind=bc_kind, bc_data=lambda t: ze
 #     L = mean over windows of ‖u_K − u_ref‖²_V / ‖u_ref(t0 + KΔt) − u_ref(t0)‖²_V.
 #
 # The rollout is the float "shadow" of the integer one (same values); trunc passes its
-# gradient straight through. `fit` needs an object with `comm`, `loss(net, batch)` and
-# `batch_size()`; `measure(net)` adds numbers to the logged records.
+# gradient straight through. `fit` needs an object with `comm`, `bounds` (the network's
+# input box, or None), `sample(step, batch)` (this step's mini-batch, or None),
+# `loss(net, batch)` and `measure(net, final)` (numbers for the logged records).
 
 
 class Windows:
     comm = MPI.COMM_SELF  # one process; under MPI each rank could roll out its own windows
+    bounds = None  # the flux network's inputs are cell states, not coordinates
     window, batch, train_until = 20, 8, 0.2
 
     def __init__(self) -> None:
         self.gen = torch.Generator().manual_seed(0)
         self.w = torch.as_tensor(geo.volumes)
 
-    def batch_size(self) -> int:
-        return 0  # windows are drawn here, not rows of a data set
+    def sample(self, step, batch=0):
+        return None  # the windows are drawn in `loss`, not rows of a data set
+
+    def measure(self, net, final=True):
+        return {}
 
     def loss(self, net, batch=None):
         span = self.train_until - self.window * dt

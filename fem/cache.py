@@ -19,12 +19,13 @@ Every file neurofem writes goes through :func:`atomic_write`: a unique temporary
 the target's folder, fsync, ``os.replace``, and permissions from the umask (a run shared
 with a group stays readable by the group; ``mkstemp`` alone would leave 0600 files); a
 failed write (disk full) raises an ``OSError`` naming the target, never the temp file.
-:func:`claim_output` checks an output folder before any work (see coupling.rundir).
+:func:`claim_output` checks an output folder before any work (see coupling.training.rundir).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -63,8 +64,15 @@ def file_mode() -> int:
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None] | bytes) -> Path:
-    """Write `path` through a unique temp file (write(fileobj) or bytes), fsync, rename."""
+    """Write `path` through a unique temp file (write(fileobj) or bytes), fsync, rename.
+
+    A `path` that is a symbolic link is refused (OSError ELOOP naming it, the O_NOFOLLOW
+    rule): a link planted in a run directory must not redirect an output elsewhere.
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise OSError(errno.ELOOP, "is a symbolic link: refusing to write through it "
+                      "(remove it)", str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, file_mode())
@@ -267,6 +275,51 @@ def check_folder(path: str | os.PathLike, flag: str = "--out") -> None:
         raise OutputError(f"{flag} {path}: {parent} is not a writable directory")
 
 
+def check_no_links(root: str | os.PathLike, label: str = "") -> Path:
+    """Before writing into directory `root`: refuse (OutputError naming the file) a
+    symbolic link anywhere under it, or a regular file hard-linked elsewhere.
+
+    Writing a report, a figure or a field through either would change a file outside
+    `root` (``report.html -> ~/.bashrc``). neurofem never makes links, so any link in an
+    output directory was planted; `root` itself may be a link (the user's choice) and is
+    resolved once. Returns the resolved root.
+    """
+    prefix = f"{label}: " if label else ""
+    base = Path(root)
+    resolved = base.resolve()
+    stack = [resolved]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            raise OutputError(f"{prefix}{folder}: cannot list ({exc.strerror or exc})") from None
+        for entry in entries:
+            shown = base / Path(entry.path).relative_to(resolved)
+            if entry.is_symlink():
+                target = os.readlink(entry.path)
+                raise OutputError(f"{prefix}{shown} is a symbolic link (to {target}): refusing "
+                                  "to write through it; remove it")
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            elif entry.is_file(follow_symlinks=False):
+                if entry.stat(follow_symlinks=False).st_nlink > 1:
+                    raise OutputError(f"{prefix}{shown} is hard-linked to another file: "
+                                      "refusing to write through it; remove it")
+    return resolved
+
+
+def check_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """`path` if it resolves inside directory `root` and is not a link (OutputError)."""
+    path = Path(path)
+    inside = Path(os.path.realpath(path))
+    base = Path(os.path.realpath(root))
+    if path.is_symlink() or (inside != base and base not in inside.parents):
+        raise OutputError(f"{path}: resolves to {inside}, outside {root}: refusing to write "
+                          "there")
+    return path
+
+
 def claim_output(path: str | os.PathLike, command: str, flag: str = "--out",
                  allow: tuple[str, ...] = (), claim: bool = True) -> Path:
     """Before any work: check `path` can take `command`'s outputs, create it and (with
@@ -277,6 +330,8 @@ def claim_output(path: str | os.PathLike, command: str, flag: str = "--out",
     if found is not None and found != command and found not in allow:
         raise OutputError(f"{flag} {path}: holds the outputs of `neurofem {found}`; "
                           "choose another directory")
+    if path.is_dir():
+        check_no_links(path, flag)  # outputs land in it: none may be redirected elsewhere
     try:
         path.mkdir(parents=True, exist_ok=True)
         if found is None and claim:

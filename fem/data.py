@@ -104,7 +104,7 @@ def _pseudo_det(J: np.ndarray) -> np.ndarray:
     return np.sqrt(np.linalg.det(np.swapaxes(J, -1, -2) @ J))
 
 
-def _cell_tag_array(dmesh: DistributedMesh, n: int) -> np.ndarray:
+def cell_tag_array(dmesh: DistributedMesh, n: int) -> np.ndarray:
     tags = np.full(n, UNTAGGED, dtype=np.int32)
     if dmesh.cell_tags is not None:
         keep = dmesh.cell_tags.indices < n
@@ -121,7 +121,7 @@ def quadrature_data(dmesh: DistributedMesh, degree: int = 2) -> QuadratureData:
     cells = np.arange(n_owned, dtype=np.int32)
     pts, J = _eval_geometry(mesh, X, cells)
     weights = w[None, :] * _pseudo_det(J)
-    phase = np.repeat(_cell_tag_array(dmesh, n_owned), len(w))
+    phase = np.repeat(cell_tag_array(dmesh, n_owned), len(w))
     return QuadratureData(
         pts.reshape(-1, 3),
         weights.reshape(-1),

@@ -22,7 +22,6 @@ import numpy as np
 from meshes.fenics import MPI, dolfinx, ufl
 
 from .mpi import fetch_from_owners
-from .problems.common import dirichlet_arrays
 
 
 @dataclass
@@ -195,3 +194,13 @@ def assemble_operators(problem) -> Operators:
     return Operators(
         to_torch_csr(K), to_torch_csr(M), torch.from_numpy(b), dofs, values, layout, K, M
     )
+
+
+def dirichlet_arrays(V: dolfinx.fem.FunctionSpace, bcs: list) -> tuple[np.ndarray, np.ndarray]:
+    """Local (owned+ghost, unrolled) indices and values of all Dirichlet dofs."""
+    w = dolfinx.fem.Function(V)
+    w.x.array[:] = np.nan
+    for bc in bcs:
+        bc.set(w.x.array)
+    idx = np.flatnonzero(~np.isnan(w.x.array)).astype(np.int32)
+    return idx, w.x.array[idx].copy()

@@ -13,7 +13,7 @@ import os
 import gmsh
 
 from .errors import MeshError
-from .registry import Option, check_cell_budget, register
+from .registration import Option, check_cell_budget, register
 from .sizing import set_global_size
 from .tagging import add_group, exterior_boundary
 

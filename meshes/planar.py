@@ -13,7 +13,7 @@ import gmsh
 import numpy as np
 
 from .errors import MeshError
-from .registry import Option, check_cell_budget, register
+from .registration import Option, check_cell_budget, register
 from .sizing import refine_near
 from .tagging import add_group
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import MeshError
 from .packing import Inclusion, images, pack
-from .registry import Option, check_cell_budget, register
+from .registration import Option, check_cell_budget, register
 from .sizing import refine_near
 from .tagging import add_group, bbox, box_faces, exterior_boundary
 

@@ -8,7 +8,7 @@ import gmsh
 import numpy as np
 
 from .errors import MeshError
-from .registry import Option, check_cell_budget, register
+from .registration import Option, check_cell_budget, register
 from .sizing import refine_near
 from .tagging import EPS, add_group, bbox, box_faces, exterior_boundary
 

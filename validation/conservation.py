@@ -24,7 +24,8 @@ import math
 
 import numpy as np
 
-from fem.problems.common import dirichlet_arrays, facet_measure, source_term
+from fem.operators import dirichlet_arrays
+from fem.problems.common import facet_measure, source_term
 from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx, ufl
 

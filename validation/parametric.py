@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fem.cache import atomic_write
 from fem.problems.homogenisation import VOIGT, bulk_shear, hashin_shtrikman, isotropic_moduli
 from meshes.fenics import MPI, dolfinx, ufl
 
@@ -169,6 +170,10 @@ def markdown(summary: dict) -> str:
                       f"{en['query_snn_uj_full']:.3g} µJ full = {en['ratio_full']:.3g}× the "
                       f"equal ANN; {en['query_snn_uj_compute']:.3g} µJ compute-only = "
                       f"{en['ratio_compute']:.3g}×.", ""]
+    if summary.get("rom"):  # the reduced-basis rival on the same held-out points
+        from validation.rom import markdown as rom_markdown
+
+        lines += [rom_markdown(summary["rom"]).replace("## ", "## Rival: ", 1), ""]
     lines += ["## Per point", "", "| " + " | ".join(summary["names"]) + " | rel. L2 |",
               "|" + "---|" * (len(summary["names"]) + 1)]
     for row, err in zip(summary["points"], summary["point_errors"], strict=True):
@@ -179,8 +184,6 @@ def markdown(summary: dict) -> str:
 
 def write_report(summary: dict, run_dir: Path) -> None:
     """parametric.json, summary.json, report.md and report.html into run_dir (rank 0)."""
-    from coupling.checkpoint import atomic_write  # one atomic writer for the run directory
-
     text = markdown(summary)
     doc = json.dumps(summary, indent=1, default=float).encode()
     page = ("<!doctype html><meta charset='utf-8'><title>" + html.escape(summary["title"]) +

@@ -100,6 +100,19 @@ def launcher(ranks: int) -> str:
     return f"mpiexec -n {int(ranks)} " if ranks and int(ranks) > 1 else ""
 
 
+#: the command that made a run, saved in its directory where it was not plain `train` (demo)
+COMMAND_FILE = "command.txt"
+
+
+def run_command_line(run_dir: Path, run: dict) -> str:
+    """The saved command of the run (the demo writes one), else train + report with the
+    ranks of the training and of this report (`mpiexec -n N` when N > 1)."""
+    saved = Path(run_dir) / COMMAND_FILE
+    if saved.exists():
+        return saved.read_text().strip()
+    return reproduce_command(run_dir, run["train_ranks"], run["report_ranks"])
+
+
 def reproduce_command(run_dir: str | Path, train_ranks: int, report_ranks: int,
                       config: str | Path | None = None) -> str:
     """The commands that retrain the run (same config, same ranks) and write its report."""

@@ -20,8 +20,8 @@ import sys
 from types import ModuleType
 
 COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.cli.train", "coupling.cli.demo",
-                   "coupling.cli.report", "coupling.cli.bench", "coupling.cli.points",
-                   "coupling.cli.query")
+                   "coupling.cli.report", "benchmarks.cli", "coupling.cli.points",
+                   "coupling.cli.query", "coupling.cli.rom", "coupling.cli.circuit")
 
 USAGE_EXIT = 2
 

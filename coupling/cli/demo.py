@@ -21,12 +21,11 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from coupling.training.checkpoint import CheckpointError
+from coupling.training.errors import TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError
-
-from ..checkpoint import CheckpointError
-from ..errors import TrainingError
 
 USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError, OSError)
 
@@ -104,11 +103,11 @@ def run(args: argparse.Namespace) -> int:
         return _relaunch(args)
     wall0 = time.perf_counter()
     doc = _document(args)
+    from coupling.cli.report import build_report
+    from coupling.runs.network import train_network
+    from coupling.training.parallel import collective_errors, set_threads_per_rank
     from meshes.fenics import MPI
-
-    from ..parallel import collective_errors, set_threads_per_rank
-    from ..trainer import train_network
-    from .report import COMMAND_FILE, build_report
+    from validation.provenance import COMMAND_FILE
 
     comm = MPI.COMM_WORLD
     out = Path(args.out)

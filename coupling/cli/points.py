@@ -19,14 +19,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from .report import USER_ERRORS
+from coupling.cli.report import USER_ERRORS
 
 __all__ = ["USER_ERRORS", "register", "points", "read_points"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `points` subcommand."""
-    from . import run_command
+    from coupling.cli import run_command
 
     p = run_command(sub, "points", "evaluate a trained run at the points of a CSV file",
                     "Values of a trained run at arbitrary points: the raw network (with its "
@@ -71,16 +71,15 @@ def points(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR at the points of --file and write --out (collective)."""
     import numpy as np
 
+    from coupling.training.parallel import collective_errors, set_threads_per_rank
     from meshes.fenics import MPI
-
-    from ..parallel import collective_errors, set_threads_per_rank
 
     comm = MPI.COMM_WORLD
     out = Path(args.out)
     with collective_errors(comm, user_errors=USER_ERRORS):
         set_threads_per_rank(comm)
         pts = read_points(Path(args.file))  # every rank reads: the same one-line errors
-        from ..trainer import load_trained
+        from coupling.runs.network import load_trained
 
         trainer = load_trained(Path(args.run_dir), comm)
         gdim = trainer.dmesh.mesh.geometry.dim

@@ -6,7 +6,7 @@ query is priced beside the FEM route at the same μ: its wall time (best of thre
 a DOLFINx assembly + solve (forms compiled beforehand, best of two), its energy in both
 conventions (full = compute + memory, compute-only) from the spiking accounting, the FEM
 solution's relative L2 distance, and the number of queries after which the training cost
-has been paid back. API: :func:`coupling.parametric.time_query` and
+has been paid back. API: :func:`coupling.residuals.parametric.time_query` and
 ``disc.to_function(net, mu)``.
 """
 
@@ -18,14 +18,14 @@ import math
 import sys
 from pathlib import Path
 
-from .report import USER_ERRORS
+from coupling.cli.report import USER_ERRORS
 
 __all__ = ["USER_ERRORS", "register", "query", "parse_params"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `query` subcommand."""
-    from . import run_command
+    from coupling.cli import run_command
 
     p = run_command(sub, "query", "evaluate a trained parametric run at new parameters",
                     "The surrogate's field at a new parameter point (every parameter named, "
@@ -34,6 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                    help="a parameter value (repeat for each parameter of the run)")
     p.add_argument("--out", default=None, help="folder for the field (default RUN/query)")
+    p.add_argument("--rom", default=None, metavar="NPZ", help="a reduced basis written by "
+                   "`neurofem rom` (rom-N<N>.npz): its row beside the network's")
 
 
 def parse_params(items: list[str]) -> dict[str, float]:
@@ -58,11 +60,10 @@ def parse_params(items: list[str]) -> dict[str, float]:
 
 def query(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR's network at --param values and write the field (collective)."""
+    from coupling.cli.report_parametric import is_parametric
+    from coupling.training.parallel import collective_errors, set_threads_per_rank
     from fem.errors import ConfigError
     from meshes.fenics import MPI
-
-    from ..parallel import collective_errors, set_threads_per_rank
-    from .report_parametric import is_parametric
 
     comm = MPI.COMM_WORLD
     run_dir = Path(args.run_dir)
@@ -72,28 +73,38 @@ def query(args: argparse.Namespace) -> int:
         if not is_parametric(run_dir):
             raise ConfigError(str(run_dir), "not a parametric run (its config.toml has no "
                               "[parameters] table); evaluate it with `neurofem points`")
-        from ..callbacks import METRICS, read_metrics
-        from ..trainer import load_trained
+        from coupling.runs.network import load_trained
+        from coupling.training.callbacks import METRICS, read_metrics
 
         trainer = load_trained(run_dir, comm)
         mu = trainer.problem.box.parse(values)
         out = Path(args.out) if args.out else run_dir / "query"
         result = _run_query(trainer, mu, out, comm, read_metrics, METRICS, run_dir)
+        if args.rom:  # the reduced-basis rival at the same μ (validation.rom)
+            from validation.rom import rom_query
+
+            result["rom"] = rom_query(args.rom, trainer.problem, mu,
+                                      trainer.disc.weights.double().numpy(),
+                                      trainer.reference_cache)
     if comm.rank == 0:
         print(json.dumps(result), flush=True)
         print(f"neurofem: query {result['query_s'] * 1e3:.3g} ms vs FEM {result['fem_s'] * 1e3:.3g}"
               f" ms ({result['speedup']:.3g}x), rel. L2 vs FEM {100 * result['rel_l2']:.3g}% "
               f"-> {result['field']}", file=sys.stderr, flush=True)
+        if "rom" in result:
+            r = result["rom"]
+            print(f"neurofem: ROM N={r['snapshots']} {r['online_field_s'] * 1e3:.3g} ms, rel. L2 "
+                  f"vs FEM {100 * r['rel_l2']:.3g}%, {r['full_pj'] * 1e-6:.3g} µJ (45 nm full)",
+                  file=sys.stderr, flush=True)
     return 0
 
 
 def _run_query(trainer, mu, out: Path, comm, read_metrics, metrics_name, run_dir) -> dict:
     """Time, write and compare one query (collective)."""
+    from coupling.residuals.parametric import reference_targets, time_query
+    from coupling.training.checkpoint import atomic_write
     from fem.cache import check_folder
     from validation.export import write_xdmf
-
-    from ..checkpoint import atomic_write
-    from ..parametric import reference_targets, time_query
 
     check_folder(out)
     records = read_metrics(run_dir / metrics_name) if comm.rank == 0 else []

@@ -16,21 +16,19 @@ import sys
 import time
 from pathlib import Path
 
+from coupling.training.checkpoint import CheckpointError
+from coupling.training.errors import TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError
 
-from ..checkpoint import CheckpointError
-from ..errors import TrainingError
-
 USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError)
 
-COMMAND_FILE = "command.txt"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand."""
-    from . import run_command
+    from coupling.cli import run_command
 
     p = run_command(sub, "report", "validate a trained run against FEM and write its report",
                     "Errors and conservation checks of the trained network against the FEM "
@@ -42,20 +40,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """Validate RUN_DIR against its FEM reference and write its report (collective)."""
+    from coupling.training.parallel import collective_errors, set_threads_per_rank
     from meshes.fenics import MPI
-
-    from ..parallel import collective_errors, set_threads_per_rank
 
     comm = MPI.COMM_WORLD
     with collective_errors(comm, user_errors=USER_ERRORS):
         set_threads_per_rank(comm)
         run_dir = Path(args.run_dir)
-        from .report_parametric import build_parametric_report, is_parametric
+        from coupling.cli.report_parametric import build_parametric_report, is_parametric
 
         if is_parametric(run_dir):
             summary = build_parametric_report(run_dir, comm)
         elif run_model(run_dir) == "clif":
-            from .report_clif import build_clif_report
+            from coupling.cli.report_clif import build_clif_report
 
             summary = build_clif_report(run_dir, comm, html_scene=args.html_scene)
         else:
@@ -68,9 +65,8 @@ def report(args: argparse.Namespace) -> int:
 
 def run_model(run_dir: Path) -> str:
     """The `model` of the run in run_dir ("network" when it names none or has no config)."""
+    from coupling.training.rundir import CONFIG
     from fem.config import load_toml
-
-    from ..trainer import CONFIG
 
     path = run_dir / CONFIG
     if not path.exists():
@@ -79,15 +75,9 @@ def run_model(run_dir: Path) -> str:
     return str(doc.get("model", "network")) if isinstance(doc, dict) else "network"
 
 
-def _records(run_dir: Path) -> list[dict]:
-    from ..callbacks import METRICS, read_metrics
-
-    return read_metrics(run_dir / METRICS)
-
-
 def _activity(trainer, monitor) -> dict:
     """Global spiking activity per layer (counts summed over ranks)."""
-    from ..measure import global_activity
+    from coupling.measure import global_activity
 
     activity = global_activity(monitor, trainer.comm)
     return {"mean": activity["mean"], "layers": activity["layers"]}
@@ -126,10 +116,12 @@ def _network_fields(trainer) -> tuple:
 def build_report(run_dir: Path, comm, html_scene: bool = False,
                  description: str | None = None, units: dict | None = None) -> dict:
     """Evaluate the run in run_dir and write its report (collective); returns the summary."""
+    from coupling.training.callbacks import METRICS, read_metrics
     from validation.evaluate import compare, mesh_statistics
+    from validation.provenance import run_command_line
 
     t0 = time.perf_counter()
-    from ..trainer import load_trained
+    from coupling.runs.network import load_trained
 
     trainer = load_trained(run_dir, comm)
     t_setup = time.perf_counter() - t0
@@ -144,7 +136,7 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
     t_validate = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    records = comm.bcast(_records(run_dir) if comm.rank == 0 else None, root=0)
+    records = comm.bcast(read_metrics(run_dir / METRICS) if comm.rank == 0 else None, root=0)
     field_files, figures, checks = _outputs(cmp, point_activity, trainer, run_dir, html_scene,
                                             units or {}, records)
     t_figures = time.perf_counter() - t2
@@ -180,7 +172,7 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
         "figure_checks": checks,
     }
     summary["complete"] = summary["run"]["complete"]
-    summary["command"] = _command(run_dir, summary["run"])
+    summary["command"] = run_command_line(run_dir, summary["run"])
     summary["headline"] = _headline(summary)
     if comm.rank == 0:
         from validation.report import write_report
@@ -195,9 +187,8 @@ def _offnode(disc, net, u_ref, cmp) -> dict:
     """Errors vs FEM at quadrature points inside every cell (network, interpolant of its
     nodal values, lift alone) and the nodal lift-alone error; adds the off-node error map
     (a per-cell field) to the comparison's fields. Collective."""
+    from coupling.pointwise import OffNodeProbe
     from validation.offnode import boundary_cells, error_map, off_node_report, reference_values
-
-    from ..pointwise import OffNodeProbe
 
     probe = OffNodeProbe(disc)
     pts = probe.pts
@@ -274,17 +265,6 @@ def _headline(s: dict) -> str:
         parts.append(f"energy {s['energy_ratio']:.3g}x ANN"
                      + (f" (compute-only {co:.3g}x)" if co is not None else ""))
     return flagged(", ".join(parts), s)
-
-
-def _command(run_dir: Path, run: dict) -> str:
-    """The saved command of the run (the demo writes one), else train + report with the
-    ranks of the training and of this report (`mpiexec -n N` when N > 1)."""
-    from validation.provenance import reproduce_command
-
-    saved = run_dir / COMMAND_FILE
-    if saved.exists():
-        return saved.read_text().strip()
-    return reproduce_command(run_dir, run["train_ranks"], run["report_ranks"])
 
 
 def _outputs(cmp, activity, trainer, run_dir: Path, html_scene: bool, units: dict,

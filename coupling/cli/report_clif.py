@@ -1,7 +1,7 @@
 """`neurofem report RUN_DIR` for a PISNN run (``model = "clif"``, conservative C-LIF solver).
 
 The run is rebuilt from its config and latest checkpoint
-(:func:`coupling.clif.load_trained_clif`) and rolled out again with integer quanta from
+(:func:`coupling.runs.clif.load_trained_clif`) and rolled out again with integer quanta from
 t = 0 over the whole horizon, so the report validates the checkpoint itself rather than
 repeating what training recorded (the rollout is deterministic: it equals the run's
 ``rollout.json`` for the same checkpoint). The report holds the rel. L2 error against the
@@ -26,11 +26,10 @@ import numpy as np
 
 def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
     """Roll the C-LIF run in run_dir out again and write its report (collective)."""
-    from validation.provenance import flagged, run_header
+    from coupling.runs.clif import load_trained_clif
+    from coupling.training.callbacks import METRICS, read_metrics
+    from validation.provenance import flagged, run_command_line, run_header
     from validation.report import write_report
-
-    from ..clif import load_trained_clif
-    from .report import _command, _records
 
     t0 = time.perf_counter()
     _net, disc = load_trained_clif(run_dir, comm)
@@ -39,7 +38,7 @@ def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
     out = _rollout(disc, comm)
     t_rollout = time.perf_counter() - t1
     t2 = time.perf_counter()
-    records = comm.bcast(_records(run_dir) if comm.rank == 0 else None, root=0)
+    records = comm.bcast(read_metrics(run_dir / METRICS) if comm.rank == 0 else None, root=0)
     figures, field_files = _outputs(disc, out, records, run_dir, comm, html_scene)
     t_figures = time.perf_counter() - t2
     numbers, pb = out["numbers"], disc.pb
@@ -71,7 +70,7 @@ def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
         "figures": figures,
     }
     summary["complete"] = summary["run"]["complete"]
-    summary["command"] = _command(run_dir, summary["run"])
+    summary["command"] = run_command_line(run_dir, summary["run"])
     summary["headline"] = flagged(_headline(summary), summary)
     if comm.rank == 0:
         write_report(summary, figures, run_dir)
@@ -90,11 +89,11 @@ def _settings(disc) -> dict:
 def _rollout(disc, comm) -> dict:
     """The integer rollout from t = 0 (rank 0, in the thread setting of training), broadcast:
     its numbers, curves in the rollout.json format, and the final cell values."""
-    from ..clif import _torch_threads
+    from coupling.runs.clif import torch_threads
 
     out = None
     if comm.rank == 0:
-        with _torch_threads(len(disc.pb.geo.pairs)):
+        with torch_threads(len(disc.pb.geo.pairs)):
             numbers = disc.evaluate(keep=True)
         f, pb = disc.final, disc.pb
         state = f["state"]

@@ -17,9 +17,8 @@ import numpy as np
 
 def is_parametric(run_dir: Path) -> bool:
     """Whether run_dir/config.toml has a ``[parameters]`` table."""
+    from coupling.training.rundir import CONFIG
     from fem.config import load_toml
-
-    from ..trainer import CONFIG
 
     path = run_dir / CONFIG
     return path.exists() and isinstance(doc := load_toml(path), dict) and "parameters" in doc
@@ -28,10 +27,9 @@ def is_parametric(run_dir: Path) -> bool:
 def held_out(trainer, comm) -> dict:
     """Network vs FEM at every held-out μ (collective): errors, activity, C(μ) when defined."""
     import spiking
+    from coupling.measure import global_activity
+    from coupling.residuals.parametric import reference_targets
     from validation.parametric import distribution
-
-    from ..measure import global_activity
-    from ..parametric import reference_targets
 
     disc, net, problem = trainer.disc, trainer.net, trainer.problem
     pts = problem.box.held_out_points()
@@ -81,11 +79,10 @@ def homogenisation(trainer, pts: np.ndarray) -> dict | None:
 
 def build_parametric_report(run_dir: Path, comm) -> dict:
     """Validate a parametric run at its held-out points and write its report (collective)."""
+    from coupling.residuals.parametric import time_query
+    from coupling.runs.network import load_trained
+    from coupling.training.callbacks import METRICS, read_metrics
     from validation.parametric import plot_errors, write_report
-
-    from ..callbacks import METRICS, read_metrics
-    from ..parametric import time_query
-    from ..trainer import load_trained
 
     trainer = load_trained(run_dir, comm)
     summary = held_out(trainer, comm)
@@ -103,6 +100,11 @@ def build_parametric_report(run_dir: Path, comm) -> dict:
         step=trainer.step, train_s=train_s, figure="parametric_errors.png", run_dir=str(run_dir),
         field=field, headline=(f"held-out {field} rel. L2 median {100 * d['median']:.3g}%, "
                                f"worst {100 * d['max']:.3g}% over {d['n']} points"))
+    rom = run_dir / "rom" / "rom.json"  # `neurofem rom CONFIG --out RUN/rom`: the rival
+    if rom.exists():
+        import json
+
+        summary["rom"] = json.loads(rom.read_text())
     hom = summary.get("homogenisation")
     if hom:
         summary["headline"] += (f"; E within {100 * hom['E_rel_max']:.2g}%, G within "

@@ -4,8 +4,8 @@ Launch in parallel with ``mpiexec -n N neurofem train run.toml --out runs/x``. E
 runs the same command; rank 0 alone prints and writes. Errors end all ranks with one line.
 
 Before any mesh or FEM work the config is validated, its memory and work are estimated
-(:mod:`coupling.resources`; ``--ignore-limits`` or ``training.max_memory_gb`` to go beyond
-this machine) and the run directory is checked and locked (:mod:`coupling.rundir`: a
+(:mod:`coupling.training.resources`; ``--ignore-limits`` or ``training.max_memory_gb`` to go beyond
+this machine) and the run directory is checked and locked (:mod:`coupling.training.rundir`: a
 second writer is refused at once). ``--cache DIR|off`` picks the user cache of meshes and
 references (:mod:`fem.cache`; default ``$NEUROFEM_CACHE`` or the platform cache folder).
 
@@ -22,12 +22,11 @@ import copy
 import sys
 from pathlib import Path
 
+from coupling.training.checkpoint import CheckpointError
+from coupling.training.errors import TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError
-
-from ..checkpoint import CheckpointError
-from ..errors import TrainingError
 
 USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError, OSError)
 SIGNAL_EXIT = 128  # a run stopped by signal N exits with 128 + N (SIGTERM 143, SIGINT 130)
@@ -45,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="reuse a run directory that has a run")
     _common(p)
     p.set_defaults(handler=train)
-    from . import run_command
+    from coupling.cli import run_command
 
     r = run_command(sub, "resume", "continue a run from its latest checkpoint",
                     "Continue RUN_DIR from its latest checkpoint with its own config.toml "
@@ -82,15 +81,15 @@ def _with_steps(doc: dict, steps: int | None) -> dict:
 # What `model = "..."` in a run config trains: module and function (doc, run_dir, comm,
 # resume) -> trainer.RunResult. "network": a coordinate network on a PDE residual;
 # "clif": the conservative spiking solver (C-LIF neurons moving flux quanta).
-MODELS = {"network": ("coupling.trainer", "train_network"), "clif": ("coupling.clif", "train_clif")}
+MODELS = {"network": ("coupling.runs.network", "train_network"),
+          "clif": ("coupling.runs.clif", "train_clif")}
 
 
 def _checks(doc: dict, args: argparse.Namespace) -> None:
     """Validate the config and its resource estimate before any work (every rank)."""
+    from coupling.config import parse_config
+    from coupling.training.resources import check
     from fem.cache import use
-
-    from ..config import parse_config
-    from ..resources import check
 
     if args.cache is not None:
         use(args.cache)
@@ -100,11 +99,10 @@ def _checks(doc: dict, args: argparse.Namespace) -> None:
 def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -> int:
     import importlib
 
+    from coupling.training.parallel import collective_errors, set_threads_per_rank
+    from coupling.training.rundir import claimed
     from fem.errors import ConfigError
     from meshes.fenics import MPI
-
-    from ..parallel import collective_errors, set_threads_per_rank
-    from ..rundir import claimed
 
     comm = MPI.COMM_WORLD
     result = None
@@ -138,7 +136,7 @@ def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -
 
 def _fresh(run_dir: Path, force: bool, comm) -> None:
     """A new run: refuse a directory that holds one unless --force (checked under the lock)."""
-    from ..trainer import METRICS
+    from coupling.training.callbacks import METRICS
 
     taken = comm.bcast((run_dir / METRICS).exists() if comm.rank == 0 else None, root=0)
     if taken and not force:
@@ -189,9 +187,8 @@ def train(args: argparse.Namespace) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Continue RUN_DIR from its latest checkpoint with its own config."""
+    from coupling.training.rundir import CONFIG
     from fem.config import load_toml
-
-    from ..trainer import CONFIG
 
     run_dir = Path(args.run_dir)
     if not (run_dir / CONFIG).exists():

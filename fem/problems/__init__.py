@@ -11,7 +11,8 @@ from __future__ import annotations
 from meshes import DistributedMesh
 
 from ..config import ProblemSpec
-from .common import Solution, SpaceTimeSeries, dirichlet_arrays, phase_field
+from ..operators import dirichlet_arrays
+from .common import Solution, SpaceTimeSeries, phase_field
 from .elasticity import ElasticityProblem, lame
 from .homogenisation import (
     HomogenisationProblem,

@@ -26,6 +26,11 @@ class BuiltinProblem:
         """The problem type (its config name)."""
         return self.spec.type
 
+    @property
+    def strong_form(self) -> object:
+        """The spec's coefficients, source and boundary data (strong-form residuals read it)."""
+        return self.spec
+
 
 @dataclass
 class SpaceTimeSeries:
@@ -165,16 +170,6 @@ def source_term(spec_source: list[ScalarExpr], mesh, t=None, dim: int | None = N
     comps = [term(e) for e in spec_source]
     comps += [0.0] * (dim - len(comps))
     return ufl.as_vector(comps[:dim])
-
-
-def dirichlet_arrays(V: dolfinx.fem.FunctionSpace, bcs: list) -> tuple[np.ndarray, np.ndarray]:
-    """Local (owned+ghost, unrolled) indices and values of all Dirichlet dofs."""
-    w = dolfinx.fem.Function(V)
-    w.x.array[:] = np.nan
-    for bc in bcs:
-        bc.set(w.x.array)
-    idx = np.flatnonzero(~np.isnan(w.x.array)).astype(np.int32)
-    return idx, w.x.array[idx].copy()
 
 
 def require_dimension(dmesh: DistributedMesh, allowed: tuple[int, ...], what: str) -> None:

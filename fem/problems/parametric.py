@@ -35,8 +35,8 @@ from meshes.fenics import MPI, ufl
 
 from ..config import ProblemSpec, parse_problem
 from ..errors import ConfigError
+from ..operators import assemble_owned_csr, assemble_owned_vector, dirichlet_arrays
 from ..parameters import ParameterBox
-from .common import dirichlet_arrays
 from .elasticity import epsilon, lame
 from .homogenisation import VOIGT, unit_strain
 
@@ -211,8 +211,6 @@ class ParametricProblem:
     def has_fixed_channel(self) -> bool:
         """Whether the unparametrised load/data are nonzero (then c(μ) starts with a 1)."""
         if self._fixed is None:
-            from ..operators import assemble_owned_vector
-
             p = self.probe_problem(None)
             b = assemble_owned_vector(p.load)
             _, g = dirichlet_arrays(p.V, p.bcs)
@@ -236,8 +234,6 @@ class ParametricProblem:
 
     def operators(self) -> AffineOperators:
         """Assemble every term once (collective)."""
-        from ..operators import assemble_owned_csr, assemble_owned_vector
-
         mass = ufl.inner(ufl.TrialFunction(self.V), ufl.TestFunction(self.V)) * ufl.dx
         mats, layout = assemble_owned_csr([mass, *self.stiffness_terms()], self.V)
         probes = ([None] if self.has_fixed_channel() else []) + list(range(len(self.load_names)))

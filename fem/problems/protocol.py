@@ -24,6 +24,10 @@ class Problem(Protocol):
     load: Any
     bcs: list
     vector: bool
+    #: the strong form (coefficients, source, boundary data: a ``fem.config.ProblemSpec``)
+    #: when the problem is built from one, else None; the sp and autograd residuals and the
+    #: PDE-free lift need it, the Galerkin energy does not
+    strong_form: Any
 
     def solve(self) -> Any:
         """The FEM solution (a :class:`fem.problems.Solution`); collective."""

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse.csgraph as csgraph
 
 import meshes
-from coupling.sp import mesh_vertex_graph
+from coupling.residuals.sp_derivatives import mesh_vertex_graph
 from meshes.fenics import MPI, dolfinx
 
 

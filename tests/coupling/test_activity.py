@@ -11,7 +11,7 @@ import coupling
 import fem
 import meshes
 import spiking
-from coupling.loop import Callback
+from coupling.training.state import Callback
 from meshes.fenics import MPI
 
 

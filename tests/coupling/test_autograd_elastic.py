@@ -1,4 +1,4 @@
-"""The vanilla PINN on piecewise elasticity (coupling.autograd_elastic): exactness of every
+"""The vanilla PINN on piecewise elasticity (residuals.autograd_elastic): exactness of every
 term on affine and laminate fields, autograd's divergence on quadratics, the inclusion-depth
 input, bad input."""
 
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 import coupling
 import fem
 import meshes
-from coupling.autograd_elastic import ElasticAutogradResidual, Points, inclusion_depth
 from coupling.config import parse_run_config
+from coupling.geometry import inclusion_depth
+from coupling.residuals.autograd_elastic import ElasticAutogradResidual, Points
 from fem.config import parse_problem
 from fem.errors import ConfigError
 from meshes.fenics import MPI

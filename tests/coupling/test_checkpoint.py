@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from coupling.checkpoint import (
+from coupling.training.checkpoint import (
     RESUME_KEYS,
     CheckpointError,
     CheckpointManager,
@@ -168,7 +168,7 @@ def test_corrupt_newest_checkpoint_is_skipped_with_warning(tmp_path):
 
 WRITER = """
 import sys, torch
-from coupling.checkpoint import CheckpointManager
+from coupling.training.checkpoint import CheckpointManager
 run = sys.argv[1]
 model = torch.nn.Linear(1, 1)
 model.register_buffer("big", torch.empty(12_000_000, dtype=torch.float64))  # ~96 MB

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import meshes
-from coupling.clif import load_trained_clif, train_clif
 from coupling.clif_config import parse_clif_config
+from coupling.runs.clif import load_trained_clif, train_clif
 from fem.config import load_toml
 from fem.errors import ConfigError
 from fem.fv_geometry import grid_geometry, stable_dt

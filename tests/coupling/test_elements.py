@@ -63,7 +63,7 @@ def test_sampled_energy_and_gradient_are_unbiased(refresh):
     (g_full,) = torch.autograd.grad(e, net.u)
     es, gs = [], []
     for step in range(1, 1501):
-        cells = sampled.draw(step)
+        cells = sampled.sample(step)
         ei, _ = sampled.loss(net, cells)
         (gi,) = torch.autograd.grad(ei, net.u)
         es.append(float(ei))
@@ -74,7 +74,7 @@ def test_sampled_energy_and_gradient_are_unbiased(refresh):
     err = np.abs(gs.mean(axis=0) - g_full.reshape(-1).numpy())
     se = gs.std(axis=0) / np.sqrt(n)
     assert np.all(err <= 4.5 * se + 1e-12), float((err / (se + 1e-30)).max())
-    sizes = np.array([len(sampled.draw(s)) for s in range(400)])  # each cell kept w.p. 1/4
+    sizes = np.array([len(sampled.sample(s)) for s in range(400)])  # each cell kept w.p. 1/4
     n_cells = sampled.residual.batch_size()
     assert abs(sizes.mean() - 0.25 * n_cells) <= 4 * sizes.std() / np.sqrt(len(sizes))
 

@@ -24,7 +24,7 @@ def test_two_ranks_equal_serial_for_the_same_draws(refresh):
                                    refresh=refresh)
         got = []
         for step in range(1, 4):
-            e, _ = disc.loss(net, disc.draw(step))
+            e, _ = disc.loss(net, disc.sample(step))
             net.zero_grad()
             e.backward()
             grads = np.concatenate([p.grad.reshape(-1).numpy() for p in net.parameters()])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from coupling.parallel import run_collectively
+from coupling.training.parallel import run_collectively
 from meshes.fenics import MPI
 
 VENV = Path(sys.executable).parent
@@ -20,7 +20,7 @@ SCRIPT = """
 import sys, time
 import numpy as np
 from meshes.fenics import MPI
-from coupling.parallel import run_collectively
+from coupling.training.parallel import run_collectively
 
 comm = MPI.COMM_WORLD
 MODE = sys.argv[1]

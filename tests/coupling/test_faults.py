@@ -340,7 +340,7 @@ def _damage_cache(run: Path, what: str) -> None:
                                   "meta.json", "manifest.json", "reference-deleted"])
 def test_damaged_metrics_and_reference_resume_and_repair(what, trained, tmp_path, capsys):
     """Resume works after the damage, repairs it and continues to the requested step."""
-    from coupling.callbacks import read_metrics
+    from coupling.training.callbacks import read_metrics
     from fem.cache import verify
 
     run = _copy(trained, tmp_path)
@@ -407,7 +407,7 @@ def test_two_concurrent_trainings_exactly_one_runs(tmp_path):
     _, err = first.communicate(timeout=60)
     assert first.returncode == 143, err
     assert (run / "config.toml").read_bytes() == config_before
-    from coupling.callbacks import read_metrics
+    from coupling.training.callbacks import read_metrics
 
     steps = [r["step"] for r in read_metrics(run / "metrics.jsonl")]
     assert steps == sorted(set(steps)) and steps[0] == 5  # one writer's records only

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from coupling.parallel import (
+from coupling.training.parallel import (
     allreduce_gradients,
     allreduce_scalars,
     broadcast_state,

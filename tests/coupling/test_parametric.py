@@ -13,8 +13,8 @@ import torch
 import meshes
 import spiking
 from coupling.cli import main
-from coupling.loop import fit
-from coupling.parametric import discretise_parametric, reference_targets
+from coupling.residuals.parametric import discretise_parametric, reference_targets
+from coupling.training.loop import fit
 from fem.config import parse_problem
 from fem.operators import assemble_operators
 from fem.parameters import parse_parameters
@@ -67,7 +67,7 @@ def test_expected_energy_over_loads_is_exact(disc):
     """The exact expectation over the load parameters equals the Monte-Carlo mean of the
     energy at sampled loads (unbiased; 4000 draws, within 4 standard errors)."""
     net = _net(disc)
-    mu = disc.draw(0).numpy()[:1]
+    mu = disc.sample(0).numpy()[:1]
     exact = float(disc.loss(net, torch.as_tensor(mu))[0].detach()) * disc.scale(mu)[0]
     rng = np.random.default_rng(0)
     mus = np.repeat(mu, 4000, 0)
@@ -120,10 +120,10 @@ def test_each_rank_draws_its_own_parameters():
     d = _disc(0.2, comm=comm, batch=2)
     serial = _disc(0.2, comm=MPI.COMM_SELF, batch=4, draws="shared")
     for step in (0, 7):
-        mine = d.draw(step).numpy()
+        mine = d.sample(step).numpy()
         both = np.vstack(comm.allgather(mine))
         assert not np.allclose(both[:2], both[2:])
-        assert np.allclose(both, serial.draw(step).numpy())
+        assert np.allclose(both, serial.sample(step).numpy())
     r = fit(_net(d), d, steps=20, lr=5e-3, log_every=20)
     assert np.isfinite(r.loss) and r.measures["rel_l2"] < 1
 

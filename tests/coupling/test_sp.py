@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sps
 import torch
-from conftest import vertex_data
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coupling.sp import (
+from conftest import vertex_data
+from coupling.residuals.sp_derivatives import (
     KNearest,
     MeshAdjacency,
     Neighbourhoods,
@@ -253,7 +253,7 @@ def test_bad_inputs_raise_one_line_errors():
 @given(st.integers(1, 40), st.integers(1, 40), st.integers(1, 3), st.integers(0, 10**6))
 def test_sparse_operator_product_and_gradient_match_torch(n, m, c, seed):
     """SparseOperator (stored transpose) gives torch's CSR product and its exact gradient."""
-    from coupling.residuals import SparseOperator
+    from coupling.residuals.base import SparseOperator
 
     rng = np.random.default_rng(seed)
     A = sps.random(n, m, density=0.3, random_state=rng, format="csr")

@@ -19,7 +19,7 @@ import torch
 from coupling.cli import main
 from coupling.config import parse_run_config
 from coupling.discretisation import discretise
-from coupling.trainer import Trainer
+from coupling.runs.network import Trainer
 from meshes.fenics import MPI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,7 +187,7 @@ def test_sinsin_ann_autograd_reaches_one_percent(tmp_path):
 
 def test_space_time_residual_vanishes_on_the_exact_heat_solution():
     """SP u_t − u_xx − f on the (x, t) grid: tiny for the exact solution, large for u = 0."""
-    from coupling.spacetime import discretise_space_time
+    from coupling.residuals.spacetime import discretise_space_time
     from fem.reference import reference
 
     cfg = parse_run_config(example("heat1d-vsn-sp.toml"))
@@ -225,7 +225,7 @@ def test_heat1d_vsn_sp_learns_in_space_time(tmp_path):
 
 
 def _params(run_dir: Path) -> list[np.ndarray]:
-    from coupling.checkpoint import read_checkpoint
+    from coupling.training.checkpoint import read_checkpoint
 
     name = (run_dir / "latest").read_text().strip()
     state = read_checkpoint(run_dir / name)["model"]
@@ -283,8 +283,8 @@ def test_resume_refuses_another_config(tmp_path, capsys):
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
     """A loss that turns NaN stops the run with a message; the last checkpoint stays good."""
-    from coupling.errors import TrainingError
-    from coupling.loop import Callback
+    from coupling.training.errors import TrainingError
+    from coupling.training.state import Callback
 
     class Poison(Callback):  # the data go bad right after the checkpoint of step 10
         def on_checkpoint(self, state, stopped):
@@ -321,7 +321,7 @@ INJECT = """
 import sys, time
 from pathlib import Path
 from coupling.cli import main
-from coupling.loop import _Loop
+from coupling.training.loop import _Loop
 from meshes.fenics import MPI
 
 step = _Loop.step

@@ -51,7 +51,7 @@ def test_apparent_stiffness_of_fem_fields_is_fem_c():
 
 def _boundary_mask(p, u):
     """NaN at free dofs, the data at Dirichlet dofs (kinematic BC on the whole boundary)."""
-    from fem.problems.common import dirichlet_arrays
+    from fem.operators import dirichlet_arrays
 
     w = np.full(len(u.x.array), np.nan)
     dofs, vals = dirichlet_arrays(p.V, p.problem_at(p.box.centre()).bcs)

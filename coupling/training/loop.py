@@ -20,7 +20,7 @@ Data-parallel under MPI: parameters start from rank 0's, each step sums the grad
 the per-rank losses in one flattened ``Allreduce`` and every rank takes the identical
 optimizer step, so ranks never drift apart. What happens around the loop — metrics
 files, checkpoints and resume, a progress bar — are :class:`Callback` objects
-(:mod:`coupling.callbacks`), so a script and ``neurofem train`` run the same loop.
+(:mod:`coupling.training.callbacks`), so a script and ``neurofem train`` run the same loop.
 
 Guards: a non-finite loss stops the run with a one-line :class:`TrainingError` naming the
 step and the last good checkpoint; SIGTERM/SIGINT stop it at the next step boundary
@@ -29,86 +29,44 @@ step and the last good checkpoint; SIGTERM/SIGINT stop it at the next step bound
 
 from __future__ import annotations
 
-import inspect
 import math
 import signal
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 
-from .errors import TrainingError
-from .parallel import allreduce_gradients, allreduce_scalars, broadcast_state
+from coupling.training.callbacks import Progress
+from coupling.training.errors import TrainingError
+from coupling.training.parallel import allreduce_gradients, allreduce_scalars, broadcast_state
+from coupling.training.state import Callback, FitResult, FitState
 
 SCHEDULES = ("none", "cosine", "step")
 
 
 class Trainable(Protocol):
-    """What `fit` needs from a discretised problem (this rank's part of the loss)."""
+    """What `fit` needs from a discretised problem (this rank's part of the loss).
 
-    comm: Any
+    The loop calls these and nothing else: each step ``sample`` → ``loss`` → backward,
+    and ``measure`` at every logging step (``final`` False) and once at the end.
+    """
 
-    def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None
+    comm: Any  # the MPI communicator the loss is summed over
+    bounds: tuple[list[float], list[float]] | None  # the network's input box, or None
+
+    def sample(self, step: int, batch: int | float = 0) -> Any:
+        """This rank's mini-batch of `step` (None: the whole loss). The discretisation owns
+        its sampling; `batch` is `fit`'s rows setting, read where a batch is rows."""
+
+    def loss(self, net: torch.nn.Module, batch: Any = None
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """This rank's loss and its named terms; the global loss is their sum over ranks."""
 
-    def batch_size(self) -> int:
-        """Rows a mini-batch draws from on this rank (0: full batch only)."""
-
-
-@dataclass
-class FitState:
-    """The loop's state, handed to every callback."""
-
-    net: torch.nn.Module
-    disc: Any
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    steps: int
-    comm: Any
-    step: int = 0
-    wall_offset: float = 0.0  # seconds already spent before a resume
-    last_checkpoint: int | None = None
-    started: float = field(default_factory=time.perf_counter)
-
-    @property
-    def wall_s(self) -> float:
-        """Training wall time so far (a resumed run counts its earlier part)."""
-        return self.wall_offset + time.perf_counter() - self.started
-
-
-@dataclass
-class FitResult:
-    """What a finished (or signal-stopped) `fit` reports."""
-
-    step: int
-    loss: float
-    terms: dict[str, float]
-    measures: dict
-    wall_s: float
-    stopped_by_signal: bool = False
-
-
-class Callback:
-    """Hooks around the loop; subclass and override what you need (all no-ops here)."""
-
-    def on_start(self, state: FitState) -> None:
-        """Before the first step (a resume restores state here)."""
-
-    def on_step(self, state: FitState, values: dict[str, float]) -> None:
-        """After each optimizer step, with the global loss terms."""
-
-    def on_log(self, state: FitState, record: dict) -> None:
-        """At each logging step, with the metrics record."""
-
-    def on_checkpoint(self, state: FitState, stopped: bool) -> None:
-        """At each checkpoint step (every `checkpoint_every`, the last step, a stop)."""
-
-    def on_end(self, state: FitState, result: FitResult) -> None:
-        """After the last step (also after a signal stop)."""
+    def measure(self, net: torch.nn.Module, final: bool = True) -> dict:
+        """Numbers about the network for the metrics records (collective); at logging steps
+        (`final` False) costly measures may be skipped."""
 
 
 class _StopFlag:
@@ -161,13 +119,11 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     ``activity_weight`` λ > 0 adds the activity regulariser λ·Σ_l w_l·events_l (spiking
     networks; :func:`_activity_penalty`), above ``activity_target`` (a firing rate) if set.
     """
-    from .callbacks import Progress
-
     _check_settings(steps=steps, lr=lr, lbfgs_steps=lbfgs_steps, batch=batch,
                     log_every=log_every, checkpoint_every=checkpoint_every or 1)
     comm = comm if comm is not None else disc.comm
     callbacks = list(callbacks) + ([Progress()] if progress else [])
-    if getattr(net, "normalise", False) is None and getattr(disc, "bounds", None) is not None:
+    if getattr(net, "normalise", False) is None and disc.bounds is not None:
         net.set_input_box(*disc.bounds)  # a network built without an input box gets the mesh's
     _place(net, disc, device, comm)
     broadcast_state(net, comm)
@@ -214,8 +170,8 @@ def _check_settings(**values) -> None:
 
 def _place(net: torch.nn.Module, disc, device: str, comm) -> None:
     """Network and training data on the resolved device (nothing to do on the CPU)."""
-    from .device import resolve_device, to_device
-    from .parallel import local_rank
+    from coupling.training.device import resolve_device, to_device
+    from coupling.training.parallel import local_rank
 
     target = resolve_device(device, local_rank(comm))
     if target.type != "cpu":
@@ -284,23 +240,9 @@ class _Loop:
             self.model = self.s.net
             return self.s.disc.loss(self.model, batch)
 
-    def _draw(self) -> torch.Tensor | None:
-        """This step's mini-batch (each rank its own rows or cells), or None (full batch).
-
-        A discretisation with ``draw(step)`` (element-sampled Galerkin) chooses its own
-        sample from the step number; otherwise `batch` rows (or that fraction of them) are
-        drawn at random from this rank's rows.
-        """
-        if not self.batch and not getattr(self.s.disc, "draws_own_batches", False):
-            return None  # (a parametric discretisation draws its parameters every step)
-        drawn = getattr(self.s.disc, "draw", lambda step: None)(self.s.step)
-        if drawn is not None:
-            return drawn
-        n = self.s.disc.batch_size()
-        rows = self.batch if isinstance(self.batch, int) else max(1, round(self.batch * n))
-        if not n or rows >= n:
-            return None
-        return torch.randperm(n)[:rows]
+    def _draw(self) -> Any:
+        """This step's mini-batch, as the discretisation samples it (None: full batch)."""
+        return self.s.disc.sample(self.s.step, self.batch)
 
     def _global(self, loss, terms, extra: dict[str, float]) -> dict[str, float]:
         local = {"loss": float(loss.detach()),
@@ -339,15 +281,10 @@ class _Loop:
         return values, stopped
 
     def measure(self, final: bool = True) -> dict:
-        """The discretisation's measures of the network (collective), if it has any.
+        """The discretisation's measures of the network (collective).
 
         At logging steps (`final` False) a discretisation may skip its costly measures."""
-        measure = getattr(self.s.disc, "measure", None)
-        if measure is None:
-            return {}
-        if "final" in inspect.signature(measure).parameters:
-            return measure(self.s.net, final=final)
-        return measure(self.s.net)  # a measure without the keyword (user discretisations)
+        return self.s.disc.measure(self.s.net, final=final)
 
     def log(self, values: dict[str, float]) -> dict:
         """Build the metrics record of this step and hand it to the callbacks."""

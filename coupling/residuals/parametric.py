@@ -37,18 +37,17 @@ import numpy as np
 import torch
 
 import spiking
+from coupling.measure import global_activity, relative_l2
+from coupling.residuals.base import SparseOperator
 from fem.operators import to_torch_csr
 from fem.problems.parametric import ParametricProblem
 from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx
 
-from .measure import global_activity, relative_l2
-from .residuals import SparseOperator
-
 
 @dataclass
 class ParametricDiscretisation:
-    """A parametric problem made trainable (a :class:`coupling.loop.Trainable`)."""
+    """A parametric problem made trainable (a :class:`coupling.training.loop.Trainable`)."""
 
     problem: ParametricProblem
     K: list[SparseOperator]  # K_q, (n_owned, n_local)
@@ -68,7 +67,6 @@ class ParametricDiscretisation:
     exponent: int  # of the trace ratio in s(μ)
     validation: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     targets: list[torch.Tensor] = field(default_factory=list)  # FEM at the validation points
-    draws_own_batches = True  # fit asks draw(step) every step, whatever its batch setting
 
     @property
     def box(self):
@@ -89,8 +87,9 @@ class ParametricDiscretisation:
         return self.block_size * self.n_channels
 
     # -- μ draws ----------------------------------------------------------------------------
-    def draw(self, step: int) -> torch.Tensor:
-        """This rank's batch of μ for `step` (float64, (B, p)), from (seed, step, rank)."""
+    def sample(self, step: int, batch: int | float = 0) -> torch.Tensor:
+        """This rank's batch of μ for `step` (float64, (B, p)), from (seed, step, rank); its
+        size is ``[parameters] batch`` (`batch`, the rows setting of `fit`, is not read)."""
         box, B = self.box, self.box.batch
         shared = box.draws == "shared" or self.comm.size == 1
         start = step * B * (1 if shared else self.comm.size) + (0 if shared
@@ -110,9 +109,6 @@ class ParametricDiscretisation:
             t = np.random.default_rng([box.seed, step, 0 if shared else self.comm.rank]
                                       ).random((B, len(box)))
         return torch.as_tensor(box.from_unit(t))
-
-    def batch_size(self) -> int:
-        return 0
 
     # -- fields -----------------------------------------------------------------------------
     def _inputs(self, mu: np.ndarray, x: torch.Tensor) -> torch.Tensor:
@@ -193,7 +189,7 @@ class ParametricDiscretisation:
     def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None):
         """This rank's mean over its μ_op batch of the scale-normalised energy, its
         expectation over the load coefficients taken exactly (quadratic in c)."""
-        mu = (batch if batch is not None else self.draw(0)).cpu().numpy()
+        mu = (batch if batch is not None else self.sample(0)).cpu().numpy()
         w = self.channels(net, mu)  # (B, L, n_local)
         B, L, n = w.shape
         theta = torch.as_tensor(np.array([self.problem.theta(m) for m in mu]),
@@ -248,7 +244,7 @@ def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | No
     """Make a parametric problem trainable: assemble its terms once, build the lifts, solve
     the FEM references at the validation points (cached) (collective). With
     `interface_distance` the network also sees |distance to the nearest inclusion surface|
-    (spherical-inclusion RVEs; :func:`coupling.discretisation.with_interface_distance`)."""
+    (spherical-inclusion RVEs; :func:`coupling.geometry.with_interface_distance`)."""
     dtype = dtype or torch.get_default_dtype()
     comm = problem.dmesh.comm
     ops = problem.operators()
@@ -260,7 +256,7 @@ def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | No
     lo, hi = bounding_box(problem.dmesh.mesh)
     box = lo.tolist(), hi.tolist()
     if interface_distance:
-        from .discretisation import with_interface_distance
+        from coupling.geometry import with_interface_distance
 
         x, box = with_interface_distance(x, box, problem.dmesh)
     n_op = len(problem.operator_names)
@@ -292,7 +288,7 @@ def _channel_lifts(problem: ParametricProblem, ops, dtype, x):
     """g̃_k, D (ADF lift, :mod:`coupling.lift`) and the Dirichlet data g_k at every column."""
     from types import SimpleNamespace
 
-    from .discretisation import _boundary_values
+    from coupling.boundary import boundary_values
 
     layout = ops.layout
     fixed = problem.has_fixed_channel()
@@ -304,7 +300,7 @@ def _channel_lifts(problem: ParametricProblem, ops, dtype, x):
         fake = SimpleNamespace(layout=layout, dirichlet_dofs=ops.dirichlet_dofs,
                                dirichlet_values=ops.g[i] + (0 if k is None or not fixed
                                                             else ops.g[0]))
-        bv = _boundary_values(p, fake, "exact", torch.float64, "adf", x)
+        bv = boundary_values(p, fake, "exact", torch.float64, "adf", x)
         if k is not None and fixed:  # the probe carries the fixed data too: remove it
             lifts.append(bv.lift - base.lift)
             datas.append(bv.values - base.values)
@@ -349,7 +345,7 @@ def time_query(disc: ParametricDiscretisation, net: torch.nn.Module, mu, train_s
     """One query (the network at every dof for μ) against a DOLFINx assembly + solve at the
     same μ: wall times (max over ranks), speed-up, queries to pay back `train_s` seconds of
     training, and the query's energy in both conventions (spiking networks) (collective)."""
-    from .parallel import allreduce_scalars
+    from coupling.training.parallel import allreduce_scalars
 
     mu = np.asarray(mu, float)[None]
     with torch.no_grad():

@@ -4,7 +4,7 @@ The classic PINN trains u(x) on −div σ(u) = f, σ = λ tr ε I + 2μ ε, with
 taken by automatic differentiation at collocation points. With several materials the
 solution's strain jumps across the interfaces, which one smooth network cannot carry
 (DeepXDE's limitation, see the benchmark's n/a), so this residual gives the network the
-same interface treatment as the phase-wise SP residual (:mod:`coupling.sp_elastic`):
+same interface treatment as the phase-wise SP residual (:mod:`coupling.residuals.sp_elastic`):
 
 - **pde**: ∫_p |(div σ_p(u) + f)/(λ_p + 2μ_p)|² over the volume quadrature points of each
   phase p's cells (each phase its own moduli; divided by its stiffness so a stiff
@@ -49,52 +49,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from coupling.geometry import DepthFeature, depth_feature
+from coupling.residuals.base import BuildContext, RowSampled
 from fem.errors import ConfigError
 
-from .discretisation import sphere_images
-
 TERMS = ("pde", "interface", "traction", "bc")
-
-
-def inclusion_depth(x: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor
-                    ) -> torch.Tensor:
-    """ψ(x) = Σ_k max(0, (r_k² − |x − c_k|²)/(2 r_k)) at points x (n, d) (differentiable)."""
-    d = x.shape[1]
-    out = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-    for c, r in zip(centres, radii, strict=True):
-        s = (r * r - torch.sum((x - c[:d]) ** 2, dim=1)) / (2 * r)
-        out = out + torch.relu(s)
-    return out
-
-
-@dataclass
-class DepthFeature:
-    """The inclusion-depth input of one mesh: sphere centres (with periodic images), radii."""
-
-    centres: torch.Tensor  # (K, 3)
-    radii: torch.Tensor  # (K,)
-    matrix_phase: int  # phase index whose points see ψ = 0
-
-    def __call__(self, x: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-        """(n, d+1): the points with ψ of their own phase's branch appended."""
-        psi = inclusion_depth(x, self.centres, self.radii)
-        return torch.cat([x, torch.where(phase == self.matrix_phase, 0.0 * psi, psi)[:, None]],
-                         dim=1)
-
-
-def depth_feature(dmesh, names: list[str], dtype) -> DepthFeature:
-    """The inclusion depth of a spherical-inclusion RVE (ConfigError on any other mesh)."""
-    info = dmesh.info
-    if dmesh.kind != "rve" or dmesh.options.get("inclusion") != "sphere" or "radii" not in info:
-        raise ConfigError("inputs.interface_distance", "needs a mesh of spherical inclusions "
-                          "(mesh.kind = \"rve\" with inclusion = \"sphere\")")
-    if "matrix" not in names:
-        raise ConfigError("problem.materials", "the inclusion depth needs a \"matrix\" phase "
-                          f"(phases: {names})")
-    centres, radii = sphere_images(info["centres"], info["radii"],
-                                   dmesh.options.get("placement") == "cut")
-    return DepthFeature(torch.as_tensor(centres, dtype=dtype), torch.as_tensor(radii, dtype=dtype),
-                        names.index("matrix"))
 
 
 def sphere_normals(x: np.ndarray, centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
@@ -125,7 +84,7 @@ class Points:
 
 
 @dataclass
-class ElasticAutogradResidual:
+class ElasticAutogradResidual(RowSampled):
     """The loss of the module docstring; `x` holds the network inputs at V's local nodes."""
 
     volume: Points  # value: body force f
@@ -220,6 +179,7 @@ class ElasticAutogradResidual:
         return sum(terms.values()), terms
 
     def batch_size(self) -> int:
+        """Rows of a mini-batch: volume quadrature points (facet points at the same fraction)."""
         return len(self.volume.w)
 
 
@@ -263,10 +223,9 @@ def _facet_points(fs, x: np.ndarray, keep: np.ndarray):
 
 def _boundary_data(problem, pts: np.ndarray, tags: np.ndarray, normal: np.ndarray):
     """Per boundary point: Dirichlet data g and fixed mask, traction t and free mask."""
+    from coupling.residuals.sp_elastic import _load
+    from coupling.residuals.sp_elastic_mesh import UNTAGGED
     from fem.problems.elasticity import affine_displacement
-
-    from .sp_elastic import _load
-    from .sp_elastic_mesh import UNTAGGED
 
     dmesh = problem.dmesh
     d = pts.shape[1]
@@ -276,7 +235,7 @@ def _boundary_data(problem, pts: np.ndarray, tags: np.ndarray, normal: np.ndarra
     fixed = np.zeros((len(pts), d), dtype=bool)
     t = np.zeros((len(pts), d))
     every = sorted(set(dmesh.facet_names.values()) | {UNTAGGED})
-    for bc in problem.spec.bcs:
+    for bc in problem.strong_form.bcs:
         tag_list = every if bc.boundary == "*" else [dmesh.facet_names[bc.boundary]]
         sel = np.isin(tags, tag_list)
         if not sel.any():
@@ -301,8 +260,7 @@ def elastic_autograd_residual(problem, r, weight: float, coords: np.ndarray, n_o
                               interface_input: bool) -> ElasticAutogradResidual:
     """The vanilla-PINN residual of an elasticity problem (see the module docstring)."""
     import fem.data
-
-    from .sp_elastic_mesh import phase_mesh
+    from coupling.residuals.sp_elastic_mesh import phase_mesh
 
     if problem.name != "elasticity":
         raise ConfigError("residual.kind", f"'autograd' on a vector problem serves linear "
@@ -317,7 +275,7 @@ def elastic_autograd_residual(problem, r, weight: float, coords: np.ndarray, n_o
     qd = fem.data.quadrature_data(dmesh, degree=r.quadrature_degree)
     phase = pm.phase[qd.cells]
     f = np.zeros((len(qd.weights), d))
-    for a, e in enumerate(problem.spec.source[:d]):
+    for a, e in enumerate(problem.strong_form.source[:d]):
         f[:, a] = e.numpy()(qd.points.T)
     volume = Points(t(qd.points[:, :d]), tags(phase), t(qd.weights), value=t(f))
     # interfaces: the facets seen from an owned cell of the lower phase, from both sides
@@ -340,10 +298,9 @@ def elastic_autograd_residual(problem, r, weight: float, coords: np.ndarray, n_o
                                    t(pm.mu), weight, depth)
 
 
-def node_depth(dmesh, x: np.ndarray) -> np.ndarray:
-    """ψ at mesh nodes (no phase needed: nodes lie inside, outside or on a sphere)."""
-    info = dmesh.info
-    centres, radii = sphere_images(info["centres"], info["radii"],
-                                   dmesh.options.get("placement") == "cut")
-    pts = torch.as_tensor(x, dtype=torch.float64)
-    return inclusion_depth(pts, torch.as_tensor(centres), torch.as_tensor(radii)).numpy()
+def build(ctx: BuildContext) -> ElasticAutogradResidual:
+    """The registered builder of ``residual.kind = "autograd"`` on elasticity problems."""
+    layout = ctx.ops.layout
+    return elastic_autograd_residual(ctx.problem, ctx.spec, ctx.weight, layout.coordinates,
+                                     layout.n_owned // layout.block_size, ctx.t,
+                                     ctx.interface_input)

@@ -1,5 +1,11 @@
-"""Element-sampled Galerkin energy: mini-batches of cells for large meshes.
+"""The Galerkin energy (ours): the network's nodal values as FE coefficients, E = ½ uᵀKu − bᵀu.
 
+The network evaluated at the P1 dofs gives FE coefficients u; the loss is the discrete
+energy E(u) = ½ uᵀKu − bᵀu with the DOLFINx-assembled K and b. Its minimiser is the FEM
+solution and E(u) − E(u_h) = ½‖u − u_h‖²_K, so it needs no derivative of the network with
+respect to its input (:class:`GalerkinEnergy`).
+
+With ``batch`` the energy is a sum over elements, sampled (:class:`ElementGalerkinEnergy`):
 E(u) = Σ_e [½ u_eᵀ K_e u_e − b_eᵀ u_e] over cells e (element tensors from
 :func:`fem.elements.element_operators`, Dirichlet dofs imposed). A step keeps each
 *cluster* of cells (the cells whose centroids share a bin of a uniform grid, about
@@ -30,7 +36,33 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .boundary import BoundaryValues
+from coupling.boundary import BoundaryValues
+from coupling.residuals.base import BuildContext, SparseOperator
+
+
+@dataclass
+class GalerkinEnergy:
+    """Discrete energy ½ uᵀKu − bᵀu of the network's FE coefficients (owned rows)."""
+
+    K: SparseOperator  # (n_owned, n_local), unrolled blocked dofs
+    b: torch.Tensor  # (n_owned,)
+    boundary: BoundaryValues  # maps raw network values to dofs with Dirichlet data imposed
+    x: torch.Tensor  # (n_nodes_local, gdim) coordinates where the network is evaluated
+    n_owned: int
+
+    def coefficients(self, net: torch.nn.Module) -> torch.Tensor:
+        """FE coefficients on all local dofs (owned, ghosts, extra columns), unrolled."""
+        return self.boundary.apply(net(self.x).reshape(-1))
+
+    def loss(self, net, batch=None):
+        u = self.coefficients(net)
+        uo = u[: self.n_owned]
+        energy = 0.5 * torch.dot(uo, self.K @ u) - torch.dot(self.b, uo)
+        return energy, {"energy": energy}
+
+    def sample(self, step: int, batch: int | float = 0) -> None:
+        """The whole energy every step (element batches: :class:`ElementGalerkinEnergy`)."""
+        return None
 
 
 @dataclass
@@ -51,8 +83,9 @@ class ElementGalerkinEnergy:
     operators: object = None  # fem.elements.ElementOperators (for the snapshot's sums)
     _snapshot: dict = field(default_factory=dict, repr=False)
 
-    def draw(self, step: int) -> torch.Tensor:
-        """This rank's cells of step `step`'s sample (local indices)."""
+    def sample(self, step: int, batch: int | float = 0) -> torch.Tensor:
+        """This rank's cells of step `step`'s sample (local indices; the fraction was set at
+        construction, so `batch` is not read)."""
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
         keep = torch.rand(self.n_clusters, generator=gen, dtype=torch.float64) < self.fraction
         if self.refresh and step % self.refresh == 0:
@@ -117,4 +150,29 @@ class ElementGalerkinEnergy:
                               h=(g / counts.clamp(min=1))[self.dofs], due=False)
 
     def batch_size(self) -> int:
+        """Cells on this rank (what a sample draws from)."""
         return len(self.K)
+
+
+def build(ctx: BuildContext) -> GalerkinEnergy | ElementGalerkinEnergy:
+    """The whole energy on this rank's rows, or its element-sampled estimate with a batch."""
+    layout = ctx.ops.layout
+    n_fun, bs = layout.n_function, layout.block_size
+    if ctx.batch:
+        return _element_energy(ctx, ctx.boundary.restrict(n_fun), ctx.t(ctx.x[: n_fun // bs]))
+    return GalerkinEnergy(SparseOperator(ctx.ops.K.to(ctx.dtype)), ctx.ops.b.to(ctx.dtype),
+                          ctx.boundary, ctx.t(ctx.x), layout.n_owned)
+
+
+def _element_energy(ctx: BuildContext, boundary: BoundaryValues, x: torch.Tensor
+                    ) -> ElementGalerkinEnergy:
+    """The galerkin energy over elements, sampling `batch` cells (or that fraction) a step."""
+    from fem.elements import cell_clusters, element_operators  # deferred: only batched runs
+
+    el = element_operators(ctx.problem)
+    batch = ctx.batch
+    fraction = min(1.0, batch / el.n_global_cells) if batch >= 1 else float(batch)
+    ids, n_clusters = cell_clusters(el, ctx.cluster_cells)
+    return ElementGalerkinEnergy(ctx.t(el.K), ctx.t(el.b), torch.as_tensor(el.dofs.copy()),
+                                 torch.as_tensor(ids), n_clusters, x, boundary, el.block_size,
+                                 fraction, ctx.seed, ctx.refresh, el)

@@ -1,6 +1,6 @@
 """Phases, interface and boundary facets of an elasticity mesh, as nodal data for SP residuals.
 
-The strong-form SP residual of piecewise elasticity (:mod:`coupling.sp_elastic`) needs,
+The strong-form SP residual of piecewise elasticity (:mod:`coupling.residuals.sp_elastic`) needs,
 per P1 node, which phases (materials) touch it, and — on material interfaces and on the
 exterior boundary — an area-weighted unit normal and a lumped facet area (each facet
 gives area/d to each of its d vertices, so Σ w·g ≈ ∫ g ds). Everything comes from the
@@ -97,7 +97,7 @@ class PhaseMesh:
 
 def _cell_phases(problem, n_cells: int) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
     """Phase index per local cell, phase names and (λ, μ) per phase from the materials."""
-    dmesh, spec = problem.dmesh, problem.spec
+    dmesh, spec = problem.dmesh, problem.strong_form
     mats = spec.materials
     if not isinstance(problem.lmbda, float | int) or len(mats) > 1:
         if dmesh.cell_tags is None or not dmesh.cell_names:

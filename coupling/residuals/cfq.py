@@ -1,12 +1,11 @@
-"""`model = "clif"`: train and roll out the conservative spiking solver (PISNN, C-LIF + CFQ).
+"""The CFQ residual: rollout windows of PISNN's conservative spiking solver (C-LIF + CFQ).
 
 Zhang & Wang, arXiv 2511.21784. The field lives in integer quanta per cell; interface
 neurons (:class:`spiking.CLIF`) move signed spike counts between cells
-(:class:`spiking.CLIFSolver`). A run trains through :func:`coupling.fit` like every
-network, and writes the same run directory (``config.toml``, ``metrics.jsonl``,
-checkpoints; ``neurofem resume`` continues it):
+(:class:`spiking.CLIFSolver`). It trains through :func:`coupling.fit` like every network
+(the run driver is :mod:`coupling.runs.clif`):
 
-1. the problem (:class:`coupling.clif_problem.CLIFProblem`, collective): geometry,
+1. the problem (:class:`coupling.residuals.cfq_problem.CLIFProblem`, collective): geometry,
    boundary and source data, reference states;
 2. the loss (:class:`RolloutWindows`, the `fit` discretisation): short float rollouts of
    ``clif.window`` steps from reference states, ‖u_K − u_ref‖²_V / ‖Δu_ref‖²_V averaged
@@ -35,13 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from coupling.clif_config import CLIFRunConfig
+from coupling.residuals.cfq_problem import CLIFProblem
+from coupling.training.checkpoint import atomic_write
 from spiking import CLIFSolver, FluxNet
-
-from .callbacks import Checkpoints, MetricsLog
-from .checkpoint import atomic_write, config_hash
-from .clif_config import CLIFRunConfig, parse_clif_config
-from .clif_problem import CLIFProblem
-from .loop import Callback, FitResult, FitState, fit
 
 ROLLOUT = "rollout.json"
 FIELDS = "clif_fields.npz"
@@ -49,6 +45,8 @@ FIELDS = "clif_fields.npz"
 
 class RolloutWindows:
     """The `fit` discretisation of a C-LIF run: loss over rollout windows, rollout measure."""
+
+    bounds = None  # the flux network's inputs are cell states, not coordinates
 
     def __init__(self, cfg: CLIFRunConfig, problem: CLIFProblem, net: FluxNet, quantum: float,
                  comm) -> None:
@@ -65,9 +63,9 @@ class RolloutWindows:
         self.final: dict | None = None  # the last full evaluation's curves and state
         self._cache: tuple[int, dict] | None = None
 
-    def batch_size(self) -> int:
-        """0: windows are drawn by the problem, not rows of a data set."""
-        return 0
+    def sample(self, step: int, batch: int | float = 0) -> None:
+        """None: the windows are drawn inside `loss` (``[clif] batch`` of them a step)."""
+        return None
 
     def loss(self, net: torch.nn.Module, batch: torch.Tensor | None = None):
         """This rank's share of the mean over windows of ‖u_K − u_ref‖²_V / ‖Δu_ref‖²_V."""
@@ -88,7 +86,7 @@ class RolloutWindows:
             rel = torch.sqrt(err / (u1**2 * self.w).sum(-1).clamp_min(1e-300)).sum() / size
         return loss, {"window_rel_l2": rel}
 
-    def measure(self, net: torch.nn.Module) -> dict:
+    def measure(self, net: torch.nn.Module, final: bool = True) -> dict:
         """The integer rollout's numbers when one is due (last step, `evaluate_every`), else
         {} (collective: rank 0 rolls out, every rank gets the numbers)."""
         steps, every = self.cfg.training.steps, self.cfg.clif.evaluate_every
@@ -194,114 +192,3 @@ class RolloutWindows:
         np.savez(run_dir / FIELDS, centroids=pb.geo.centroids, volumes=pb.geo.volumes,
                  u=self.solver.values(state.quanta).numpy(), reference=ref,
                  quanta=state.quanta.numpy())
-
-
-class _Clock(Callback):
-    """Tells the windows which step `fit` is at; on a resume, replays the random draws of
-    the steps already taken (the windows of an uninterrupted run follow); writes the
-    rollout files at the end."""
-
-    def __init__(self, disc: RolloutWindows, run_dir: Path, log: MetricsLog) -> None:
-        self.disc, self.run_dir, self.log, self.logged = disc, run_dir, log, False
-
-    def on_start(self, state: FitState) -> None:
-        disc = self.disc
-        disc.step = state.step
-        disc.gen.manual_seed(disc.cfg.training.seed)
-        for _ in range(state.step):
-            disc.pb.draw(disc.gen, disc.cfg.clif.batch)
-
-    def on_step(self, state: FitState, values: dict[str, float]) -> None:
-        self.disc.step = state.step
-
-    def on_log(self, state: FitState, record: dict) -> None:
-        self.logged = True
-
-    def on_end(self, state: FitState, result: FitResult) -> None:
-        if not self.logged and state.step == 0:  # 0 steps: still one record, the rollout's
-            self.log.on_log(state, {"step": 0, "loss": None, "terms": {},
-                                    "lr": state.optimizer.param_groups[0]["lr"],
-                                    **result.measures, "wall_s": state.wall_s, "ranks":
-                                    state.comm.size})
-        if state.comm.rank == 0 and result.measures.get("final") and self.disc.final:
-            self.disc.write_outputs(self.run_dir, result.measures)
-
-
-def build_clif(cfg: CLIFRunConfig, comm) -> tuple[FluxNet, RolloutWindows]:
-    """The flux network and its rollout windows for a validated config (collective)."""
-    problem = CLIFProblem(cfg, comm)
-    c = cfg.clif
-    torch.manual_seed(cfg.training.seed)
-    scale = problem.scale()
-    quantum = c.resolution * scale * float(problem.geo.volumes.min())
-    net = FluxNet(c.hidden, c.activation, scale=scale, geometry=c.geometry,
-                  seed=cfg.training.seed)
-    return net, RolloutWindows(cfg, problem, net, quantum, comm)
-
-
-def train_clif(doc: dict, run_dir: Path, comm, resume: bool):
-    """Validate `doc`, build the problem (collective), train through `fit`, roll out.
-
-    Returns a :class:`coupling.trainer.RunResult` on every rank.
-    """
-    import tomli_w
-
-    from .trainer import CONFIG, RunResult
-
-    cfg = parse_clif_config(doc)
-    run_dir = Path(run_dir)
-    if comm.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    net, disc = build_clif(cfg, comm)
-    if comm.rank == 0:
-        text = tomli_w.dumps(cfg.resolved()).encode()
-        atomic_write(run_dir / CONFIG, lambda f: f.write(text))
-    t = cfg.training
-    log = MetricsLog(run_dir, resume=resume)
-    callbacks = [Checkpoints(run_dir, config_hash(cfg.resolved()), keep=t.keep_checkpoints,
-                             resume=resume), log, _Clock(disc, run_dir, log)]
-    with _torch_threads(len(disc.pb.geo.pairs)):
-        result = fit(net, disc, steps=t.steps, lr=t.lr,
-                     schedule=t.schedule if t.steps else "none", log_every=t.log_every,
-                     checkpoint_every=t.checkpoint_every, callbacks=callbacks, comm=comm,
-                     progress=t.progress)
-    act = result.measures.get("activity", {}).get("mean")
-    return RunResult(result.step, result.loss, result.measures.get("rel_l2"), act,
-                     result.wall_s, result.stopped_by_signal)
-
-
-def load_trained_clif(run_dir: str | Path, comm) -> tuple[FluxNet, RolloutWindows]:
-    """A C-LIF run rebuilt from run_dir/config.toml with its latest checkpoint loaded
-    (collective; for reports: ``disc.evaluate(keep=True)`` rolls it out again)."""
-    from fem.config import load_toml
-
-    from .checkpoint import CheckpointError, find_latest_checkpoint, load_checkpoint
-    from .trainer import CONFIG
-
-    run_dir = Path(run_dir)
-    if not (run_dir / CONFIG).exists():
-        raise CheckpointError(f"{run_dir / CONFIG} not found: not a run directory")
-    cfg = parse_clif_config(load_toml(run_dir / CONFIG))
-    net, disc = build_clif(cfg, comm)
-    found = find_latest_checkpoint(run_dir, config_hash(cfg.resolved()), comm=comm)
-    if found is None:
-        raise CheckpointError(f"{run_dir}: no checkpoint to evaluate")
-    payload = load_checkpoint(found[0], config_hash(cfg.resolved()), model=net,
-                              restore_rng=False)
-    disc.step = int(payload["step"])
-    return net, disc
-
-
-class _torch_threads:
-    """One torch thread for small geometries (op overhead dominates), restored on exit."""
-
-    def __init__(self, facets: int) -> None:
-        self.small = facets < 20000
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        if self.small:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)

@@ -26,9 +26,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from coupling.training.checkpoint import CheckpointError
 from fem.cache import OWNER, OutputError, atomic_write, claim_output, file_mode
 
-from .checkpoint import CheckpointError
+#: the resolved run config every run directory holds
+CONFIG = "config.toml"
 
 LOCK, LOCK_OWNER = ".lock", ".lock.owner"
 

@@ -1,6 +1,6 @@
 """The problem side of a PISNN (C-LIF) run: geometry, boundary and source data, reference.
 
-What a ``model = "clif"`` run (:mod:`coupling.clif`) rolls out and compares with
+What a ``model = "clif"`` run (:mod:`coupling.residuals.cfq`) rolls out and compares with
 (Zhang & Wang, arXiv 2511.21784):
 
 * geometry: a Cartesian grid (``[mesh] kind = "grid"``: :func:`fem.fv_geometry.grid_geometry`)
@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from coupling.clif_config import CLIFRunConfig
 from fem.errors import ConfigError
 from fem.fv_geometry import grid_cell_average, grid_geometry, stable_dt
 from spiking.cfq import FIXED_VALUE, INSULATED, PRESCRIBED_FLUX
-
-from .clif_config import CLIFRunConfig
 
 
 class CLIFProblem:

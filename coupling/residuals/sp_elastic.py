@@ -2,9 +2,9 @@
 
 NeuroPINNs' micromechanics (Garg & Chakraborty, arXiv 2511.06081) train a network u(x)
 on the strong form of −div σ(u) = f, σ = λ tr ε I + 2μ ε, with SP derivatives
-(:mod:`coupling.sp`). With several materials the strain jumps across interfaces, so a
-stencil that straddles one is wrong at O(1). Here every phase has its own SP operator
-built from *same-phase* neighbourhoods only (one-sided at interfaces: a node on an
+(:mod:`coupling.residuals.sp_derivatives`). With several materials the strain jumps across
+interfaces, so a stencil that straddles one is wrong at O(1). Here every phase has its own
+SP operator built from *same-phase* neighbourhoods only (one-sided at interfaces: a node on an
 interface has one gradient per phase, each from that phase's side), and the loss is an
 integral of squared residuals at the P1 nodes:
 
@@ -44,12 +44,11 @@ import numpy as np
 import scipy.sparse as sps
 import torch
 
+from coupling.residuals import sp_derivatives as sp
+from coupling.residuals.base import BuildContext, SparseOperator
+from coupling.residuals.sp_elastic_mesh import UNTAGGED, PhaseMesh, phase_mesh
 from fem.errors import ConfigError
 from fem.operators import to_torch_csr
-
-from . import sp
-from .residuals import SparseOperator
-from .sp_elastic_mesh import UNTAGGED, PhaseMesh, phase_mesh
 
 TERMS = ("pde", "interface", "traction")
 # Weight of the tangential strain-jump rows P(ε_p − ε_q)P at interfaces (0: off). Off by
@@ -99,8 +98,9 @@ class ElasticSPResidual:
             terms["bc"] = torch.sum(p.w * d * d)
         return sum(terms.values()), terms
 
-    def batch_size(self) -> int:
-        return 0  # full batch: the rows couple through the stress field
+    def sample(self, step: int, batch: int | float = 0) -> None:
+        """Full batch only: the rows couple through the stress field."""
+        return None
 
 
 def _neighbour_source(r, pm: PhaseMesh, p: int, pos: np.ndarray, n: int):
@@ -144,7 +144,7 @@ def _groups(problem) -> tuple[dict, dict]:
     fixed: dict[int, set[int]] = {}
     loads: dict[int, list] = {}
     every = sorted(set(dmesh.facet_names.values()) | {UNTAGGED})
-    for bc in problem.spec.bcs:
+    for bc in problem.strong_form.bcs:
         tags = every if bc.boundary == "*" else [dmesh.facet_names[bc.boundary]]
         for tag in tags:
             if bc.type in ("dirichlet", "affine"):
@@ -243,7 +243,7 @@ def _traction_rows(problem, pm, stress, h, coords):
 def _nodal_source(problem, coords: np.ndarray, d: int) -> np.ndarray:
     """Body force f at the nodes (n, d) (zero when the problem has none)."""
     f = np.zeros((len(coords), d))
-    for a, e in enumerate(problem.spec.source[:d]):
+    for a, e in enumerate(problem.strong_form.source[:d]):
         f[:, a] = e.numpy()(coords.T)
     return f
 
@@ -289,3 +289,9 @@ def elastic_sp_residual(problem, r, mode: str, weight: float, ops, boundary, x_n
     penalty = _penalty(ops, pm, h, weight, layout.n_owned, t) if mode == "soft" else None
     return ElasticSPResidual(SparseOperator(to_torch_csr(A, dtype=dtype)), t(np.concatenate(cs)),
                              t(np.concatenate(ws)), tuple(counts), boundary, t(x_net), penalty)
+
+
+def build(ctx: BuildContext) -> ElasticSPResidual:
+    """The registered builder of ``residual.kind = "sp"`` on elasticity problems."""
+    return elastic_sp_residual(ctx.problem, ctx.spec, ctx.mode, ctx.weight, ctx.ops,
+                               ctx.boundary, ctx.x, ctx.t)

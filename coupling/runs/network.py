@@ -20,18 +20,23 @@ import numpy as np
 import torch
 
 import spiking
+from coupling.config import RunConfig
+from coupling.discretisation import discretise
+from coupling.training.callbacks import Checkpoints, MetricsLog
+from coupling.training.checkpoint import (
+    CheckpointManager,
+    atomic_write,
+    config_hash,
+    load_checkpoint,
+)
+from coupling.training.loop import fit
+from coupling.training.rundir import CONFIG
+from coupling.training.state import Callback, FitResult
 from fem.problems import build_problem
 from fem.reference import reference
 from meshes.fenics import MPI
 
-from .callbacks import METRICS, Checkpoints, MetricsLog
-from .checkpoint import CheckpointManager, atomic_write, config_hash, load_checkpoint
-from .config import RunConfig
-from .discretisation import discretise
-from .loop import Callback, FitResult, fit
-
-CONFIG = "config.toml"
-__all__ = ["CONFIG", "METRICS", "RunResult", "Trainer", "load_trained", "train_network"]
+__all__ = ["RunResult", "Trainer", "load_trained", "train_network"]
 
 
 @dataclass
@@ -83,9 +88,8 @@ class Trainer:
 
     def _setup_parametric(self) -> None:
         """A parametric run: the problem over its box, no single reference (collective)."""
+        from coupling.residuals.parametric import discretise_parametric
         from fem.problems.parametric import ParametricProblem
-
-        from .parametric import discretise_parametric
 
         self.ref = None
         self.problem = ParametricProblem(self.dmesh, self.cfg.problem, self.cfg.parameters)
@@ -140,7 +144,7 @@ def train_network(doc: dict, run_dir: Path, comm: MPI.Comm, resume: bool) -> Run
     """Validate `doc`, set up, write the resolved config.toml and train (collective)."""
     import tomli_w
 
-    from .config import parse_run_config
+    from coupling.config import parse_run_config
 
     cfg = parse_run_config(doc)
     trainer = Trainer(cfg, run_dir, comm)
@@ -157,10 +161,9 @@ def train_network(doc: dict, run_dir: Path, comm: MPI.Comm, resume: bool) -> Run
 def load_trained(run_dir: str | os.PathLike, comm: MPI.Comm | None = None) -> Trainer:
     """A run's Trainer rebuilt from run_dir/config.toml with its latest checkpoint loaded
     (collective; the reference comes from the run's cache). For reports and evaluation."""
+    from coupling.config import parse_run_config
+    from coupling.training.checkpoint import CheckpointError
     from fem.config import load_toml
-
-    from .checkpoint import CheckpointError
-    from .config import parse_run_config
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).exists():

@@ -24,12 +24,11 @@ import numpy as np
 import scipy.sparse as sps
 import torch
 
+from coupling.measure import Measured
+from coupling.residuals import sp_derivatives as sp
+from coupling.residuals.base import RowSampled, SparseOperator
 from fem.errors import ConfigError
 from fem.operators import to_torch_csr
-
-from . import sp
-from .measure import Measured
-from .residuals import SparseOperator
 
 
 def _trapezoid(n: int, h: float) -> np.ndarray:
@@ -39,7 +38,7 @@ def _trapezoid(n: int, h: float) -> np.ndarray:
 
 
 @dataclass
-class SpaceTimeResidual:
+class SpaceTimeResidual(RowSampled):
     """Strong-form space-time residual plus initial/boundary penalties (this rank's rows)."""
 
     kind: str  # heat | burgers
@@ -78,9 +77,6 @@ class SpaceTimeResidual:
         d = net(self.x_data).reshape(-1) - self.g
         terms = {"pde": torch.sum(w * r * r), "data": self.weight * torch.sum(self.w_data * d * d)}
         return terms["pde"] + terms["data"], terms
-
-    def batch_size(self) -> int:
-        return len(self.w)
 
 
 @dataclass

@@ -26,26 +26,30 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank % torch.cuda.device_count())
 
 
+def _movable(value) -> bool:
+    """A tensor, or an object that moves itself (``to_device``, e.g. a sparse operator)."""
+    return isinstance(value, torch.Tensor) or callable(getattr(value, "to_device", None))
+
+
 def to_device(obj, device: torch.device, _seen: dict | None = None):
-    """`obj` with every tensor inside (dataclass fields, SparseOperators, lists) on `device`.
+    """`obj` with every tensor inside (dataclass fields, objects with ``to_device``) on
+    `device`.
 
-    Dataclasses are updated in place (the discretisation keeps its identity); plain
-    tensors come back moved.
+    Dataclasses are updated in place (the discretisation keeps its identity); tensors and
+    objects with their own ``to_device`` come back moved.
     """
-    from .residuals import SparseOperator
-
     seen = {} if _seen is None else _seen
     if id(obj) in seen:
         return seen[id(obj)]
     if isinstance(obj, torch.Tensor):
         out = obj.to(device)
-    elif isinstance(obj, SparseOperator):
-        out = SparseOperator(obj.A.to(device))
+    elif _movable(obj):
+        out = obj.to_device(device)
     elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         seen[id(obj)] = obj
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
-            if isinstance(value, torch.Tensor | SparseOperator) or dataclasses.is_dataclass(value):
+            if _movable(value) or dataclasses.is_dataclass(value):
                 setattr(obj, f.name, to_device(value, device, seen))
         return obj
     else:

@@ -93,7 +93,7 @@ def _fem(problem, cells: float, dim: int) -> tuple[float, list[Estimate]]:
 
 def _net(network: dict, key: str) -> Any:
     """A [network] value as given, else the schema's default."""
-    from .config import NetworkTable
+    from coupling.config import NetworkTable
 
     return network.get(key, NetworkTable.model_fields[key].default)
 

@@ -13,8 +13,13 @@ import os
 import warnings
 from pathlib import Path
 
-from .checkpoint import CheckpointError, CheckpointManager, atomic_write, load_checkpoint
-from .loop import Callback, FitResult, FitState
+from coupling.training.checkpoint import (
+    CheckpointError,
+    CheckpointManager,
+    atomic_write,
+    load_checkpoint,
+)
+from coupling.training.state import Callback, FitResult, FitState
 
 METRICS = "metrics.jsonl"
 

@@ -16,7 +16,8 @@ neighbours). Under MPI the columns are a rank's owned + ghost points and the row
 owned ones, so no communication is needed to apply the operator. A neighbourhood
 whose second-moment matrix is singular (too few or collinear/coplanar neighbours) is
 grown (next ring / more nearest neighbours) or reported — never inverted blindly. The
-neighbour lists and their sources live in :mod:`coupling.sp_neighbours` (re-exported here).
+neighbour lists and their sources live in :mod:`coupling.residuals.sp_neighbours`
+(re-exported here).
 
 Typical use (exact for a linear field, a Laplacian with ``second_order=True``):
 
@@ -38,9 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sps
 
-from fem.operators import to_torch_csr
-
-from .sp_neighbours import (  # re-exported: the sources are part of this module's API
+# re-exported: the neighbour sources are part of this module's API
+from coupling.residuals.sp_neighbours import (
     KNearest,
     MeshAdjacency,
     Neighbourhoods,
@@ -50,6 +50,7 @@ from .sp_neighbours import (  # re-exported: the sources are part of this module
     cell_vertex_adjacency,
     mesh_vertex_graph,
 )
+from fem.operators import to_torch_csr
 
 __all__ = [
     "KNearest", "MeshAdjacency", "NeighbourSource", "Neighbourhoods", "Radius", "SPError",
