@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -161,6 +162,24 @@ def query_row(rb: ReducedBasis, mu: np.ndarray, target: np.ndarray | None,
     if target is not None:
         out["rel_l2"] = rel_l2(u, target, weights)
     return out
+
+
+def rom_query(path, problem: ParametricProblem, mu: np.ndarray, weights: np.ndarray,
+              cache_dir=None) -> dict:
+    """A saved reduced model (``neurofem rom``'s .npz) queried at μ: times, error against
+    the FEM solve there, and its price per answer in both 45 nm conventions (pJ)."""
+    from fem.errors import ConfigError
+    from spiking.energy import OpCounts
+    from spiking.prices import price
+
+    if not Path(path).is_file():
+        raise ConfigError("--rom", f"{path}: no such file (write one with `neurofem rom`)")
+    rb = ReducedBasis.load(path, problem)
+    if rb.system.n != len(weights):
+        raise ConfigError("--rom", f"{path} was built on another mesh ({rb.system.n} dofs, "
+                          f"this run has {len(weights)})")
+    row = query_row(rb, mu, fem_targets(problem, mu[None], cache_dir)[0], weights)
+    return {**row, "path": str(path), **price(OpCounts(**row["ops_field"]))}
 
 
 def markdown(rows: dict, title: str = "Reduced basis (POD–Galerkin, pyMOR)") -> str:
