@@ -104,7 +104,11 @@ def build_parametric_report(run_dir: Path, comm) -> dict:
     if rom.exists():
         import json
 
+        from validation.rom import markdown as rom_markdown
+
         summary["rom"] = json.loads(rom.read_text())
+        summary["rom_markdown"] = rom_markdown(summary["rom"], "Rival: reduced basis "
+                                               "(POD–Galerkin, pyMOR; `neurofem rom`)")
     hom = summary.get("homogenisation")
     if hom:
         summary["headline"] += (f"; E within {100 * hom['E_rel_max']:.2g}%, G within "
