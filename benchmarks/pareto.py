@@ -108,7 +108,7 @@ def _network(trainer, design: dict):
     import spiking
     from spiking.config import MLPConfig
     from spiking.encoders import PopulationEncoder
-    from spiking.networks import MLP, _hidden_unit
+    from spiking.networks import MLP, hidden_unit
 
     table = {k: v for k, v in trainer.cfg.network.items()}
     table.update({k: v for k, v in design.items() if k not in ("label", "lam", "encoder")})
@@ -125,7 +125,7 @@ def _network(trainer, design: dict):
 
     gen = torch.Generator().manual_seed(cfg.seed)
     return MLP(cfg.in_dim, cfg.hidden, out_dim=cfg.out_dim, bounds=cfg.bounds, seed=gen,
-               unit=lambda n: _hidden_unit(cfg, n, trainer.dtype), dtype=trainer.dtype,
+               unit=lambda n: hidden_unit(cfg, n, trainer.dtype), dtype=trainer.dtype,
                output_scale=cfg.output_scale, output_shift=cfg.output_shift,
                encoder=PopulationEncoder(cfg.in_dim, levels, mode))
 

@@ -89,7 +89,7 @@ def _point(disc, broadcast: float, cfl: float, ref_steps: int) -> dict:
 def run_resolution(doc: dict, resolution: float, cfls: list[float], broadcasts: list[float],
                    workdir: Path) -> list[dict]:
     """Train at one resolution (CFL 0.9), roll out at every (cfl, broadcast) pair."""
-    from coupling.clif_config import parse_clif_config
+    from coupling.config import parse_clif_config
     from coupling.runs.clif import build_clif, load_trained_clif, train_clif
     from meshes.fenics import MPI
 

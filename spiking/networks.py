@@ -180,7 +180,7 @@ class MLP(nn.Module):
                 learnable=config.fourier_learnable, keep_input=config.fourier_keep_input,
                 generator=gen, dtype=dtype)
         net = cls(config.in_dim, config.hidden, out_dim=config.out_dim,
-                  unit=lambda n: _hidden_unit(config, n, dtype), bounds=config.bounds,
+                  unit=lambda n: hidden_unit(config, n, dtype), bounds=config.bounds,
                   fourier=fourier, output_scale=config.output_scale,
                   output_shift=config.output_shift, dtype=dtype, seed=gen,
                   encoder=_encoder(config))
@@ -256,7 +256,7 @@ def _xavier_linear(n_in: int, n_out: int, gen, dtype) -> nn.Linear:
     return lin
 
 
-def _hidden_unit(cfg: MLPConfig, n: int, dtype) -> nn.Module:
+def hidden_unit(cfg: MLPConfig, n: int, dtype) -> nn.Module:
     if cfg.neuron == "ann":
         return Activation(cfg.activation)
     common = dict(

@@ -223,7 +223,7 @@ def _facet_points(fs, x: np.ndarray, keep: np.ndarray):
 
 def _boundary_data(problem, pts: np.ndarray, tags: np.ndarray, normal: np.ndarray):
     """Per boundary point: Dirichlet data g and fixed mask, traction t and free mask."""
-    from coupling.residuals.sp_elastic import _load
+    from coupling.residuals.sp_elastic import prescribed_traction
     from coupling.residuals.sp_elastic_mesh import UNTAGGED
     from fem.problems.elasticity import affine_displacement
 
@@ -252,7 +252,7 @@ def _boundary_data(problem, pts: np.ndarray, tags: np.ndarray, normal: np.ndarra
             g[sel] = np.asarray(affine_displacement(strain)(p3[sel].T)).T[:, :d]
             fixed[sel] = True
         else:
-            t[sel] += _load([bc], p3[sel], normal[sel])
+            t[sel] += prescribed_traction([bc], p3[sel], normal[sel])
     return g, fixed, t, ~fixed
 
 

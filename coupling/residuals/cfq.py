@@ -17,7 +17,7 @@ neurons (:class:`spiking.CLIF`) move signed spike counts between cells
    training steps); ``rollout.json`` and ``clif_fields.npz`` hold the final one.
 
 Config: ``[mesh]`` (or ``kind = "grid"``), ``[problem]``, ``[clif]`` and ``[training]``,
-validated by :mod:`coupling.clif_config`.
+validated by :mod:`coupling.config.clif`.
 
 MPI: every rank holds the whole (small) problem and draws the same windows from the same
 generator; rank r rolls out windows r, r + P, … and `fit` sums the gradients, so a step
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from coupling.clif_config import CLIFRunConfig
+from coupling.config.clif import CLIFRunConfig
 from coupling.residuals.cfq_problem import CLIFProblem
 from coupling.training.checkpoint import atomic_write
 from spiking import CLIFSolver, FluxNet

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from coupling.clif_config import CLIFRunConfig
+from coupling.config.clif import CLIFRunConfig
 from fem.errors import ConfigError
 from fem.fv_geometry import grid_cell_average, grid_geometry, stable_dt
 from spiking.cfq import FIXED_VALUE, INSULATED, PRESCRIBED_FLUX

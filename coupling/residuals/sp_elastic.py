@@ -156,7 +156,7 @@ def _groups(problem) -> tuple[dict, dict]:
     return fixed, loads
 
 
-def _load(bcs, pts: np.ndarray, normal: np.ndarray) -> np.ndarray:
+def prescribed_traction(bcs, pts: np.ndarray, normal: np.ndarray) -> np.ndarray:
     """Prescribed traction (m, d) at points (m, 3): given vectors and −p n for pressures."""
     out = np.zeros_like(normal)
     for bc in bcs:
@@ -232,7 +232,7 @@ def _traction_rows(problem, pm, stress, h, coords):
         nodes, nrm = e.node[sel], e.normal[sel]
         S, _, sig, _ = stress[p]
         rows = np.searchsorted(S, nodes)
-        t = _load(loads.get(g, []), coords[nodes], nrm)
+        t = prescribed_traction(loads.get(g, []), coords[nodes], nrm)
         for a in sorted(set(range(pm.dim)) - fixed.get(g, set())):
             A.append(_traction(sig, rows, nrm, a) / E[p])
             c.append(t[:, a] / E[p])

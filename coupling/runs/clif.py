@@ -14,7 +14,8 @@ from pathlib import Path
 import tomli_w
 import torch
 
-from coupling.clif_config import CLIFRunConfig, parse_clif_config
+from coupling.config import parse_clif_config
+from coupling.config.clif import CLIFRunConfig
 from coupling.residuals.cfq import RolloutWindows
 from coupling.residuals.cfq_problem import CLIFProblem
 from coupling.runs.network import RunResult

@@ -60,7 +60,7 @@ def test_methods_share_shape_budget_and_points(problem):
 @pytest.mark.parametrize("problem", [p for p in PROBLEMS if "clif" in PROBLEMS[p].cells()])
 def test_clif_cells_run_the_problems_clif_example(problem):
     """The clif cell is the problem's `model = "clif"` example with the bench's budget."""
-    from coupling.clif_config import parse_clif_config
+    from coupling.config import parse_clif_config
     from fem.config import load_toml
 
     p = PROBLEMS[problem]

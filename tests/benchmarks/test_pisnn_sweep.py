@@ -132,7 +132,7 @@ def test_energy_per_step_matches_hand_counts():
 
 @pytest.mark.parametrize("value", [-0.1, 1.0, "x"])
 def test_bad_broadcast_names_the_key(value):
-    from coupling.clif_config import parse_clif_config
+    from coupling.config import parse_clif_config
     from fem.config import load_toml
     from fem.errors import ConfigError
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import meshes
-from coupling.clif_config import parse_clif_config
+from coupling.config import parse_clif_config
 from coupling.runs.clif import load_trained_clif, train_clif
 from fem.config import load_toml
 from fem.errors import ConfigError

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from coupling.clif_config import parse_clif_config
-from coupling.config import RunConfig, parse_config, parse_run_config
+from coupling.config import RunConfig, parse_clif_config, parse_config, parse_run_config
 from coupling.training.checkpoint import config_hash
 from fem.config import load_toml, parse_problem
 from fem.errors import ConfigError

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from coupling.config import SEED, EnergySpec, parse_config
+from coupling.config.tables import SEED, EnergySpec
 from fem.config import MeshSpec, MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
 from fem.schema import MAX_COUNT, Finite, NonNegative, Positive, PositiveInt, Table, between
@@ -148,11 +148,3 @@ class ClifRun(Table):
         mesh = None if grid is not None else self.mesh.spec()
         return CLIFRunConfig(mesh, grid, self.problem.spec(doc["problem"]), self.clif,
                              self.training, copy.deepcopy(doc))
-
-
-def parse_clif_config(doc: dict) -> CLIFRunConfig:
-    """Validate a run config with ``model = "clif"`` (errors name the key)."""
-    if not isinstance(doc, dict) or doc.get("model") != "clif":
-        got = doc.get("model", "network") if isinstance(doc, dict) else doc
-        raise ConfigError("model", f"expected \"clif\" here, got {got!r}")
-    return parse_config(doc)

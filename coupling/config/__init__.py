@@ -1,7 +1,7 @@
 """The run config of `neurofem train`: one TOML file, one schema, validated into a record.
 
 The schema is a pydantic union discriminated on ``model`` ("network", the default, or
-"clif": :mod:`coupling.clif_config`); it is checked as a whole before any mesh or FEM
+"clif": :mod:`coupling.config.clif`); it is checked as a whole before any mesh or FEM
 work and every error is one :class:`fem.errors.ConfigError` naming the key, e.g.
 ``config training.lr: expected a number > 0.0, got -1``. A network run::
 
@@ -36,17 +36,18 @@ from __future__ import annotations
 import copy
 import functools
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
 
+from coupling.config.clif import ClifRun, CLIFRunConfig
+from coupling.config.tables import SEED, EnergySpec
 from fem.config import VECTOR_TYPES, MeshSpec, MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
 from fem.parameters import ParameterBox, ParametersTable, parse_parameters
 from fem.schema import (
     MAX_COUNT,
     Finite,
-    NonNegative,
     Positive,
     PositiveInt,
     Table,
@@ -58,14 +59,10 @@ from spiking import (
     ACTIVATIONS,
     NEURON_KINDS,
     SURROGATE_KINDS,
-    EnergyTable,
     MLPConfig,
     get_activation,
 )
 from spiking.neurons import RESET_MODES
-
-if TYPE_CHECKING:
-    from coupling.clif_config import CLIFRunConfig
 
 MODELS = ("network", "clif")
 RESIDUALS = ("galerkin", "sp", "autograd")
@@ -80,7 +77,6 @@ SUPPORTED = {
     "sp": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
     "autograd": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
 }
-SEED = between(0, 2**32 - 1, integer=True)  # what numpy's seed accepts
 _NET = {f.name: f.default for f in fields(MLPConfig)}  # the network defaults
 
 
@@ -235,18 +231,6 @@ class TrainingSpec(Table):
     max_memory_gb: Positive | None = None  # raise (or lower) the memory limit of a run
 
 
-class EnergySpec(Table):
-    """The ``[energy]`` table: picojoules per operation (spiking.EnergyTable)."""
-
-    table_key: ClassVar[str] = "energy"
-
-    mac_pj: NonNegative = EnergyTable.mac_pj
-    acc_pj: NonNegative = EnergyTable.acc_pj
-    read_pj: NonNegative = EnergyTable.read_pj
-    write_pj: NonNegative = EnergyTable.write_pj
-    name: str = EnergyTable.name
-
-
 @dataclass
 class RunConfig:
     """A validated run config; `raw` is the TOML document as given (hashed for resume)."""
@@ -369,8 +353,6 @@ def _model_tag(doc: Any) -> str:
 @functools.cache
 def run_schema() -> TypeAdapter:
     """The one run-config schema: a union of the models, discriminated on ``model``."""
-    from coupling.clif_config import ClifRun
-
     return TypeAdapter(Annotated[Annotated[NetworkRun, Tag("<network>")]
                                  | Annotated[ClifRun, Tag("<clif>")], Discriminator(_model_tag)])
 
@@ -395,3 +377,11 @@ def parse_run_config(doc: dict[str, Any]) -> RunConfig:
 def load_run_config(path) -> RunConfig:
     """Read and validate a run config file."""
     return parse_run_config(load_toml(path))
+
+
+def parse_clif_config(doc: dict) -> CLIFRunConfig:
+    """Validate a run config with ``model = "clif"`` (errors name the key)."""
+    if not isinstance(doc, dict) or doc.get("model") != "clif":
+        got = doc.get("model", "network") if isinstance(doc, dict) else doc
+        raise ConfigError("model", f"expected \"clif\" here, got {got!r}")
+    return parse_config(doc)
