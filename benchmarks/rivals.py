@@ -77,7 +77,8 @@ def markdown(rows: list[dict], title: str) -> str:
     lines = [f"### {title}", "", "| method | median rel. L2 | time per answer | 45 nm full µJ |"
              " 45 nm compute-only µJ | neuromorphic µJ | note |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        acc = "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.3g}%"
+        acc = ("reference" if r["method"].startswith("FEM") else "—" if r["accuracy"] is None
+               else f"{100 * r['accuracy']:.3g}%")
         t = "—" if r["time_s"] is None else f"{1e3 * r['time_s']:.3g} ms"
         nm = "—" if r["neuromorphic_uj"] is None else f"{r['neuromorphic_uj']:.3g}"
         lines.append(f"| {r['method']} | {acc} | {t} | {r['full_uj']:.3g} | "
