@@ -5,68 +5,60 @@ C-LIF solver (flux network and CFQ rollout, :mod:`spiking.cfq`).
 Independent of DOLFINx and of the other neurofem packages: only torch is needed.
 """
 
-from .activations import ACTIVATIONS, get_activation
-from .cfq import CLIFSolver, CLIFState, FluxNet, StepStats
-from .conversion import ConvertedSNN, activation_scales, conversion_errors, convert_relu_mlp
-from .encoders import PopulationEncoder
-from .energy import (
-    EnergyReport,
-    EnergyTable,
-    OpCounts,
-    break_even_activity,
-    count_energy,
-    energy_report,
-)
-from .monitor import ActivityMonitor, ActivityPenalty, LayerActivity, spiking_layers
-from .networks import (
-    MLP,
-    NEURON_KINDS,
-    MLPConfig,
-    SpikingConfigError,
-    build_mlp,
-    equal_shape_ann,
-    mlp_from_config,
-)
-from .neurons import CLIF, IF, LIF, VSN, SpikingNeuron, trunc_spike
-from .surrogate import SURROGATE_KINDS, Surrogate, heaviside, surrogate_derivative
+from importlib import import_module
 
-__all__ = [
-    "ActivityPenalty",
-    "PopulationEncoder",
-    "ACTIVATIONS",
-    "CLIF",
-    "IF",
-    "LIF",
-    "MLP",
-    "NEURON_KINDS",
-    "SURROGATE_KINDS",
-    "VSN",
-    "ActivityMonitor",
-    "CLIFSolver",
-    "CLIFState",
-    "ConvertedSNN",
-    "EnergyReport",
-    "EnergyTable",
-    "FluxNet",
-    "LayerActivity",
-    "MLPConfig",
-    "OpCounts",
-    "SpikingConfigError",
-    "SpikingNeuron",
-    "StepStats",
-    "Surrogate",
-    "activation_scales",
-    "break_even_activity",
-    "build_mlp",
-    "conversion_errors",
-    "convert_relu_mlp",
-    "count_energy",
-    "energy_report",
-    "equal_shape_ann",
-    "get_activation",
-    "heaviside",
-    "mlp_from_config",
-    "spiking_layers",
-    "surrogate_derivative",
-    "trunc_spike",
-]
+# name -> submodule: names load on first use (PEP 562), so `neurofem --help` and the
+# config schema do not import torch; spiking cannot borrow meshes.lazy (it stands alone)
+_LAZY = {
+    "ACTIVATIONS": "activations",
+    "ActivityMonitor": "monitor",
+    "ActivityPenalty": "monitor",
+    "CLIF": "neurons",
+    "CLIFSolver": "cfq",
+    "CLIFState": "cfq",
+    "ConvertedSNN": "conversion",
+    "EnergyReport": "energy",
+    "EnergyTable": "energy",
+    "FluxNet": "cfq",
+    "IF": "neurons",
+    "LIF": "neurons",
+    "LayerActivity": "monitor",
+    "MLP": "networks",
+    "MLPConfig": "networks",
+    "NEURON_KINDS": "networks",
+    "OpCounts": "energy",
+    "PopulationEncoder": "encoders",
+    "SURROGATE_KINDS": "surrogate",
+    "SpikingConfigError": "errors",
+    "SpikingNeuron": "neurons",
+    "StepStats": "cfq",
+    "Surrogate": "surrogate",
+    "VSN": "neurons",
+    "activation_scales": "conversion",
+    "break_even_activity": "energy",
+    "build_mlp": "networks",
+    "conversion_errors": "conversion",
+    "convert_relu_mlp": "conversion",
+    "count_energy": "energy",
+    "energy_report": "energy",
+    "equal_shape_ann": "networks",
+    "get_activation": "activations",
+    "heaviside": "surrogate",
+    "mlp_from_config": "networks",
+    "spiking_layers": "monitor",
+    "surrogate_derivative": "surrogate",
+    "trunc_spike": "neurons",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'spiking' has no attribute {name!r}")
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -9,11 +9,11 @@ traceback deep inside torch:
 >>> MLPConfig(neuron="gru")
 Traceback (most recent call last):
     ...
-spiking.config.SpikingConfigError: network.neuron = 'gru': expected one of ['vsn', 'lif', 'ann']
+spiking.errors.SpikingConfigError: network.neuron = 'gru': expected one of ['vsn', 'lif', 'ann']
 >>> MLPConfig.from_dict({"hidden": [8], "seed": -1}, prefix="net")
 Traceback (most recent call last):
     ...
-spiking.config.SpikingConfigError: net.seed = -1: expected a non-negative integer
+spiking.errors.SpikingConfigError: net.seed = -1: expected a non-negative integer
 
 :class:`~spiking.networks.MLP` builds the network of a config (``MLP.from_config``).
 """
@@ -25,14 +25,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from .activations import ACTIVATIONS, get_activation
+from .errors import SpikingConfigError
 from .neurons import RESET_MODES
 from .surrogate import SURROGATE_KINDS
 
 NEURON_KINDS = ("vsn", "lif", "ann")
 
-
-class SpikingConfigError(ValueError):
-    """A network/neuron configuration value is invalid (message names key and value)."""
 
 
 class _Checks:

@@ -92,3 +92,14 @@ def test_the_private_name_check_sees_a_planted_one(tmp_path):
     planted = tmp_path / "m.py"
     planted.write_text("from fem.data import _secret\nfrom fem.data import public\n")
     assert _private_imports(planted) == [f"{planted}:1 from fem.data import _secret"]
+
+
+def test_the_cli_parser_imports_neither_torch_nor_dolfinx():
+    """`neurofem --help` builds every subcommand's parser without the heavy stacks."""
+    code = ("import sys; from coupling.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('torch', 'dolfinx', 'petsc4py', 'pyvista', 'pymor') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"

@@ -21,8 +21,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from coupling.training.checkpoint import CheckpointError
-from coupling.training.errors import TrainingError
+from coupling.training.errors import CheckpointError, TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError

@@ -16,8 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from coupling.training.checkpoint import CheckpointError
-from coupling.training.errors import TrainingError
+from coupling.training.errors import CheckpointError, TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
 from spiking import SpikingConfigError

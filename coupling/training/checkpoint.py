@@ -7,6 +7,12 @@ over its final name (``os.replace`` is atomic on POSIX) and the directory is fsy
 a reader sees the old file or the new one, never half of one. The ``latest`` pointer
 (a one-line text file naming the newest checkpoint) is replaced the same way.
 
+Each file carries a SHA-256 of its payload's bytes (the ``torch.save`` of model, optimizer,
+scheduler, RNG and metadata), checked on load: a flipped byte anywhere in the payload is
+an unreadable checkpoint, and resuming falls back to the previous one with one
+``neurofem: warning:`` line per skipped file. Foreign model keys, metadata that is not a
+JSON string, a ``latest`` pointer that is not UTF-8 and a full disk are one line each.
+
 Resuming is allowed only with the same configuration, compared by a SHA-256 of its
 canonical JSON minus the keys in :data:`RESUME_KEYS` (those a user may change on
 resume: how long to train, how often to log or checkpoint, where outputs go).
@@ -14,12 +20,15 @@ resume: how long to train, how often to log or checkpoint, where outputs go).
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
 import random
 import re
-import warnings
+import shutil
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +37,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from coupling.training.errors import CheckpointError
 from fem.cache import atomic_write as _atomic_write
 
-FORMAT = "neurofem-checkpoint/1"
+FORMAT = "neurofem-checkpoint/2"  # {format, sha256, payload: the torch.save bytes}
+FORMAT_V1 = "neurofem-checkpoint/1"  # the payload itself, no checksum (still read)
 LATEST = "latest"
 PATTERN = re.compile(r"^ckpt-(\d+)\.pt$")
 
@@ -50,9 +61,6 @@ RESUME_KEYS: tuple[str, ...] = (
     "outputs",
 )
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: unreadable, not ours, or from a different config."""
 
 
 def _plain(value: Any) -> Any:
@@ -143,7 +151,7 @@ def save_checkpoint(
     if comm is not None and comm.rank != 0:
         return None
     payload = {
-        "format": FORMAT,
+        "format": FORMAT_V1,
         "step": int(step),
         "config_hash": str(config_hash),
         "model": model.state_dict(),
@@ -152,25 +160,107 @@ def save_checkpoint(
         "rng": rng_state(),
         "metadata": json.dumps(_plain(dict(metadata or {}))),
     }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)  # in memory: a full disk shows as an OSError of the write
+    data = buffer.getbuffer()
+    wrapped = {"format": FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
+               "payload": torch.frombuffer(data, dtype=torch.uint8)}
     path = Path(path)
-    atomic_write(path, lambda f: torch.save(payload, f))
+    try:
+        atomic_write(path, lambda f: torch.save(wrapped, f))
+    except OSError as exc:
+        raise CheckpointError(_write_failure(path, exc)) from None
+    except RuntimeError as exc:  # torch's writer hides the errno ("file write failed")
+        raise CheckpointError(_write_failure(path, exc)) from None
     return path
 
 
-def read_checkpoint(path: str | os.PathLike, config_hash: str | None = None) -> dict[str, Any]:
-    """Load a checkpoint's contents (weights_only) and check its format and config hash."""
-    path = Path(path)
+def _write_failure(path: Path, exc: BaseException) -> str:
+    """One line: which checkpoint could not be written, why, and the free space there."""
+    why = (exc.strerror if isinstance(exc, OSError) and exc.strerror else _short(exc))
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        usage = shutil.disk_usage(path.parent)
+        free = f"{_size(usage.free)} free of {_size(usage.total)} on {path.parent}"
+    except OSError:
+        free = f"free space on {path.parent} unknown"
+    hint = ""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        hint = "; free space (or lower training.keep_checkpoints) and resume"
+    return f"{path}: cannot write checkpoint ({why}; {free}){hint}"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def read_checkpoint(path: str | os.PathLike, config_hash: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint's contents (weights_only), verify its SHA-256 and check its
+    format, fields and config hash (CheckpointError, one line, otherwise)."""
+    path = Path(path)
+    payload = _load(path, path)
+    if isinstance(payload, dict) and payload.get("format") == FORMAT:
+        digest, data = payload.get("sha256"), payload.get("payload")
+        if not isinstance(digest, str) or not isinstance(data, torch.Tensor) \
+                or data.dtype != torch.uint8 or data.dim() != 1:
+            raise CheckpointError(f"{path}: damaged checkpoint (no checksum or payload)")
+        raw = data.numpy().tobytes()
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != digest:
+            raise CheckpointError(f"{path}: damaged checkpoint (SHA-256 {actual[:12]}… of its "
+                                  f"payload, recorded {digest[:12]}…)")
+        payload = _load(path, io.BytesIO(raw))
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT_V1:
+            raise CheckpointError(f"{path}: not a neurofem checkpoint (expected format "
+                                  f"{FORMAT})")
+    elif not isinstance(payload, dict) or payload.get("format") != FORMAT_V1:
+        raise CheckpointError(f"{path}: not a neurofem checkpoint (expected format {FORMAT})")
+    _check_fields(path, payload)
+    _check_hash(path, payload, config_hash)
+    try:
+        metadata = json.loads(payload["metadata"])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: damaged checkpoint metadata ({_short(exc)})") from None
+    if not isinstance(metadata, dict):
+        raise CheckpointError(f"{path}: damaged checkpoint metadata (not a table)")
+    payload["metadata"] = metadata
+    return payload
+
+
+def _load(path: Path, source) -> Any:
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint") from None
     except Exception as exc:  # truncated zip, foreign pickle, ...: all mean "unusable"
         raise CheckpointError(f"{path}: unreadable checkpoint ({_short(exc)})") from None
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a neurofem checkpoint (expected format {FORMAT})")
-    _check_hash(path, payload, config_hash)
-    payload["metadata"] = json.loads(payload["metadata"])
-    return payload
+
+
+# what each field of a payload must be (a checkpoint of ours has exactly these types)
+_FIELDS = {"step": int, "config_hash": str, "model": dict, "rng": dict, "metadata": str}
+
+
+def _check_fields(path: Path, payload: dict) -> None:
+    """Refuse a payload whose fields have foreign types (one line naming the field)."""
+    for name, kind in _FIELDS.items():
+        value = payload.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise CheckpointError(f"{path}: damaged checkpoint ({name} is "
+                                  f"{type(value).__name__}, expected {kind.__name__})")
+    if payload["step"] < 0:
+        raise CheckpointError(f"{path}: damaged checkpoint (step {payload['step']})")
+    for name in ("optimizer", "scheduler"):
+        if payload.get(name) is not None and not isinstance(payload[name], dict):
+            raise CheckpointError(f"{path}: damaged checkpoint ({name} is "
+                                  f"{type(payload[name]).__name__}, expected a table)")
+    bad = next((k for k, v in payload["model"].items()
+                if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: damaged checkpoint (model entry {bad!r} is not a "
+                              "named tensor)"[:300])
 
 
 def _check_hash(path: Path, payload: Mapping[str, Any], config_hash: str | None) -> None:
@@ -198,16 +288,49 @@ def load_checkpoint(
     """Restore model/optimizer/scheduler/RNG from a checkpoint of this config; return it."""
     payload = read_checkpoint(path, config_hash)
     if model is not None:
-        model.load_state_dict(payload["model"])
+        _check_model_keys(path, model, payload["model"])
+        _restore(path, "model", model, payload["model"])
     if optimizer is not None:
         if payload["optimizer"] is None:
             raise CheckpointError(f"{path}: checkpoint holds no optimizer state")
-        optimizer.load_state_dict(payload["optimizer"])
+        _restore(path, "optimizer", optimizer, payload["optimizer"])
     if scheduler is not None and payload["scheduler"] is not None:
-        scheduler.load_state_dict(payload["scheduler"])
+        _restore(path, "scheduler", scheduler, payload["scheduler"])
     if restore_rng:
-        set_rng_state(payload["rng"])
+        try:
+            set_rng_state(payload["rng"])
+        except Exception as exc:
+            raise CheckpointError(f"{path}: damaged RNG state ({_short(exc)})") from None
     return payload
+
+
+def _check_model_keys(path: Path, model: torch.nn.Module, state: Mapping[str, Any]) -> None:
+    """Refuse a checkpoint of another network (one line naming the first foreign and the
+    first missing parameter, and the first shape that differs)."""
+    own = model.state_dict()
+    foreign = [k for k in state if k not in own]
+    missing = [k for k in own if k not in state]
+    if foreign or missing:
+        parts = []
+        if foreign:
+            parts.append(f"{len(foreign)} foreign key(s), e.g. {foreign[0]!r}")
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. {missing[0]!r}")
+        raise CheckpointError(f"{path}: checkpoint is of another network ({'; '.join(parts)})"
+                              [:300])
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(own[k].shape):
+            raise CheckpointError(f"{path}: checkpoint is of another network ({k!r} has shape "
+                                  f"{tuple(v.shape)}, this network's {tuple(own[k].shape)})")
+
+
+def _restore(path: Path, what: str, target: Any, state: Any) -> None:
+    """target.load_state_dict(state), any failure one CheckpointError line."""
+    try:
+        target.load_state_dict(state)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot restore the {what} state ({_short(exc)})"
+                              ) from None
 
 
 def checkpoint_name(step: int) -> str:
@@ -230,10 +353,43 @@ def latest_pointer(run_dir: str | os.PathLike) -> Path | None:
     """The checkpoint that run_dir/latest names, or None without a (valid) pointer."""
     pointer = Path(run_dir) / LATEST
     try:
-        name = pointer.read_text().strip()
+        name = pointer.read_bytes()[:256].decode("utf-8").strip()
     except OSError:
         return None
+    except UnicodeDecodeError:  # damaged: the checkpoints themselves are tried newest first
+        note(f"{pointer}: not UTF-8 text, ignored (trying the checkpoints newest first)")
+        return None
     return Path(run_dir) / name if PATTERN.match(name) else None
+
+
+def _quiet_pointer(run_dir: str | os.PathLike) -> Path | None:
+    """latest_pointer without its note (ranks other than 0)."""
+    try:
+        name = (Path(run_dir) / LATEST).read_bytes()[:256].decode("utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(run_dir) / name if PATTERN.match(name) else None
+
+
+_REPORTED: set[tuple[str, int, int]] = set()
+
+
+def _first_report(path: Path) -> bool:
+    """True the first time this process skips this version of `path` (one line per file)."""
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        return True
+    if key in _REPORTED:
+        return False
+    _REPORTED.add(key)
+    return True
+
+
+def note(message: str) -> None:
+    """One ``neurofem: warning:`` line on stderr (not a two-line Python warning)."""
+    print(f"neurofem: warning: {' '.join(str(message).split())}", file=sys.stderr, flush=True)
 
 
 def find_latest_checkpoint(
@@ -241,11 +397,13 @@ def find_latest_checkpoint(
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest loadable checkpoint of run_dir and its contents; None if there is none.
 
-    Tries the `latest` pointer, then the others newest first, skipping (with a warning on
-    rank 0) unreadable ones. A readable checkpoint of another config raises CheckpointError.
+    Tries the `latest` pointer, then the others newest first, skipping (with one
+    ``neurofem: warning:`` line each, on rank 0) unreadable or damaged ones. A readable
+    checkpoint of another config raises CheckpointError.
     """
     candidates = [p for _, p in reversed(list_checkpoints(run_dir))]
-    pointed = latest_pointer(run_dir)
+    writer = comm is None or comm.rank == 0
+    pointed = latest_pointer(run_dir) if writer else _quiet_pointer(run_dir)
     if pointed is not None and pointed in candidates:
         candidates.remove(pointed)
         candidates.insert(0, pointed)
@@ -253,12 +411,46 @@ def find_latest_checkpoint(
         try:
             payload = read_checkpoint(path)
         except CheckpointError as exc:
-            if comm is None or comm.rank == 0:
-                warnings.warn(f"skipping {exc}", RuntimeWarning, stacklevel=2)
+            if writer and _first_report(path):
+                note(f"skipping {exc}")
             continue
         _check_hash(path, payload, config_hash)
         return path, payload
     return None
+
+
+def check_steps(path: Path, done: int, steps: int) -> None:
+    """Refuse to resume to `steps` below the `done` steps of checkpoint `path` (one line)."""
+    if steps < done:
+        raise CheckpointError(f"training.steps = {steps} is below the {done} steps this run has "
+                              f"done ({Path(path).name}); resume with --steps {done} or more")
+
+
+def check_resume(run_dir: str | os.PathLike, config: Mapping[str, Any], comm=None) -> int:
+    """Before a resume changes anything in `run_dir` (its config.toml included): the step of
+    the checkpoint it will continue from; CheckpointError (one line, every rank) if there is
+    none, it is of another config, or ``training.steps`` is below its step.
+
+    `config` is the resolved config the resume would run (``parse_config(doc).resolved()``).
+    Rank 0 reads; collective when `comm` is given.
+    """
+    error, done = None, None
+    if comm is None or comm.rank == 0:
+        try:
+            found = find_latest_checkpoint(run_dir, config_hash(config))
+            if found is None:
+                raise CheckpointError(f"{run_dir}: no checkpoint to resume from")
+            done = int(found[1]["step"])
+            steps = (config.get("training") or {}).get("steps")
+            if isinstance(steps, int) and not isinstance(steps, bool):
+                check_steps(found[0], done, steps)
+        except CheckpointError as exc:
+            error = str(exc)
+    if comm is not None:
+        error, done = comm.bcast((error, done), root=0)
+    if error is not None:
+        raise CheckpointError(error)
+    return done
 
 
 @dataclass
