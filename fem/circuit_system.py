@@ -70,7 +70,7 @@ class CircuitSystem:
 
     K: sp.csr_matrix  # (n_free_owned, n_free_owned + n_ghost)
     b: np.ndarray  # (n_free_owned,)
-    ids: np.ndarray  # global unrolled dof index of each owned free dof (rank independent)
+    ids: np.ndarray  # a key per owned free dof from its node and component (rank independent)
     free: np.ndarray  # positions of the owned free dofs among the owned unrolled dofs
     owned_values: np.ndarray  # (n_owned,) Dirichlet values at owned constrained dofs, else 0
     comm: GhostExchange
@@ -87,6 +87,18 @@ class CircuitSystem:
         u = self.owned_values.copy()
         u[self.free] = x_free
         return u
+
+
+def dof_keys(coordinates: np.ndarray, components: np.ndarray) -> np.ndarray:
+    """int64 keys of dofs from their node coordinates and component: the same on any rank
+    count (DOLFINx's global numbering is not), so noise and start vectors keyed by them are."""
+    q = np.round(np.asarray(coordinates, np.float64) * 2.0**32).astype(np.int64).view(np.uint64)
+    h = np.asarray(components, np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):  # multiply-xor hashing wraps modulo 2^64 on purpose
+        for k in range(q.shape[1]):
+            h = (h ^ q[:, k]) * np.uint64(0xBF58476D1CE4E5B9)
+            h ^= h >> np.uint64(29)
+    return h.view(np.int64)
 
 
 def _dirichlet_columns(ops: Operators, comm: MPI.Comm) -> np.ndarray:
@@ -119,5 +131,6 @@ def circuit_system(problem, ops: Operators | None = None) -> CircuitSystem:
     exchange = GhostExchange(comm, lay.local_to_global[ghost_cols],
                              lay.owners[ghost_cols].astype(np.int64), owned_globals)
     owned_values = np.where(free_col[: lay.n_owned], 0.0, g[: lay.n_owned])
-    return CircuitSystem(K, b, owned_globals.astype(np.int64), free, owned_values, exchange,
-                         lay, ops)
+    bs = lay.block_size
+    ids = dof_keys(lay.coordinates[free // bs], free % bs)
+    return CircuitSystem(K, b, ids, free, owned_values, exchange, lay, ops)

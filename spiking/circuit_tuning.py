@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import scipy.sparse as sp
 
-from .circuit import CircuitError, CircuitParams, Serial
+from .circuit import CircuitError, CircuitParams, Serial, _splitmix
 
 KAPPA_GRID = 400  # modes sampled on (0, L] (log-spaced) for the stability and gain checks
 
@@ -22,13 +22,14 @@ KAPPA_GRID = 400  # modes sampled on (0, L] (log-spaced) for the stability and g
 def gershgorin(Ks: sp.csr_matrix, comm=None) -> float:
     """Upper bound of K̃'s spectrum: max row sum of |K̃| over all ranks."""
     rows = np.asarray(abs(Ks).sum(axis=1)).ravel()
-    return float((comm or Serial()).max(float(rows.max()) if len(rows) else 0.0))
+    return _digits((comm or Serial()).max(float(rows.max()) if len(rows) else 0.0))
 
 
 def lanczos_min(K: sp.csr_matrix, diag: np.ndarray, comm=None, steps: int = 80,
-                seed: int = 0) -> float:
+                seed: int = 0, ids: np.ndarray | None = None) -> float:
     """Smallest Ritz value of D^-½ K D^-½ after `steps` Lanczos steps (an upper bound of
-    K̃'s smallest eigenvalue; distributed: ghost exchange per product, global dots)."""
+    K̃'s smallest eigenvalue; distributed: ghost exchange per product, global dots; the
+    start vector is keyed by the global dof ids, so any rank count starts alike)."""
     comm = comm or Serial()
     n = len(diag)
     s = 1.0 / np.sqrt(diag)
@@ -40,8 +41,8 @@ def lanczos_min(K: sp.csr_matrix, diag: np.ndarray, comm=None, steps: int = 80,
     def dot(a: np.ndarray, b: np.ndarray) -> float:
         return float(comm.sum(float(a @ b)))
 
-    rng = np.random.default_rng(seed)
-    q = rng.standard_normal(n)
+    keys = np.arange(n) if ids is None else np.asarray(ids)
+    q = (_splitmix(keys.astype(np.uint64) + np.uint64(seed)) >> np.uint64(11)) * 2.0**-53 - 0.5
     q /= math.sqrt(dot(q, q))
     q_prev, beta, alphas, betas = np.zeros(n), 0.0, [], []
     for _ in range(steps):
@@ -56,7 +57,12 @@ def lanczos_min(K: sp.csr_matrix, diag: np.ndarray, comm=None, steps: int = 80,
         q_prev, q = q, w / beta
     off = betas[: len(alphas) - 1]
     T = np.diag(alphas) + np.diag(off, 1) + np.diag(off, -1)
-    return float(np.linalg.eigvalsh(T)[0])
+    return _digits(float(np.linalg.eigvalsh(T)[0]))
+
+
+def _digits(v: float) -> float:
+    """`v` to 6 significant digits: gains then agree on any rank count (sums round apart)."""
+    return float(f"{v:.6g}")
 
 
 def auto_gains(L: float, mu: float, dt: float) -> dict[str, float]:
@@ -99,6 +105,7 @@ def spectral_radius(p: CircuitParams, L: float, lo: float = 1e-9) -> float:
 
 def stable_dt(p: CircuitParams, L: float) -> float:
     """The largest time step (other gains fixed) with every mode in (0, L] stable."""
+    p = replace(p, mode="float")  # the map is the same; fixed point would insist on 2^-p
     lo, hi = 0.0, p.dt
     while spectral_radius(replace(p, dt=hi), L) < 1.0 and hi < 1e6:
         lo, hi = hi, 2 * hi
