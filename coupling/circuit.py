@@ -21,7 +21,7 @@ from fem.circuit_system import CircuitSystem
 from fem.errors import ConfigError
 from fem.schema import Table, validate
 from spiking.circuit import Circuit, CircuitError, CircuitParams
-from spiking.circuit_energy import circuit_ops, price
+from spiking.circuit_energy import circuit_ops, neuromorphic_pj, price
 from spiking.circuit_tuning import (
     auto_gains,
     auto_gamma,
@@ -188,8 +188,10 @@ def energy(built: Built, trace: Trace, table=None, upto: dict | None = None) -> 
     steps = upto["step"] if upto else trace.counts["steps"]
     spikes = upto["spikes"] if upto else trace.counts["spikes"]
     syn = upto["synaptic"] if upto else trace.counts["syn_slow"] + trace.counts["syn_fast"]
-    ops = circuit_ops(p, dofs=built.info["dofs"], steps=steps, spikes=spikes, synaptic=syn)
-    return price(ops, table)
+    kw = {"dofs": built.info["dofs"], "steps": steps, "spikes": spikes, "synaptic": syn}
+    out = price(circuit_ops(p, **kw), table)
+    out["neuromorphic_pj"] = neuromorphic_pj(p, **kw)
+    return out
 
 
 def summary(built: Built, trace: Trace, table=None) -> dict:

@@ -260,6 +260,14 @@ class Circuit:
         return self.avg if self.p.average else self.readout
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of this rank's neuron states, readouts and weights."""
+        K = self.Kq if self.fixed else self.Ks
+        arrays = (self.V, self.z, self.s_slow, self.s_fast, self.R, self.avg,
+                  K.data, K.indices, K.indptr)
+        return int(sum(a.nbytes for a in arrays))
+
+    @property
     def spiked(self) -> np.ndarray:
         """Spikes per owned dof in the last step (both signs)."""
         return self.c_plus + self.c_minus

@@ -16,7 +16,9 @@ the N neurons of its own population (fast), so E = Σ_spikes N·(nnz_j + 1)):
   write.
 
 Fixed-point multiplies are priced as MACs too (a shift-and-add on a chip is cheaper; the
-table decides the price).
+table decides the price). On a neuromorphic table (:data:`spiking.prices.LOIHI_2018`) the
+same run is E synaptic operations, n·N·T neuron updates and S spikes, with the readout
+decoder priced on the host at 45 nm (:func:`neuromorphic_pj`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import asdict
 
 from .circuit import CircuitParams
 from .energy import EnergyTable, OpCounts
+from .prices import LOIHI_2018, EventCounts, NeuromorphicTable
 
 
 def neuron_ops(p: CircuitParams) -> OpCounts:
@@ -58,5 +61,16 @@ def circuit_ops(p: CircuitParams, *, dofs: int, steps: int, spikes: int, synapti
 def price(ops: dict[str, OpCounts], table: EnergyTable | None = None) -> dict:
     """pJ of each part under `table` (default: 45 nm, Horowitz 2014), with the counts."""
     table = table or EnergyTable()
+    compute = EnergyTable.compute_only(table.mac_pj, table.acc_pj)
     return {"table": table.name,
-            **{k: {"pj": table.price(v), **asdict(v)} for k, v in ops.items()}}
+            **{k: {"pj": table.price(v), "compute_pj": compute.price(v), **asdict(v)}
+               for k, v in ops.items()}}
+
+
+def neuromorphic_pj(p: CircuitParams, *, dofs: int, steps: int, spikes: int, synaptic: int,
+                    table: NeuromorphicTable = LOIHI_2018) -> float:
+    """pJ of a run on a neuromorphic chip: events at `table`, the readout on the host."""
+    ro = readout_ops(p)
+    m = dofs * steps
+    host = OpCounts(ro.mac * m, ro.acc * m, ro.reads * m, ro.writes * m)
+    return EventCounts(synaptic, dofs * p.neurons * steps, spikes, host).price(table)

@@ -114,7 +114,11 @@ def _network_start(trainer, system, comm) -> tuple:
     if getattr(net, "neuron", "ann") in ("vsn", "lif"):
         rep = spiking.energy_report(net, monitor)
         ops = sum((la.snn for la in rep.layers), spiking.energy.OpCounts())
-        info.update(pj=rep.snn_pj * nodes, table=rep.table.name,
+        from spiking.prices import network_prices
+
+        prices = network_prices(rep, int(nodes))["spiking"]
+        info.update(pj=prices["full_pj"], compute_pj=prices["compute_pj"],
+                    neuromorphic_pj=prices["neuromorphic_pj"], table=rep.table.name,
                     mac_acc=(ops.mac + ops.acc) * nodes, ann_pj=rep.ann_pj * nodes)
     return values[system.free], info
 
@@ -180,7 +184,24 @@ def _run(doc: dict, cfg, args: argparse.Namespace, comm) -> dict:
               "fem_error": fem_error, "config": doc, "argv": sys.argv[1:]}
     for name, tr in traces.items():
         result[name] = cc.summary(built, tr)
+    result["memory"] = _memory(built, comm)
     return write_outputs(out, result, traces, built, s, comm)
+
+
+def _memory(built, comm) -> dict:
+    """Peak resident memory of any rank (whole process) and the circuit's own arrays (MB)."""
+    import resource
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
+    return {"ranks": comm.size, "peak_rss_mb_max_rank": comm.allreduce(rss, op=_mpi_max()),
+            "circuit_mb_max_rank": comm.allreduce(built.circuit.nbytes / 2**20, op=_mpi_max()),
+            "circuit_mb_total": comm.allreduce(built.circuit.nbytes / 2**20)}
+
+
+def _mpi_max():
+    from meshes.fenics import MPI
+
+    return MPI.MAX
 
 
 def _metrics_log(out: Path, comm):

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from spiking.circuit import Circuit, CircuitError, CircuitParams
-from spiking.circuit_energy import circuit_ops, price
+from spiking.circuit_energy import circuit_ops, neuromorphic_pj, price
 from spiking.circuit_tuning import (
     auto_gains,
     auto_gamma,
@@ -156,6 +156,10 @@ def test_energy_counts_of_a_tiny_circuit_equal_hand_counts():
     assert (t.mac, t.acc, t.reads, t.writes) == (36, 51, 90, 42)
     priced = price(ops, EnergyTable())
     assert priced["total"]["pj"] == pytest.approx(36 * 4.6 + 51 * 0.9 + 90 * 5 + 42 * 5)
+    assert priced["total"]["compute_pj"] == pytest.approx(36 * 4.6 + 51 * 0.9)
+    # Loihi 2018: 24 synaptic ops, 12 neuron updates, 3 spikes; the readout on the host
+    loihi = neuromorphic_pj(p, dofs=1, steps=3, spikes=3, synaptic=24)
+    assert loihi == pytest.approx(24 * 23.6 + 12 * 81.0 + 3 * 1.7 + 3 * 0.9 + 6 * 5.0)
 
 
 def test_non_symmetric_operator_is_refused_naming_the_key():

@@ -1,0 +1,178 @@
+"""Spiking FEM circuit benchmarks: NeuroFEM's disk case over mesh sizes, and any config.
+
+``python -m benchmarks.circuit disk --out benchmarks/results/circuit-disk`` runs
+−Δu = 1 on the unit disk, u = 0 on the circle (exact u = (1 − r²)/4; the disk is a
+polygon with its vertices on the circle, as in NeuroFEM's meshes) for mesh sizes of
+~10² to 10⁴ nodes and 8 and 16 neurons per node, and writes OUT.md, OUT.json and
+OUT.png (steps and spikes to 1e-3 vs nodes, log–log with fitted slopes).
+``python -m benchmarks.circuit run CONFIG --out OUT [--from RUN] [-- extra circuit args]``
+runs one `neurofem circuit` and writes OUT.md/OUT.json from its summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SIZES = (0.2, 0.1, 0.06, 0.035, 0.02)
+NEURONS = (8, 16)
+TARGETS = [1e-2, 1e-3, 1e-4]
+
+
+def disk_config(size: float, neurons: int) -> dict:
+    """The disk problem at mesh size `size` with `neurons` per node."""
+    m = max(8, round(2 * math.pi / size))
+    verts = [[math.cos(2 * math.pi * k / m), math.sin(2 * math.pi * k / m)] for k in range(m)]
+    return {"mesh": {"kind": "polygon", "size": size, "vertices": verts, "holes": []},
+            "problem": {"type": "poisson", "source": 1.0, "exact": "(1 - x*x - y*y)/4",
+                        "bcs": [{"boundary": "boundary", "type": "dirichlet", "value": 0.0}]},
+            "circuit": {"neurons": neurons, "steps": 60000, "targets": TARGETS, "hold": 1000}}
+
+
+def run_circuit(config: Path, out: Path, extra: list[str] = (), ranks: int = 1) -> dict:
+    """One `neurofem circuit` in a subprocess (OMP_NUM_THREADS=1); its summary.json."""
+    exe = [sys.executable, "-m", "coupling.cli", "circuit", str(config), "--out", str(out),
+           *extra]
+    if ranks > 1:
+        exe = [str(Path(sys.executable).parent / "mpiexec"), "-n", str(ranks), *exe]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(exe, check=True, env=env)
+    return json.loads((out / "summary.json").read_text())
+
+
+def _slope(xs: list[float], ys: list[float]) -> float:
+    lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
+    mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
+    return sum((a - mx) * (b - my) for a, b in zip(lx, ly, strict=True)) / sum(
+        (a - mx) ** 2 for a in lx)
+
+
+def disk(out: Path) -> None:
+    """The disk table, records and log–log figure."""
+    import tomli_w
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in SIZES:
+            for n in NEURONS:
+                cfg = Path(tmp) / f"disk-{size}-{n}.toml"
+                cfg.write_text(tomli_w.dumps(disk_config(size, n)))
+                s = run_circuit(cfg, Path(tmp) / f"run-{size}-{n}")
+                rows.append(_disk_row(size, n, s))
+                print(json.dumps(rows[-1]), flush=True)
+    slopes = _disk_figure(rows, out.with_suffix(".png"))
+    out.with_suffix(".json").write_text(json.dumps({"rows": rows, "slopes": slopes}, indent=1))
+    out.with_suffix(".md").write_text(_disk_markdown(rows, slopes, out))
+
+
+def _disk_row(size: float, n: int, s: dict) -> dict:
+    c = s["cold"]
+    to3 = c["reached"]["0.001"]
+    return {"size": size, "neurons": n, "dofs": s["system"]["dofs"],
+            "condition": s["system"]["condition"], "fem_vs_exact": s["fem_error"],
+            "circuit_vs_exact": c["final"]["rel_exact"], "circuit_vs_fem": c["final"]["rel_fem"],
+            "raw_vs_fem": c["final"]["rel_fem_raw"],
+            "ratio": c["final"]["rel_exact"] / s["fem_error"],
+            "steps_1e-2": (c["reached"]["0.01"] or {}).get("step"),
+            "steps_1e-3": to3 and to3["step"], "spikes_1e-3": to3 and to3["spikes"],
+            "synaptic_1e-3": to3 and to3["synaptic"],
+            "pj_1e-3": c["energy_to"]["0.001"]["total"]["pj"] if to3 else None,
+            "steps_raw_1e-3": (c["reached_raw"]["0.001"] or {}).get("step"),
+            "final_step": c["final"]["step"], "spikes_per_dof_step": c["spikes_per_dof_step"],
+            "ms_per_step": 1e3 * c["s_per_step"]}
+
+
+def _disk_figure(rows: list[dict], path: Path) -> dict:
+    """Steps and spikes to 1e-3 vs dofs, log–log, one line per neurons per node."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
+    slopes = {}
+    for n, marker in zip(NEURONS, ("o", "s"), strict=True):
+        rs = [r for r in rows if r["neurons"] == n and r["steps_1e-3"]]
+        x = [r["dofs"] for r in rs]
+        for ax, key in zip(axes, ("steps_1e-3", "spikes_1e-3"), strict=True):
+            y = [r[key] for r in rs]
+            k = _slope(x, y)
+            slopes[f"{key}/N={n}"] = k
+            ax.loglog(x, y, marker=marker, label=f"{n} neurons/node (slope {k:.2f})")
+    for ax, title in zip(axes, ("steps to 1e-3 vs FEM", "spikes to 1e-3 vs FEM"), strict=True):
+        ax.set_xlabel("free dofs (mesh nodes)")
+        ax.set_title(title)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return slopes
+
+
+def _disk_markdown(rows: list[dict], slopes: dict, out: Path) -> str:
+    head = ("| nodes | N | cond | FEM vs exact | circuit vs exact | ratio | circuit vs FEM "
+            "(avg / raw) | steps 1e-2 | steps 1e-3 | spikes 1e-3 | synaptic 1e-3 | pJ 1e-3 "
+            "(45 nm) | spikes/dof/step | ms/step |")
+    lines = ["# Spiking FEM circuit: Poisson on the unit disk\n", head, "|" + "---|" * 14]
+    for r in rows:
+        lines.append(
+            f"| {r['dofs']} | {r['neurons']} | {r['condition']:.3g} | {r['fem_vs_exact']:.3g} | "
+            f"{r['circuit_vs_exact']:.3g} | {r['ratio']:.3f} | {r['circuit_vs_fem']:.2g} / "
+            f"{r['raw_vs_fem']:.2g} | {r['steps_1e-2']} | {r['steps_1e-3']} | "
+            f"{r['spikes_1e-3']} | {r['synaptic_1e-3']} | {_g(r['pj_1e-3'])} | "
+            f"{r['spikes_per_dof_step']:.3g} | {r['ms_per_step']:.3g} |")
+    lines.append("\nLog–log slopes vs nodes: " + ", ".join(f"{k} {v:.2f}"
+                                                         for k, v in slopes.items()))
+    lines.append(f"\n![steps and spikes vs nodes]({out.with_suffix('.png').name})")
+    return "\n".join(lines) + "\n"
+
+
+def _g(v) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def single(config: Path, out: Path, extra: list[str], ranks: int) -> dict:
+    """One config's run; OUT.json is its summary, OUT.md the report and the command."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        s = run_circuit(config, run, extra, ranks)
+        report = (run / "report.md").read_text()
+        for fig in ("convergence.png", "spike_rates.png"):
+            if (run / fig).exists():
+                (out.parent / f"{out.name}-{fig}").write_bytes((run / fig).read_bytes())
+                report = report.replace(f"({fig})", f"({out.name}-{fig})")
+    out.with_suffix(".json").write_text(json.dumps(s, indent=1, default=str))
+    out.with_suffix(".md").write_text(report)
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m benchmarks.circuit disk|run ...`."""
+    p = argparse.ArgumentParser(prog="python -m benchmarks.circuit")
+    sub = p.add_subparsers(dest="what", required=True)
+    d = sub.add_parser("disk")
+    d.add_argument("--out", required=True, type=Path)
+    r = sub.add_parser("run")
+    r.add_argument("config", type=Path)
+    r.add_argument("--out", required=True, type=Path)
+    r.add_argument("--ranks", type=int, default=1)
+    r.add_argument("extra", nargs="*", help="more `neurofem circuit` arguments (after --)")
+    args = p.parse_args(argv)
+    if args.what == "disk":
+        disk(args.out)
+    else:
+        single(args.config, args.out, args.extra, args.ranks)
+    print(shlex.join(sys.argv), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
