@@ -17,6 +17,7 @@ from coupling.training.checkpoint import (
     CheckpointError,
     CheckpointManager,
     atomic_write,
+    check_steps,
     load_checkpoint,
 )
 from coupling.training.state import Callback, FitResult, FitState
@@ -107,10 +108,12 @@ class Checkpoints(Callback):
         found = self.manager.latest()
         if found is None:
             raise CheckpointError(f"{self.run_dir}: no checkpoint to resume from")
+        check_steps(found[0], int(found[1]["step"]), state.steps)  # before anything changes
         payload = load_checkpoint(found[0], self.hash, model=state.net,
                                   optimizer=state.optimizer, scheduler=state.scheduler)
         state.step = state.last_checkpoint = int(payload["step"])
-        state.wall_offset = float(payload.get("metadata", {}).get("wall_s", 0.0))
+        wall = payload.get("metadata", {}).get("wall_s", 0.0)
+        state.wall_offset = float(wall) if isinstance(wall, int | float) else 0.0
 
     def on_checkpoint(self, state: FitState, stopped: bool) -> None:
         self.manager.save(state.step, model=state.net, optimizer=state.optimizer,

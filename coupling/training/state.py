@@ -40,6 +40,9 @@ class FitResult:
     measures: dict
     wall_s: float
     stopped_by_signal: bool = False
+    # torch threads of this rank when fit returned: what it ran with (reproducibility:
+    # the same count gives the same bits, another one agrees to round-off)
+    threads: int = field(default_factory=torch.get_num_threads)
 
 
 class Callback:

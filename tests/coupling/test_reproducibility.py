@@ -82,9 +82,6 @@ def test_other_thread_count_agrees_to_the_stated_tolerance(disc):
                                                   rel=ACROSS_THREADS_RTOL)
 
 
-@pytest.mark.skipif(not hasattr(loop.FitResult, "__dataclass_fields__")
-                    or "threads" not in loop.FitResult.__dataclass_fields__,
-                    reason="FitResult.threads not added to coupling/training/loop.py yet")
 def test_fit_result_records_its_thread_count(disc):
     for n in (1, 2):
         _, res, _ = _train(disc, n, steps=2)
