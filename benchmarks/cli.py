@@ -32,11 +32,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tiny meshes and 30 steps per cell (a smoke run, minutes)")
     p.add_argument("--only", action="append", default=[], metavar="NAME",
                    help="run only this problem, method or problem/method (repeatable)")
-    p.add_argument("--mpi", type=int, default=1, metavar="N",
+    p.add_argument("--mpi", type=_at_least_one, default=1, metavar="N",
                    help="also run problem 6 (vsn-galerkin) on N ranks: the scaling study")
     p.add_argument("--out", type=Path, default=RESULTS, metavar="DIR",
                    help=f"results folder (default {RESULTS})")
-    p.add_argument("--steps", type=int, metavar="N",
+    p.add_argument("--steps", type=_at_least_one, metavar="N",
                    help="override every cell's step budget (default: each problem's own)")
     p.add_argument("--runs", type=Path, metavar="DIR",
                    help="keep the run directories here (default: a temporary folder)")
@@ -47,9 +47,43 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=bench)
 
 
+def _at_least_one(text: str) -> int:
+    """An integer >= 1 (argparse type: refused in one line otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected an integer >= 1")
+    return value
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Everything about the arguments that can be checked before any work (BenchError, one
+    line): ranks and steps >= 1, --out a writable folder (not
+    an existing file), the --pareto config valid (benchmarks.pareto.load)."""
+    from fem.cache import OutputError, check_folder
+
+    for flag in ("mpi", "steps"):
+        value = getattr(args, flag, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise BenchError(f"--{flag} {value}: expected an integer >= 1")
+    try:
+        check_folder(args.out, "--out")
+    except OutputError as exc:
+        raise BenchError(str(exc)) from None
+    if args.pareto:
+        from benchmarks.pareto import load
+
+        load(args.pareto, args.quick, args.steps)
+
+
 def bench(args: argparse.Namespace) -> int:
     """Run the grid and print where the results went."""
     from benchmarks.harness import Options, command_line, run
+
+    check_args(args)  # before any work: a sweep must not run for an hour and then fail
 
     argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name == "neurofem" else None
     cmd = command_line(argv) if argv is not None else command_line(_rebuild(args))

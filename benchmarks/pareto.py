@@ -85,22 +85,55 @@ STRESS_TARGET = 0.10  # elasticity: stress error within the target too
 
 def load(problem: str, quick: bool, steps: int | None) -> tuple[str, dict]:
     """(name, config dict) of PROBLEM, shrunk for ``quick`` or to ``steps``."""
+    from .grid import BenchError
+
     path = PROBLEMS.get(problem, Path(problem))
     if not path.is_file():
-        from .grid import BenchError
-
         raise BenchError(f"bench --pareto {problem!r}: expected one of {sorted(PROBLEMS)} "
                          "or a config file")
-    doc = tomllib.loads(path.read_text())
+    where = f"bench --pareto {path}"
+    try:
+        doc = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BenchError(f"{where}: not a UTF-8 text file (a TOML run config expected)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BenchError(f"{where}: invalid TOML ({' '.join(str(exc).split())})") from None
+    except OSError as exc:
+        raise BenchError(f"{where}: cannot read ({exc.strerror or exc})") from None
+    if doc.get("model", "network") != "network":
+        raise BenchError(f"{where}: model = {doc.get('model')!r}: the sweep trains coordinate "
+                         "networks (model = \"network\")")
+    if not isinstance(doc.get("mesh"), dict):
+        raise BenchError(f"{where}: no [mesh] table (a run config with [mesh], [problem] and "
+                         "[network] expected)")
     name = problem if problem in PROBLEMS else path.stem
     t = doc.setdefault("training", {})
+    if not isinstance(t, dict):
+        raise BenchError(f"{where}: [training] is not a table")
     t.pop("checkpoint_every", None)
     if quick:
-        doc["mesh"]["size"] = max(doc["mesh"].get("size", 0.1), 0.3)
+        size = doc["mesh"].get("size", 0.1)
+        doc["mesh"]["size"] = max(size if isinstance(size, int | float) else 0.1, 0.3)
         t["steps"] = 20
     if steps:
         t["steps"] = steps
+    validate(doc, where)
     return name, doc
+
+
+def validate(doc: dict, where: str) -> None:
+    """The config as a run would check it, and its resource estimate, before any work
+    (BenchError naming the file and the key)."""
+    from coupling.config import parse_run_config
+    from coupling.training.resources import check
+    from fem.errors import FemError
+
+    from .grid import BenchError
+
+    try:
+        check(parse_run_config(doc))
+    except FemError as exc:
+        raise BenchError(f"{where}: {exc}") from None
 
 
 def _network(trainer, design: dict):
