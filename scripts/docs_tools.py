@@ -24,6 +24,7 @@ exists in the schema).
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import inspect
 import json
@@ -91,9 +92,13 @@ def parser_flags(parser: argparse.ArgumentParser) -> set[str]:
 
 
 def _md(text: str) -> str:
-    """Help text as one Markdown table cell: one line, | and [ ] escaped."""
-    text = " ".join(_clean(text).split())
-    return text.replace("|", "\\|").replace("[", "\\[").replace("]", "\\]")
+    """Help text as Markdown on one line: | escaped everywhere (table cells), [ ] < escaped
+    outside code spans (no accidental links or HTML tags)."""
+    text = " ".join(_clean(text).split()).replace("|", "\\|")
+    parts = re.split(r"(`+[^`]+?`+)", text)
+    for i in range(0, len(parts), 2):
+        parts[i] = (parts[i].replace("[", "\\[").replace("]", "\\]").replace("<", "&lt;"))
+    return "".join(parts)
 
 
 def _arg_row(action: argparse.Action) -> str:
@@ -104,6 +109,8 @@ def _arg_row(action: argparse.Action) -> str:
         else:
             metavar = action.metavar or action.dest.upper()
             value = f"`{metavar}`" + (" ..." if action.nargs in ("+", "*") else "")
+            if action.choices and not action.metavar:
+                value = " \\| ".join(f"`{c}`" for c in action.choices)
             if action.nargs == "?":
                 value += " (optional)"
     else:
@@ -371,10 +378,25 @@ def _comments(model: type) -> dict[str, str]:
     return out
 
 
+@functools.cache
 def _docstring_comments() -> dict[str, str]:
-    """{dotted key: comment} from the TOML sketches in the config modules' docstrings."""
+    """{dotted key: comment} from the TOML sketches in the docstrings of the modules (and
+    their packages) that define the schema's tables."""
     out: dict[str, str] = {}
-    for name in ("coupling.config", "fem.config", "fem.parameters", "coupling.clif_config"):
+    modules: list[str] = []
+
+    def collect(model: type) -> None:
+        for name in (model.__module__.rsplit(".", 1)[0], model.__module__):
+            if name not in modules:
+                modules.append(name)
+        for field in model.model_fields.values():
+            for sub in _models_in(field.annotation):
+                if sub.__module__ not in modules:
+                    collect(sub)
+
+    for model in schema_models().values():
+        collect(model)
+    for name in modules:
         doc = importlib.import_module(name).__doc__ or ""
         table, last = "", None
         for line in doc.splitlines():
@@ -434,6 +456,22 @@ def schema_models() -> dict[str, type]:
         model = m.model_fields.get("model")
         name = typing.get_args(model.annotation)[0] if model is not None else m.__name__
         out[name] = m
+    return out
+
+
+# Tables read by one command besides the run schema: (key, "module:Class", who reads it)
+EXTRA_TABLES = [("circuit", "coupling.circuit:CircuitTable", "`neurofem circuit CONFIG`")]
+
+
+def extra_tables() -> dict[str, tuple[type, str]]:
+    """{key: (model, reader)} of the extra tables whose module imports."""
+    out = {}
+    for key, where, reader in EXTRA_TABLES:
+        module, name = where.split(":")
+        try:
+            out[key] = (getattr(importlib.import_module(module), name), reader)
+        except (ImportError, AttributeError):
+            continue
     return out
 
 
@@ -532,6 +570,10 @@ def config_markdown() -> str:
         out.append("")
         for key, m, many in subs:
             _table_sections(m, key, done, out, 3, f" ({m.__name__})" if many else "")
+    for key, (model, reader) in extra_tables().items():
+        out += [f"## `[{key}]`", "", f"Read by {reader} beside the config's `[mesh]` and "
+                "`[problem]`; not part of the `neurofem train` schema above.", ""]
+        _table_sections(model, key, done, out, 3)
     out += mesh_options_markdown()
     out += ["## `[parameters.ranges]`", "",
             "A range is `[low, high]` or a table `{ low = ..., high = ..., scale = \"linear\" "
@@ -543,7 +585,7 @@ def config_markdown() -> str:
 
 
 _KEY = re.compile(r"^(model|mesh|problem|network|inputs|residual|boundary|training|energy|"
-                  r"parameters|clif)(\.[A-Za-z_][\w<>|]*)+$")
+                  r"parameters|clif|circuit)(\.[A-Za-z_][\w<>|]*)+$")
 
 
 def _key_exists(parts: list[str], models: list[type]) -> bool:
@@ -569,11 +611,32 @@ def _key_exists(parts: list[str], models: list[type]) -> bool:
     return False
 
 
+def key_models() -> list[type]:
+    """The top-level models a dotted key may start in: the run models and, as if fields of
+    a run, the extra tables."""
+    models = list(schema_models().values())
+    for key, (model, _) in extra_tables().items():
+        models.append(type(f"_{key}", (), {"model_fields": {key: _Field(model)}}))
+    return models
+
+
+def key_exists(key: str) -> bool:
+    """Whether a dotted key (``training.lr``, ``problem.materials.<name>.E``) exists."""
+    return _key_exists(key.split("."), key_models())
+
+
+class _Field:
+    """A stand-in field whose annotation is a table model (for the extra tables)."""
+
+    def __init__(self, model: type) -> None:
+        self.annotation = model
+
+
 def config_key_problems(text: str, where: str = "text") -> list[str]:
     """Dotted config keys in code spans of `text` (``training.lr``) that the schema lacks."""
     import meshes.registry as registry
 
-    models = list(schema_models().values())
+    models = key_models()
     mesh_options = {o.name for b in registry.kinds().values() for o in b.options} | {"x0", "x1"}
     problems = []
     for span in set(_CODE_SPAN.findall(text)):
