@@ -129,12 +129,13 @@ def _time_to(records: list[dict], comm) -> dict:
 
 def run_clif(doc: dict, run_dir: Path, comm) -> dict:
     """Train and roll out one C-LIF cell; its error, drift, spikes and energy (collective)."""
+    from coupling.config import parse_clif_config
     from coupling.residuals.cfq import ROLLOUT
     from coupling.runs.clif import train_clif
 
     measure.reset_peak_memory()
     t0 = time.perf_counter()
-    result = train_clif(doc, run_dir, comm, resume=False)
+    result = train_clif(parse_clif_config(doc), run_dir, comm, resume=False)
     total = time.perf_counter() - t0
     ev = json.loads((run_dir / ROLLOUT).read_text())["summary"] if comm.rank == 0 else None
     ev = comm.bcast(ev, root=0)

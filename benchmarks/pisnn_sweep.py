@@ -98,7 +98,7 @@ def run_resolution(doc: dict, resolution: float, cfls: list[float], broadcasts: 
     doc["clif"]["resolution"] = resolution
     t0 = time.perf_counter()
     run = workdir / f"res{resolution:g}"
-    res = train_clif(doc, run, comm, resume=False)
+    res = train_clif(parse_clif_config(doc), run, comm, resume=False)
     train_s = time.perf_counter() - t0
     net, base = load_trained_clif(run, comm)
     ref_steps = base.pb.steps  # the float FV's own step count (CFL 0.9)

@@ -131,29 +131,39 @@ def quadrature_data(dmesh: DistributedMesh, degree: int = 2) -> QuadratureData:
     )
 
 
-def boundary_data(dmesh: DistributedMesh, degree: int = 2) -> BoundaryData:
-    """Quadrature points, outward normals, weights and tags on owned exterior facets."""
-    mesh = dmesh.mesh
-    tdim, gdim = mesh.topology.dim, mesh.geometry.dim
+def _owned_exterior_facets(mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Owned exterior facets, the cell of each and the facet's local index in that cell."""
+    tdim = mesh.topology.dim
     fdim = tdim - 1
     mesh.topology.create_connectivity(fdim, tdim)
     mesh.topology.create_connectivity(tdim, fdim)
     f2c, c2f = mesh.topology.connectivity(fdim, tdim), mesh.topology.connectivity(tdim, fdim)
-    n_owned_f = mesh.topology.index_map(fdim).size_local
     facets = dolfinx.mesh.exterior_facet_indices(mesh.topology)
-    facets = facets[facets < n_owned_f]
+    facets = facets[facets < mesh.topology.index_map(fdim).size_local]
     cells = np.array([f2c.links(f)[0] for f in facets], dtype=np.int32)
     local = np.array(
         [np.flatnonzero(c2f.links(c) == f)[0] for c, f in zip(cells, facets, strict=True)],
         dtype=np.int32,
     )
-    ftags = np.full(
-        mesh.topology.index_map(fdim).size_local + mesh.topology.index_map(fdim).num_ghosts,
-        UNTAGGED,
-        dtype=np.int32,
-    )
+    return facets, cells, local
+
+
+def _facet_tag_array(dmesh: DistributedMesh) -> np.ndarray:
+    """The tag of every local facet (owned and ghost), UNTAGGED where it has none."""
+    imap = dmesh.mesh.topology.index_map(dmesh.tdim - 1)
+    ftags = np.full(imap.size_local + imap.num_ghosts, UNTAGGED, dtype=np.int32)
     if dmesh.facet_tags is not None:
         ftags[dmesh.facet_tags.indices] = dmesh.facet_tags.values
+    return ftags
+
+
+def boundary_data(dmesh: DistributedMesh, degree: int = 2) -> BoundaryData:
+    """Quadrature points, outward normals, weights and tags on owned exterior facets."""
+    mesh = dmesh.mesh
+    tdim, gdim = mesh.topology.dim, mesh.geometry.dim
+    fdim = tdim - 1
+    facets, cells, local = _owned_exterior_facets(mesh)
+    ftags = _facet_tag_array(dmesh)
     ct = _cell_type(mesh)
     ref_x = basix.geometry(ct)
     ref_facets = basix.topology(ct)[fdim]

@@ -94,24 +94,10 @@ def pack(
     this removes the early jamming that walls cause. Insertions and moves together are
     bounded by `max_attempts`.
     """
-    if not 0 < volume_fraction < 1:
-        raise MeshError(f"--volume-fraction={volume_fraction}: must be in (0, 1)")
-    if volume_fraction > RSA_LIMIT[inclusion]:
-        raise MeshError(f"--volume-fraction={volume_fraction} not reachable by random sequential "
-                        f"addition of {inclusion}s (limit {RSA_LIMIT[inclusion]})")
-    if gap < 0:
-        raise MeshError(f"--gap={gap}: must be >= 0")
+    _check_request(inclusion, volume_fraction, gap)
     rng = np.random.default_rng(seed)
     eye = np.eye(3)
-    if inclusion == "fibre":  # circles of the cross-section, infinitely long along `axis`
-        r = math.sqrt(volume_fraction / (math.pi * n))
-        semi = np.array([r, r, r])
-        axes = [k for k in range(3) if k != axis]
-    else:
-        req = (3 * volume_fraction / (4 * math.pi * n)) ** (1 / 3)  # equivalent-sphere radius
-        a = np.asarray(aspect, dtype=float) if inclusion == "ellipsoid" else np.ones(3)
-        semi = req * a / np.prod(a) ** (1 / 3)
-        axes = [0, 1, 2]
+    semi, axes = _semi_axes(inclusion, volume_fraction, n, aspect, axis)
     periodic = axes if placement == "cut" else []
     placed: list[Inclusion] = []
 
@@ -145,6 +131,29 @@ def pack(
             f"placement={placement}); lower the volume fraction or gap, or use --placement cut "
             "(no walls)")
     return placed
+
+
+def _check_request(inclusion: str, volume_fraction: float, gap: float) -> None:
+    """Refuse volume fractions outside (0, 1) or beyond RSA's reach, and negative gaps."""
+    if not 0 < volume_fraction < 1:
+        raise MeshError(f"--volume-fraction={volume_fraction}: must be in (0, 1)")
+    if volume_fraction > RSA_LIMIT[inclusion]:
+        raise MeshError(f"--volume-fraction={volume_fraction} not reachable by random sequential "
+                        f"addition of {inclusion}s (limit {RSA_LIMIT[inclusion]})")
+    if gap < 0:
+        raise MeshError(f"--gap={gap}: must be >= 0")
+
+
+def _semi_axes(inclusion: str, volume_fraction: float, n: int, aspect, axis: int
+               ) -> tuple[np.ndarray, list[int]]:
+    """Semi-axes of each of n equal inclusions of the given total volume, and the axes along
+    which they are bounded (a fibre is a circle of the cross-section, infinite along `axis`)."""
+    if inclusion == "fibre":
+        r = math.sqrt(volume_fraction / (math.pi * n))
+        return np.array([r, r, r]), [k for k in range(3) if k != axis]
+    req = (3 * volume_fraction / (4 * math.pi * n)) ** (1 / 3)  # equivalent-sphere radius
+    a = np.asarray(aspect, dtype=float) if inclusion == "ellipsoid" else np.ones(3)
+    return req * a / np.prod(a) ** (1 / 3), [0, 1, 2]
 
 
 def _shake(placed: list[Inclusion], fits, rng: np.random.Generator, axes: list[int],

@@ -81,18 +81,8 @@ def _make_periodic(faces: dict[str, list[int]]) -> None:
     ])
 def rve(model, o) -> dict:
     """Unit-cube RVE with N non-overlapping inclusions placed by random sequential addition."""
-    kind, n, axis = o["inclusion"], o["n"], _AXES[o["axis"]]
-    if n > 1000:
-        raise MeshError(f"--n={n}: too many inclusions (at most 1000)")
-    if kind == "ellipsoid" and (len(o["aspect"]) != 3 or min(o["aspect"]) <= 0):
-        raise MeshError(f"--aspect={list(o['aspect'])}: need three ratios > 0")
-    incs = pack(kind, o["volume_fraction"], n, o["gap"], o["placement"], o["seed"],
-                tuple(o["aspect"]) if kind == "ellipsoid" else (1, 1, 1), axis, o["max_attempts"])
-    a_min = float(incs[0].semi_axes.min())
-    local = o["size"] * min(1.0, o["refine"])
-    if 2 * a_min < local:
-        raise MeshError(f"inclusions (smallest semi-axis {a_min:.3g}) are smaller than the local "
-                        f"mesh size {local:.3g}: lower --size/--refine or --n")
+    kind, axis = o["inclusion"], _AXES[o["axis"]]
+    incs = _placed_inclusions(o, axis)
     trans = [k for k in range(3) if k != axis] if kind == "fibre" else [0, 1, 2]
     per_axes = trans if o["placement"] == "cut" else []
     occ = gmsh.model.occ
@@ -124,6 +114,29 @@ def rve(model, o) -> dict:
     for name, tags in faces.items():
         add_group(2, tags, name)
     add_group(2, interface, "interface")
+    return _info(o, incs, per_axes, vf_geom, area)
+
+
+def _placed_inclusions(o: dict, axis: int) -> list:
+    """The inclusions packed for options `o`, refused when the mesh cannot resolve them."""
+    kind, n = o["inclusion"], o["n"]
+    if n > 1000:
+        raise MeshError(f"--n={n}: too many inclusions (at most 1000)")
+    if kind == "ellipsoid" and (len(o["aspect"]) != 3 or min(o["aspect"]) <= 0):
+        raise MeshError(f"--aspect={list(o['aspect'])}: need three ratios > 0")
+    incs = pack(kind, o["volume_fraction"], n, o["gap"], o["placement"], o["seed"],
+                tuple(o["aspect"]) if kind == "ellipsoid" else (1, 1, 1), axis, o["max_attempts"])
+    a_min = float(incs[0].semi_axes.min())
+    local = o["size"] * min(1.0, o["refine"])
+    if 2 * a_min < local:
+        raise MeshError(f"inclusions (smallest semi-axis {a_min:.3g}) are smaller than the local "
+                        f"mesh size {local:.3g}: lower --size/--refine or --n")
+    return incs
+
+
+def _info(o: dict, incs: list, per_axes: list[int], vf_geom: float, area: float) -> dict:
+    """What the RVE builder reports: geometry of every inclusion, volume fractions, areas."""
+    kind = o["inclusion"]
     return {
         "gdim": 3,
         "inclusion": kind,

@@ -275,29 +275,31 @@ def traction_jump(u: dolfinx.fem.Function, lmbda, mu, dmesh, name: str = "interf
             areas.append(area)
     k = np.array(keys, dtype=np.int64).reshape(-1, tdim)
     t = np.array(tractions, dtype=np.float64).reshape(-1, gdim)
-    a = np.array(areas, dtype=np.float64)
-    gathered = comm.gather((k, t, a), root=0)
-    result = None
-    if comm.rank == 0:
-        K = np.vstack([g[0] for g in gathered])
-        T = np.vstack([g[1] for g in gathered])
-        A = np.concatenate([g[2] for g in gathered])
-        _, inv, counts = np.unique(K, axis=0, return_inverse=True, return_counts=True)
-        inv = inv.reshape(-1)
-        jump = np.zeros((len(counts), gdim))
-        np.add.at(jump, inv, T)
-        area = np.zeros(len(counts))
-        area[inv] = A
-        ref2 = np.zeros(len(counts))
-        np.add.at(ref2, inv, 0.5 * np.sum(T * T, axis=1))
-        two = counts == 2
-        j2 = float(np.sum(np.sum(jump[two] ** 2, axis=1) * area[two]))
-        r2 = float(np.sum(ref2[two] * area[two]))
-        result = {"available": True, "absolute": math.sqrt(j2),
-                  "relative": math.sqrt(j2 / r2) if r2 > 0 else math.inf,
-                  "traction_norm": math.sqrt(r2), "facets": int(two.sum()),
-                  "unmatched_facets": int((counts != 2).sum()), "area": float(area[two].sum())}
-    return comm.bcast(result, root=0)
+    gathered = comm.gather((k, t, np.array(areas, dtype=np.float64)), root=0)
+    return comm.bcast(_matched_jumps(gathered) if comm.rank == 0 else None, root=0)
+
+
+def _matched_jumps(gathered: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> dict:
+    """‖[[σ n]]‖ from every rank's (facet key, one side's traction, area): the two sides of
+    a facet share its key, and their outward tractions add up to the jump."""
+    K = np.vstack([g[0] for g in gathered])
+    T = np.vstack([g[1] for g in gathered])
+    A = np.concatenate([g[2] for g in gathered])
+    _, inv, counts = np.unique(K, axis=0, return_inverse=True, return_counts=True)
+    inv = inv.reshape(-1)
+    jump = np.zeros((len(counts), T.shape[1]))
+    np.add.at(jump, inv, T)
+    area = np.zeros(len(counts))
+    area[inv] = A
+    ref2 = np.zeros(len(counts))
+    np.add.at(ref2, inv, 0.5 * np.sum(T * T, axis=1))
+    two = counts == 2
+    j2 = float(np.sum(np.sum(jump[two] ** 2, axis=1) * area[two]))
+    r2 = float(np.sum(ref2[two] * area[two]))
+    return {"available": True, "absolute": math.sqrt(j2),
+            "relative": math.sqrt(j2 / r2) if r2 > 0 else math.inf,
+            "traction_norm": math.sqrt(r2), "facets": int(two.sum()),
+            "unmatched_facets": int((counts != 2).sum()), "area": float(area[two].sum())}
 
 
 def _vertex_coordinates(mesh) -> np.ndarray:

@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     wall0 = time.perf_counter()
     doc = _document(args)
     from coupling.cli.report import build_report
+    from coupling.config import parse_run_config
     from coupling.runs.network import train_network
     from coupling.training.parallel import collective_errors, set_threads_per_rank
     from meshes.fenics import MPI
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
             (out / "metrics.jsonl").unlink(missing_ok=True)
             (out / COMMAND_FILE).write_text(_command(args, comm.size) + "\n")
         say(f"meshing the RVE, solving the FEM reference and training on {comm.size} rank(s)")
-        train_network(doc, out, comm, resume=False)
+        train_network(parse_run_config(doc), out, comm, resume=False)
         say("validating against FEM and writing the report")
         summary = build_report(out, comm, description=DESCRIPTION, units=UNITS)
         wall = time.perf_counter() - wall0

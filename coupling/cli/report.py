@@ -140,7 +140,6 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
                                             units or {}, records)
     t_figures = time.perf_counter() - t2
 
-    e = cmp.numbers["errors"]
     summary = {
         "title": f"{trainer.cfg.problem.type} on {trainer.cfg.mesh.kind}",
         "units": units or {},
@@ -148,19 +147,7 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
         "run_dir": str(run_dir),
         "step": trainer.step,
         "run": _header(trainer, records, comm.size),
-        "displacement_rel_l2": e["l2"]["relative"],
-        "h1_rel": e["h1"]["relative"],
-        "stress_rel_l2": e.get("stress", {}).get("relative"),
-        "energy_rel": e.get("energy", {}).get("relative"),
-        "mean_activity": activity["mean"],
-        "energy_ratio": energy["ratio"] if energy else None,
-        "energy_ratio_compute": energy["compute_only"]["ratio"] if energy else None,
-        "errors": e,
-        "offnode": offnode,
-        "lift_rel_l2": offnode.get("lift_nodal_rel_l2"),
-        "conservation": cmp.numbers["conservation"],
-        "activity": activity,
-        "energy": energy,
+        **_headline_numbers(cmp, activity, energy, offnode),
         "mechanics": mechanics,
         "mesh": mesh_stats,
         "config": trainer.cfg.resolved(),
@@ -180,6 +167,26 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
         write_report(summary, figures, run_dir)
     comm.barrier()
     return summary
+
+
+def _headline_numbers(cmp, activity: dict, energy: dict | None, offnode: dict) -> dict:
+    """The summary's errors, conservation, activity and energy entries."""
+    e = cmp.numbers["errors"]
+    return {
+        "displacement_rel_l2": e["l2"]["relative"],
+        "h1_rel": e["h1"]["relative"],
+        "stress_rel_l2": e.get("stress", {}).get("relative"),
+        "energy_rel": e.get("energy", {}).get("relative"),
+        "mean_activity": activity["mean"],
+        "energy_ratio": energy["ratio"] if energy else None,
+        "energy_ratio_compute": energy["compute_only"]["ratio"] if energy else None,
+        "errors": e,
+        "offnode": offnode,
+        "lift_rel_l2": offnode.get("lift_nodal_rel_l2"),
+        "conservation": cmp.numbers["conservation"],
+        "activity": activity,
+        "energy": energy,
+    }
 
 
 def _offnode(disc, net, u_ref, cmp) -> dict:

@@ -84,15 +84,18 @@ MODELS = {"network": ("coupling.runs.network", "train_network"),
           "clif": ("coupling.runs.clif", "train_clif")}
 
 
-def _checks(doc: dict, args: argparse.Namespace) -> None:
-    """Validate the config and its resource estimate before any work (every rank)."""
+def _checks(doc: dict, args: argparse.Namespace):
+    """The validated config (the one object every layer below uses), once its resource
+    estimate passed; before any work (every rank)."""
     from coupling.config import parse_config
     from coupling.training.resources import check
     from fem.cache import use
 
     if args.cache is not None:
         use(args.cache)
-    check(parse_config(doc), force=args.ignore_limits)
+    cfg = parse_config(doc)
+    check(cfg, force=args.ignore_limits)
+    return cfg
 
 
 def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -> int:
@@ -109,15 +112,14 @@ def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -
         model = doc.get("model", "network")
         if model not in MODELS:
             raise ConfigError("model", f"unknown value {model!r} (choose from {', '.join(MODELS)})")
-        _checks(doc, args)
+        cfg = _checks(doc, args)  # parsed once: this object is what every layer below reads
         with claimed(run_dir, "train", comm):
             if not resume_run:
                 _fresh(run_dir, args.force, comm)
-            threads = args.threads or doc.get("training", {}).get("threads")  # CLI wins
-            set_threads_per_rank(comm, threads if isinstance(threads, int) else None)
+            set_threads_per_rank(comm, args.threads or cfg.training.threads)  # CLI wins
             module, function = MODELS[model]
             run = getattr(importlib.import_module(module), function)
-            result = run(doc, run_dir, comm, resume_run)
+            result = run(cfg, run_dir, comm, resume_run)
     if result is None:  # the guard ended this rank's part after another rank failed
         return 2
     signum = comm.allreduce(seen.signum if result.stopped_by_signal else 0, op=MPI.MAX)

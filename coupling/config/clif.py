@@ -74,6 +74,7 @@ class CLIFTraining(Table):
     keep_checkpoints: PositiveInt = 3
     progress: bool = True
     schedule: Literal["none", "cosine"] = "cosine"
+    threads: PositiveInt | None = None  # torch/BLAS threads per rank (small grids run on 1)
 
 
 @dataclass

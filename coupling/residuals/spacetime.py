@@ -134,31 +134,8 @@ def discretise_space_time(spec, res_spec, weight: float, dmesh, ref, dtype: torc
     mine = np.array_split(np.arange(len(X)), comm.size)[comm.rank]
     centres = mine[interior[mine]]
 
-    if spec.type == "heat":
-        k = spec.coefficients
-        if isinstance(k, dict):
-            if len(set(k.values())) != 1:
-                raise ConfigError("problem.coefficients", "space-time training needs one k")
-            k = next(iter(k.values()))
-        coefficient = float(k)
-        f = (spec.source[0].numpy(X[centres, 1])(_points(X[centres, 0]))
-             if spec.source else np.zeros(len(centres)))
-    else:
-        coefficient = spec.viscosity
-        f = np.zeros(len(centres))
-
-    # initial line (t = 0) and the two boundary lines, this rank's share
-    ic = mine[it[mine] == 0]
-    bcl = mine[(it[mine] > 0) & (ix[mine] == 0)]
-    bcr = mine[(it[mine] > 0) & (ix[mine] == nx - 1)]
-    g0 = spec.time.initial.numpy(0.0)(_points(X[ic, 0]))
-    gl = _boundary_value(spec, "x0").numpy(X[bcl, 1])(_points(X[bcl, 0]))
-    gr = _boundary_value(spec, "x1").numpy(X[bcr, 1])(_points(X[bcr, 0]))
-    data = np.concatenate([ic, bcl, bcr])
-    g = np.concatenate([g0, gl, gr])
-    w_data = np.concatenate([_trapezoid(nx, xs[1] - xs[0])[ix[ic]],
-                             _trapezoid(nt, ts[1] - ts[0])[it[bcl]],
-                             _trapezoid(nt, ts[1] - ts[0])[it[bcr]]])
+    coefficient, f = _coefficient_and_source(spec, X[centres])
+    data, g, w_data = _initial_and_boundary_data(spec, X, mine, it, ix, xs, ts)
 
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
     lo, hi = [float(xs[0]), float(ts[0])], [float(xs[-1]), float(ts[-1])]
@@ -175,6 +152,34 @@ def discretise_space_time(spec, res_spec, weight: float, dmesh, ref, dtype: torc
     return SpaceTimeDiscretisation(residual, t(X[mine]),
                                    torch.as_tensor(U[mine], dtype=torch.float64), t(W[mine]),
                                    (lo, hi), comm)
+
+
+def _coefficient_and_source(spec, X: np.ndarray) -> tuple[float, np.ndarray]:
+    """k and f at the space-time points X (heat), or the viscosity and 0 (Burgers)."""
+    if spec.type != "heat":
+        return spec.viscosity, np.zeros(len(X))
+    k = spec.coefficients
+    if isinstance(k, dict):
+        if len(set(k.values())) != 1:
+            raise ConfigError("problem.coefficients", "space-time training needs one k")
+        k = next(iter(k.values()))
+    f = spec.source[0].numpy(X[:, 1])(_points(X[:, 0])) if spec.source else np.zeros(len(X))
+    return float(k), f
+
+
+def _initial_and_boundary_data(spec, X, mine, it, ix, xs, ts):
+    """This rank's rows of the initial line (t = 0) and the two boundary lines: indices,
+    data and trapezoid weights along the line."""
+    nx, nt = len(xs), len(ts)
+    ic = mine[it[mine] == 0]
+    bcl = mine[(it[mine] > 0) & (ix[mine] == 0)]
+    bcr = mine[(it[mine] > 0) & (ix[mine] == nx - 1)]
+    g0 = spec.time.initial.numpy(0.0)(_points(X[ic, 0]))
+    gl = _boundary_value(spec, "x0").numpy(X[bcl, 1])(_points(X[bcl, 0]))
+    gr = _boundary_value(spec, "x1").numpy(X[bcr, 1])(_points(X[bcr, 0]))
+    w_x, w_t = _trapezoid(nx, xs[1] - xs[0]), _trapezoid(nt, ts[1] - ts[0])
+    return (np.concatenate([ic, bcl, bcr]), np.concatenate([g0, gl, gr]),
+            np.concatenate([w_x[ix[ic]], w_t[it[bcl]], w_t[it[bcr]]]))
 
 
 def _sp_operators(X, centres, r, lo, hi):

@@ -77,12 +77,11 @@ def build_clif(cfg: CLIFRunConfig, comm) -> tuple[FluxNet, RolloutWindows]:
     return net, RolloutWindows(cfg, problem, net, quantum, comm)
 
 
-def train_clif(doc: dict, run_dir: Path, comm, resume: bool):
-    """Validate `doc`, build the problem (collective), train through `fit`, roll out.
+def train_clif(cfg: CLIFRunConfig, run_dir: Path, comm, resume: bool):
+    """Build the validated run `cfg`'s problem (collective), train through `fit`, roll out.
 
     Returns a :class:`coupling.runs.network.RunResult` on every rank.
     """
-    cfg = parse_clif_config(doc)
     run_dir = Path(run_dir)
     if comm.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)

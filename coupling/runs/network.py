@@ -140,13 +140,10 @@ def run_result(result: FitResult) -> RunResult:
                      result.wall_s, result.stopped_by_signal)
 
 
-def train_network(doc: dict, run_dir: Path, comm: MPI.Comm, resume: bool) -> RunResult:
-    """Validate `doc`, set up, write the resolved config.toml and train (collective)."""
-    import tomli_w
+def train_network(cfg: RunConfig, run_dir: Path, comm: MPI.Comm, resume: bool) -> RunResult:
+    """Set up the validated run `cfg`, write its resolved config.toml and train (collective)."""
+    import tomli_w  # deferred: only a run writes TOML
 
-    from coupling.config import parse_run_config
-
-    cfg = parse_run_config(doc)
     trainer = Trainer(cfg, run_dir, comm)
     trainer.setup()
     if comm.rank == 0:

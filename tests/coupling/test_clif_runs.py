@@ -89,7 +89,7 @@ def test_interval_mesh_equals_grid():
 
 
 def _run(doc, tmp_path):
-    res = train_clif(doc, tmp_path, MPI.COMM_WORLD, resume=False)
+    res = train_clif(parse_clif_config(doc), tmp_path, MPI.COMM_WORLD, resume=False)
     lines = [json.loads(s) for s in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     return res, lines[-1]
 
@@ -141,7 +141,7 @@ def test_resume_continues_the_run_exactly(tmp_path):
     assert sorted(p.name for p in first.glob("ckpt-*.pt")) == ["ckpt-000000010.pt"]
     doc = load_toml(first / "config.toml")  # what `neurofem resume` reads
     doc["training"]["steps"] = 20
-    resumed = train_clif(doc, first, MPI.COMM_WORLD, resume=True)
+    resumed = train_clif(parse_clif_config(doc), first, MPI.COMM_WORLD, resume=True)
     assert resumed.step == 20 and resumed.loss == straight.loss
     assert resumed.rel_l2 == straight.rel_l2
     records = [json.loads(s) for s in (first / "metrics.jsonl").read_text().splitlines()]
@@ -193,8 +193,9 @@ def test_two_ranks_split_the_windows_and_match_one_rank(tmp_path_factory):
     base = tmp_path_factory.mktemp("clif") if comm.rank == 0 else None
     base = comm.bcast(base, root=0)
     doc = _small_heat(steps=15, log_every=5, checkpoint_every=15)
-    serial = train_clif(doc, base / f"serial{comm.rank}", MPI.COMM_SELF, resume=False)
-    both = train_clif(doc, base / "mpi", comm, resume=False)
+    cfg = parse_clif_config(doc)
+    serial = train_clif(cfg, base / f"serial{comm.rank}", MPI.COMM_SELF, resume=False)
+    both = train_clif(cfg, base / "mpi", comm, resume=False)
     records = [json.loads(s) for s in (base / "mpi" / "metrics.jsonl").read_text().splitlines()]
     assert records[-1]["ranks"] == comm.size and records[-1]["mass_drift"] == 0
     assert both.loss == pytest.approx(serial.loss, rel=1e-6)
