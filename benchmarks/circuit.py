@@ -164,12 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("config", type=Path)
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--ranks", type=int, default=1)
-    r.add_argument("extra", nargs="*", help="more `neurofem circuit` arguments (after --)")
-    args = p.parse_args(argv)
+    args, extra = p.parse_known_args(argv)  # the rest: `neurofem circuit` arguments
+    extra = [a for a in extra if a != "--"]
     if args.what == "disk":
         disk(args.out)
     else:
-        single(args.config, args.out, args.extra, args.ranks)
+        single(args.config, args.out, extra, args.ranks)
     print(shlex.join(sys.argv), file=sys.stderr)
     return 0
 

@@ -11,6 +11,7 @@ gives the global sums and maxima the circuit needs: it is the ``comm`` of
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -76,6 +77,11 @@ class CircuitSystem:
     comm: GhostExchange
     layout: IndexLayout
     operators: Operators
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """Lumped-mass weight of each owned free dof (row sums of M): error norms integrate."""
+        return np.asarray(self.operators.M_scipy.sum(axis=1)).ravel()[self.free]
 
     @property
     def n_global(self) -> int:

@@ -175,11 +175,10 @@ def _run(doc: dict, cfg, args: argparse.Namespace, comm) -> dict:
     traces = {"cold": cc.run(built, target, cfg, exact=exact, label="cold", log=log)}
     if x_net is not None:
         traces["warm"] = cc.run(built, target, cfg, exact=exact, x0=x_net, label="warm", log=log)
-        net_info["rel_fem"] = cc._norm(x_net - target, system.comm) / cc._norm(target,
-                                                                                 system.comm)
+        net_info["rel_fem"] = cc.norm(x_net - target, system) / cc.norm(target, system)
     fem_error = None
     if exact is not None:
-        fem_error = cc._norm(target - exact, system.comm) / cc._norm(exact, system.comm)
+        fem_error = cc.norm(target - exact, system) / cc.norm(exact, system)
     result = {"system": built.info, "fem_s": s["fem_s"], "network": net_info,
               "fem_error": fem_error, "config": doc, "argv": sys.argv[1:]}
     for name, tr in traces.items():
