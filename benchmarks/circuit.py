@@ -150,8 +150,48 @@ def single(config: Path, out: Path, extra: list[str], ranks: int) -> dict:
                 (out.parent / f"{out.name}-{fig}").write_bytes((run / fig).read_bytes())
                 report = report.replace(f"({fig})", f"({out.name}-{fig})")
     out.with_suffix(".json").write_text(json.dumps(s, indent=1, default=str))
-    out.with_suffix(".md").write_text(report)
+    out.with_suffix(".md").write_text(report + _warm_vs_cold(s) + _provenance())
     return s
+
+
+def _warm_vs_cold(s: dict) -> str:
+    """Per target: synaptic events and energy of the cold start, the warm start alone and
+    the warm start plus the network's inference, with the ratios cold / warm."""
+    if not s.get("warm"):
+        return ""
+    net = s.get("network") or {}
+    lines = ["", "## Warm start (trained network) vs cold start", "",
+             f"The network's start: rel. error vs FEM {net.get('rel_fem', float('nan')):.3g}; "
+             f"its inference {net.get('mac_acc', 0):.4g} MAC+ACC, "
+             f"{net.get('pj', 0):.4g} pJ at 45 nm, {net.get('neuromorphic_pj', 0):.4g} pJ "
+             "on Loihi 2018 prices.", "",
+             "| target | synaptic cold | synaptic warm | cold / warm | pJ cold (45 nm) | "
+             "pJ warm + network | cold / (warm + net) | Loihi pJ cold | Loihi warm + net | "
+             "cold / (warm + net) | steps cold / warm |", "|" + "---|" * 11]
+    for key, c in s["cold"]["reached"].items():
+        w = s["warm"]["reached"].get(key)
+        if not (c and w):
+            lines.append(f"| {key} | {c and c['synaptic']} | {w and w['synaptic']} |" + " |" * 8)
+            continue
+        ec, ew = s["cold"]["energy_to"][key], s["warm"]["energy_to"][key]
+        pc, pw = ec["total"]["pj"], ew["total"]["pj"] + net.get("pj", 0)
+        lc, lw = ec["neuromorphic_pj"], ew["neuromorphic_pj"] + net.get("neuromorphic_pj", 0)
+        lines.append(f"| {key} | {c['synaptic']} | {w['synaptic']} | "
+                     f"{_ratio(c['synaptic'], w['synaptic'])} | {pc:.4g} | {pw:.4g} | "
+                     f"{pc / pw:.3g} | {lc:.4g} | {lw:.4g} | {lc / lw:.3g} | "
+                     f"{c['step']} / {w['step']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.3g}" if b else "– (the network alone meets it)"
+
+
+def _provenance() -> str:
+    """The exact command and the machine's load when the record was written."""
+    up = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    cmd = shlex.join(["python", "-m", "benchmarks.circuit", *sys.argv[1:]])
+    return f"\nCommand: `{cmd}` (OMP_NUM_THREADS=1); `uptime` after the run: {up}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
