@@ -33,6 +33,9 @@ GROUPS = [
     (r"^parametric-", "Parametric surrogates", "`python -m benchmarks.parametric`."),
     (r"^training-cost-|^scaling-|^rve-1m", "Training cost, scaling, the 1M-dof RVE",
      "`python -m benchmarks.training_cost` (1 or 2 ranks)."),
+    (r"^circuit-", "Spiking FEM circuit (training-free)",
+     "`neurofem circuit`, recorded by `python -m benchmarks.circuit`."),
+    (r"^rom-", "Reduced-basis rivals", "`neurofem rom`."),
     (r"", "Other records", "Accuracy between the nodes, caches and other studies."),
 ]
 _COMMAND_WORDS = ("neurofem", "python", "mpiexec", "OMP_NUM_THREADS", ".venv/bin/")
@@ -51,8 +54,9 @@ def _head(lines: list[str]) -> list[str]:
 def _commands(head: list[str]) -> list[str]:
     """The commands that produced the record, as written in it."""
     for line in head:
-        if re.match(r"^- command:", line):
-            return re.findall(r"`([^`]+)`", line)
+        if re.match(r"^(- )?[Cc]ommand:", line):
+            return re.findall(r"`([^`]+)`", line)[:1] if line[0] == "C" else \
+                re.findall(r"`([^`]+)`", line)
     spans = [s for line in head for s in re.findall(r"`([^`]+)`", line)
              if s.startswith(_COMMAND_WORDS) and re.search(r"\b(neurofem|python|mpiexec)\b", s)
              and " " in s]
@@ -105,12 +109,13 @@ def record_entry(md: Path) -> list[str]:
     head = _head(lines)
     out = [f"### `{md.name}`: {title}", ""]
     files = ", ".join(f"`benchmarks/results/{p.name}`"
-                      for p in sorted(RESULTS.glob(md.stem + ".*")))
+                      for p in sorted(md.parent.glob(md.stem + ".*")))
     out.append(f"- record: {files}")
-    commands = _commands(head)
+    commands = _commands(head) or [c for line in lines if re.match(r"^(- )?[Cc]ommand:", line)
+                                    for c in _commands([line])]
     out.append("- command: " + (" then ".join(f"`{c}`" for c in commands) if commands
                                 else "not stated in the record"))
-    loads = _loads(head, record)
+    loads = _loads(head, record) or _loads(lines, {})
     out.append("- machine load: " + ("; ".join(loads) if loads else "not stated in the record"))
     targets = [line for line in head if re.match(r"^- Target", line)]
     out += [line.replace("- Target", "- target", 1) for line in targets]
