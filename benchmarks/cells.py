@@ -48,6 +48,10 @@ def run_cell(problem: Problem, method: str, quick: bool, workdir: Path, comm,
         return {**record, **peers.run_deepxde(problem, doc, workdir, comm)}
     if method == "clif":
         return {**record, **run_clif(doc, workdir / problem.name / f"clif-n{comm.size}", comm)}
+    if method == "circuit":
+        from .circuit import run_cell_circuit
+
+        return {**record, **run_cell_circuit(doc, comm)}
     return {**record, **_run_network(problem, method, doc, workdir, comm)}
 
 

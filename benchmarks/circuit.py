@@ -234,6 +234,47 @@ def _provenance() -> str:
     return f"\nCommand: `{cmd}` (OMP_NUM_THREADS=1); `uptime` after the run: {up}\n"
 
 
+def run_cell_circuit(doc: dict, comm) -> dict:
+    """A bench-grid cell: the circuit of `doc`'s mesh and problem, measured against FEM
+    (collective; the record carries the grid's keys: rel_l2, train_s, time_to, ...)."""
+    import time
+
+    from coupling import circuit as cc
+    from fem.circuit_system import circuit_system
+    from fem.config import parse_mesh, parse_problem
+    from fem.problems import build_problem
+
+    from . import measure
+    from .grid import TARGETS
+
+    measure.reset_peak_memory()
+    cfg = cc.parse_circuit(doc["circuit"])
+    problem = build_problem(parse_mesh(doc["mesh"]).build(comm), parse_problem(doc["problem"]))
+    n_owned = problem.V.dofmap.index_map.size_local * problem.V.dofmap.index_map_bs
+    fem_u = problem.solve().u.x.array[:n_owned]
+    t0 = time.perf_counter()
+    system = circuit_system(problem)
+    target = fem_u[system.free]
+    built = cc.build(system, cfg, system.comm.max(float(abs(target).max(initial=0.0))))
+    setup_s = time.perf_counter() - t0
+    trace = cc.run(built, target, cfg)
+    s = cc.summary(built, trace)
+    steps, neurons = trace.counts["steps"], built.info["neurons_total"]
+    time_to = {f"{t:g}": next((setup_s + r["wall_s"] for r in trace.records
+                               if r["rel_fem"] <= t), None) for t in TARGETS}
+    mem = comm.allgather(measure.peak_memory_mb())
+    return {"rel_l2": s["final"]["rel_fem"], "rel_l2_raw": s["final"]["rel_fem_raw"],
+            "train_s": setup_s + trace.wall_s, "setup_s": setup_s, "steps": steps,
+            "activity": {"mean": trace.counts["spikes"] / max(neurons * steps, 1),
+                         "layers": {}},
+            "energy_ratio": None, "energy_pj": s["energy"]["total"]["pj"],
+            "neuromorphic_pj": s["energy"]["neuromorphic_pj"], "spikes": trace.counts["spikes"],
+            "synaptic": trace.counts["syn_slow"] + trace.counts["syn_fast"],
+            "reached": s["reached"], "dofs": built.info["dofs"], "neurons": neurons,
+            "time_to": time_to, "time_to_note": "circuit setup (Lanczos) + steps; no training",
+            "peak_mem_mb": max(mem), "peak_mem_mb_per_rank": mem}
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m benchmarks.circuit disk|run ...`."""
     p = argparse.ArgumentParser(prog="python -m benchmarks.circuit")

@@ -66,7 +66,8 @@ class Problem:
 
     def cells(self) -> tuple[str, ...]:
         """The methods benchmarked on this problem, in table order."""
-        return self.methods or NETWORK_METHODS + (("clif",) if self.clif else ())
+        circuit = () if self.space_time else ("circuit",)  # an SPD operator is needed
+        return self.methods or NETWORK_METHODS + circuit + (("clif",) if self.clif else ())
 
 
 _QUICK_NET = {"hidden": [32, 32], "fourier_features": None}
@@ -111,7 +112,7 @@ class Method:
 
     name: str
     label: str
-    neuron: str  # ann | vsn | if (converted)
+    neuron: str  # ann | vsn | if (converted) | clif | circuit
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (
@@ -122,8 +123,10 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("ann2snn", "ANN→SNN conversion (IF, T=32)", "if"),
     Method("deepxde", "DeepXDE vanilla PINN", "ann"),
     Method("clif", "PISNN (C-LIF + CFQ)", "clif"),
+    Method("circuit", "Spiking FEM circuit (NeuroFEM, training-free)", "circuit"),
 )}
-NETWORK_METHODS = tuple(m for m in METHODS if m != "clif")
+NETWORK_METHODS = tuple(m for m in METHODS if m not in ("clif", "circuit"))
+CIRCUIT_STEPS = 20000  # step limit of a full circuit cell (it stops 200 steps after 1e-3)
 
 DEEPXDE_INTERFACES = (
     "DeepXDE cannot state the interface conditions: its PINN is one smooth network whose PDE "
@@ -206,6 +209,8 @@ def method_config(problem: Problem, method: str, quick: bool = False,
     overrides the problem's budget."""
     if method == "clif":
         return clif_config(problem, quick, steps)
+    if method == "circuit":
+        return circuit_config(problem, quick, steps)
     if method not in problem.cells():
         raise NotApplicable(f"problem {problem.name} is a C-LIF (PISNN) problem: its reference "
                             "set-up exists as a model = \"clif\" example only")
@@ -220,6 +225,20 @@ def method_config(problem: Problem, method: str, quick: bool = False,
         "steps": steps, "lbfgs_steps": 0, "progress": False, "log_every": max(1, steps // 20),
         "checkpoint_every": steps, "keep_checkpoints": 1})
     return doc
+
+
+def circuit_config(problem: Problem, quick: bool, steps: int | None) -> dict:
+    """The circuit cell's config: the problem's mesh and problem, a [circuit] table."""
+    if problem.space_time or "circuit" not in problem.cells():
+        raise NotApplicable("the spiking FEM circuit needs a steady SPD operator; this "
+                            "problem has none")
+    doc = merge(problem.base(), problem.overrides)
+    if quick:
+        doc = merge(doc, problem.quick)
+    budget = steps or (QUICK_STEPS if quick else CIRCUIT_STEPS)
+    return {"mesh": doc["mesh"], "problem": doc["problem"],
+            "circuit": {"steps": budget, "targets": sorted({*TARGETS, 1e-3}, reverse=True),
+                        "hold": 200}}
 
 
 def clif_config(problem: Problem, quick: bool, steps: int | None) -> dict:

@@ -323,6 +323,9 @@ def test_quick_runs_every_cell(quick_run):
             assert 0 < sp["neurons_fired_mean"] <= sp["neurons"]
             assert 0 < r["activity"]["mean"] <= 1 and r["energy_ratio"] > 0
             assert r["energy_pj"]["snn"] > 0 and r["rollout_steps"] > 0
+        elif m == "circuit":  # training-free: spikes, synaptic events and energy recorded
+            assert r["spikes"] > 0 and r["synaptic"] > r["spikes"] and r["energy_pj"] > 0
+            assert 0 < r["activity"]["mean"] <= 1 and r["energy_ratio"] is None
         elif METHODS[m].neuron == "ann":
             assert r["activity"] is None and r["energy_ratio"] == 1.0
         else:
