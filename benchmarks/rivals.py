@@ -6,7 +6,8 @@
 One answer is the field at every node for one problem (one μ). Rows: the FEM solve
 (PETSc's flop log and memory words from nnz, :mod:`fem.flops`; and the same with MUMPS'
 own elimination count in place of PETSc's log of the factorisation), the reduced basis of a
-parametric problem at each snapshot count (its online query with the full field,
+parametric problem at each snapshot count and with two snapshots at the ends of the
+operator parameters' ranges (its online query with the full field,
 :mod:`fem.reduced`), the equal-shape ANN and the spiking network (its events at one
 held-out point). Each is priced at 45 nm full, 45 nm compute-only and, for the spiking
 network, the neuromorphic table (:mod:`spiking.prices`; pre-silicon lower bound).
@@ -64,7 +65,7 @@ def price_rows(fem: dict, roms: list[dict], net: dict, net_accuracy, net_time) -
         rows.append(_row("FEM solve (MUMPS count)", 0.0, fem["fem_s"], fp["mumps"],
                          f"{fp['mumps']['flops']:.3g} flops"))
     for r in roms:
-        rows.append(_row(f"ROM N={r['snapshots']} query", r["errors"]["median"],
+        rows.append(_row(f"ROM N={r.get('label', r['snapshots'])} query", r["errors"]["median"],
                          r["online_field_s"], price(OpCounts(**r["ops_field"])),
                          f"r={'/'.join(map(str, r['dims']))}, offline {r['offline_s']:.3g} s"))
     rows.append(_row("equal ANN", None, None, net["ann"], "not trained: priced only"))
@@ -117,7 +118,8 @@ def parametric_rivals(run_dir: Path, counts: list[int]) -> dict:
     if not np.allclose(pts, np.asarray(s["points"])):
         raise RuntimeError("the run's held-out points differ from the box's")
     targets = fem_targets(problem, pts, trainer.reference_cache)
-    roms = rom_rows(problem, counts, cache_dir=trainer.reference_cache, targets=targets)
+    roms = rom_rows(problem, counts, cache_dir=trainer.reference_cache, targets=targets,
+                    ends=True)
     energy, points = network_energy(trainer, pts[0])
     net = network_prices(energy, points)
     rows = price_rows(roms["fem"], roms["rows"], net, s["errors"]["median"],
