@@ -131,8 +131,9 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """Write a file by calling write(fileobj) on a temp file, fsync it, rename it into place
-    (unique temp name, permissions from the umask, OSError naming `path`: fem.cache)."""
+    """Write a file by calling write(fileobj) (or writing bytes) on a temp file, fsync it,
+    rename it into place (unique temp name, permissions from the umask, OSError naming
+    `path`: fem.cache)."""
     _atomic_write(path, write)
 
 
@@ -167,12 +168,41 @@ def save_checkpoint(
                "payload": torch.frombuffer(data, dtype=torch.uint8)}
     path = Path(path)
     try:
-        atomic_write(path, lambda f: torch.save(wrapped, f))
+        atomic_write(path, lambda f: _save_to(wrapped, f))  # full disk: OSError naming it
     except OSError as exc:
         raise CheckpointError(_write_failure(path, exc)) from None
     except RuntimeError as exc:  # torch's writer hides the errno ("file write failed")
         raise CheckpointError(_write_failure(path, exc)) from None
     return path
+
+
+class _Recorded:
+    """A file object that remembers the OSError of a failed write (torch's zip writer turns
+    it into a RuntimeError that hides the errno: ENOSPC, EFBIG, EDQUOT)."""
+
+    def __init__(self, f) -> None:
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def _save_to(obj: Any, f) -> None:
+    """torch.save(obj, f), a failed disk write raised as its own OSError."""
+    recorded = _Recorded(f)
+    try:
+        torch.save(obj, recorded)
+    except RuntimeError:
+        if recorded.error is not None:
+            raise recorded.error from None
+        raise
 
 
 def _write_failure(path: Path, exc: BaseException) -> str:

@@ -214,7 +214,8 @@ def test_optimizer_of_another_network_is_one_line(tmp_path):
                                         (errno.EDQUOT, "Disk quota exceeded")])
 def test_full_disk_names_the_file_and_the_free_space(code, text, tmp_path, monkeypatch):
     def full(path, write):
-        write(io.BytesIO())  # the payload is serialised; the disk write itself fails
+        if callable(write):
+            write(io.BytesIO())  # the payload is serialised; the disk write itself fails
         raise OSError(code, text, str(path))
 
     monkeypatch.setattr(ck, "_atomic_write", full)
