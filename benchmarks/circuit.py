@@ -180,6 +180,11 @@ def _verdicts(s: dict) -> str:
                + (f"at step {raw3['step']})" if raw3 else "never within the run)") if to3
                else "")
             + f"; final {c['final']['rel_fem']:.3g} (raw {c['final']['rel_fem_raw']:.3g}).")
+    if s.get("fem_error") and "rel_exact" in c["final"]:
+        r = c["final"]["rel_exact"] / s["fem_error"]
+        lines.append(f"- Target error vs analytic within 1.5x the P1 FEM's own error: "
+                     f"{'met' if r <= 1.5 else 'missed'} ({c['final']['rel_exact']:.3g} vs "
+                     f"{s['fem_error']:.3g}, {r:.3f}x).")
     w = s.get("warm")
     if w and to3 and w["reached"].get("0.001"):
         ratio = to3["synaptic"] / max(w["reached"]["0.001"]["synaptic"], 1)
