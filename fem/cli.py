@@ -3,7 +3,8 @@
 Writes DIR/field.xdmf (P1) or DIR/field.bp (VTX), DIR/field.npz (loadable cache format),
 DIR/summary.json (dofs, solve time, solver iterations, norms, problem) and prints one line.
 DIR is checked before any work: a file, an unwritable folder or another command's output
-folder (a training run) is refused in one line (fem.cache.claim_output).
+folder (a training run) is refused in one line (fem.cache.claim_output), and so is a mesh,
+matrix or time loop beyond this machine (fem.resources.check_solve; ``--force`` skips it).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("config", help="TOML file with [mesh] and [problem] tables")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--cache", default=None, help="reference cache folder (reuse earlier solves)")
+    s.add_argument("--force", action="store_true",
+                   help="skip the memory/time estimate made before any work (fem.resources)")
     s.set_defaults(handler=solve_command)
 
 
@@ -37,6 +40,9 @@ def solve_command(args: argparse.Namespace) -> int:
     doc = load_toml(args.config)
     mesh_spec = parse_mesh(require_table(doc, "mesh"))
     spec = parse_problem(require_table(doc, "problem"))  # validate before any heavy work
+    from .resources import check_solve
+
+    check_solve(mesh_spec, spec, force=getattr(args, "force", False))  # bounded before work
 
     import time
 

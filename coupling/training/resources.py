@@ -6,9 +6,14 @@ sample grid, the network's parameters with Adam's state, and the activations sav
 backward over every point, layer and spiking time step; C-LIF: every rollout window) and
 how much work the FEM reference is (dofs × time steps) are estimated from the config's
 numbers (cells from the mesh size and domain, dofs, widths, steps × points, windows,
-output points). A config beyond the machine's memory (``MemTotal``, or
-``training.max_memory_gb``) or beyond :data:`MAX_DOF_STEPS` is refused in one line that
-names the key driving it and the estimate::
+output points), plus the widest layer over one no-grad evaluation chunk (off-node probe,
+report), and for a parametric run ``[parameters]``: activations over batch × points and
+the validation / held-out references (μ × dofs × channels) with the time of their FEM
+solves. The FEM side (cells, dofs, the reference's time loop: steps × (per-step cost +
+dofs)) is :mod:`fem.resources`, shared with ``neurofem fem solve``. A config beyond the
+machine's memory (``MemTotal``, or ``training.max_memory_gb``), :data:`MAX_DOF_STEPS` or
+:data:`MAX_REFERENCE_S` is refused in one line that names the key driving it and the
+estimate::
 
     neurofem: error: config network.hidden: needs about 8.4e+03 GB (network activations
     at 1.2e+05 points ...), over the 62 GB limit; lower it or pass --force
@@ -20,82 +25,42 @@ orders of magnitude — a typo'd ``1e8`` — not against a run that is merely la
 
 from __future__ import annotations
 
-import math
-import os
-from dataclasses import dataclass
 from typing import Any
 
 from fem.errors import ConfigError
+from fem.resources import (  # the FEM side, shared with `fem solve`
+    GB,
+    MAX_DOF_STEPS,
+    MAX_REFERENCE_S,
+    Estimate,
+    check_time,
+    machine_memory,
+    mesh_cells,
+    time_steps,
+)
+from fem.resources import reference as _fem
 
-GB = 1024**3
-MAX_DOF_STEPS = 1e11  # FEM dofs × time steps (~1 µs each: a day of solving)
-CELLS_PER_UNIT = {2: 2.0, 3: 6.0}  # simplices per h^d (regular meshes)
-NODES_PER_CELL = {1: 1.0, 2: 0.5, 3: 0.18}
+EVAL_CHUNK = 65_536  # rows per no-grad network evaluation (coupling.pointwise.CHUNK)
+EVAL_POINTS_PER_CELL = 6  # off-node probe and measures: quadrature points per cell
+SOLVE_S, SOLVE_DOF_S = 0.4, 2e-5  # one parametric FEM solve per channel (measured: 0.42 s
+# for 794 dofs, 3 channels: 60 more validation μ took 75 s in setup)
+PROCESS_BYTES = 1.2 * GB  # the process before any run data (torch, DOLFINx, PETSc loaded)
+MAX_SOLVES_S = 300.0  # validation + held-out references of a parametric run (5 min)
 
-
-@dataclass
-class Estimate:
-    """One resource a config asks for: the key that drives it, bytes and a description."""
-
-    key: str
-    bytes: float
-    what: str
-
-
-def machine_memory() -> float:
-    """Physical memory of this machine in bytes (MemTotal; sysconf where /proc is absent)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+__all__ = ["GB", "MAX_DOF_STEPS", "MAX_REFERENCE_S", "Estimate", "check", "estimate",
+           "limit_bytes", "machine_memory", "mesh_cells"]
 
 
-def mesh_cells(mesh: Any) -> tuple[float, int]:
-    """(estimated cells, dimension) of a MeshSpec or a C-LIF grid table."""
-    if isinstance(mesh, dict):  # C-LIF grid: n cells per axis
-        return float(math.prod(mesh["n"])), len(mesh["n"])
-    if mesh.kind == "interval":
-        size = mesh.size or 0.01
-        x0, x1 = mesh.options.get("x0", 0.0), mesh.options.get("x1", 1.0)
-        return (x1 - x0) / size, 1
-    import meshes.registry as registry
+def _net(network, key: str) -> Any:
+    """A value of the validated [network] table (spiking.MLPConfig; defaults filled in), or
+    of a raw table (its value, else the default)."""
+    if not isinstance(network, dict):
+        return getattr(network, key)
+    if key in network:
+        return network[key]
+    from spiking.config import MLPConfig
 
-    builder = registry.kinds()[mesh.kind]
-    opts = registry.resolve(mesh.kind, mesh.size, mesh.options)
-    if mesh.kind == "file":  # an imported geometry: only its cell cap is known
-        return float(opts["max_cells"]), builder.dim
-    fine = min(1.0, opts["refine"])
-    per = CELLS_PER_UNIT.get(builder.dim, 6.0) / opts["size"] ** builder.dim
-    estimate = per * (0.7 + 0.3 / fine**builder.dim)  # unit-sized domains, 30 % refined
-    if estimate > 10 * opts["max_cells"]:  # the builder checks the exact domain; this is
-        raise ConfigError("mesh.size", f"size={opts['size']:g} would give about "  # fast
-                          f"{estimate:.2g} cells, over max_cells={opts['max_cells']}")
-    return min(estimate, float(opts["max_cells"])), builder.dim
-
-
-def _fem(problem, cells: float, dim: int) -> tuple[float, list[Estimate]]:
-    """(dofs, estimates) of the FEM reference: matrix + LU fill, sampled space-time grid."""
-    comps = dim if problem.vector else 1
-    dofs = cells * NODES_PER_CELL[dim] * problem.degree**dim * comps
-    fill = {1: 10, 2: 60, 3: 400}[dim]  # nonzeros per row of the LU factors
-    out = [Estimate("mesh.size", dofs * fill * 16 * (1 + 0.3 * comps), f"{dofs:.2g} dofs "
-                    "(matrix and factorisation)")]
-    if problem.time is not None:
-        grid = problem.output_points * problem.output_times
-        out.append(Estimate("problem.output.points", grid * 8 * 3, f"{grid:.2g} space-time "
-                            "samples (reference, points and residual)"))
-    return dofs, out
-
-
-def _net(network: dict, key: str) -> Any:
-    """A [network] value as given, else the schema's default."""
-    from coupling.config import NetworkTable
-
-    return network.get(key, NetworkTable.model_fields[key].default)
+    return getattr(MLPConfig(), key)
 
 
 def _widths(network: dict) -> list[int]:
@@ -116,6 +81,42 @@ def _network(cfg, points: float) -> list[Estimate]:
     return [Estimate("network.hidden", params * width * 4, f"{params:.2g} parameters"),
             Estimate(key, acts, f"network activations at {points:.2g} points, "
                      f"{steps} spiking steps")]
+
+
+def _evaluation(cfg, cells: float) -> Estimate:
+    """The widest layer over one no-grad evaluation chunk (off-node probe, measures, report:
+    up to EVAL_CHUNK points at a time; its linear output, activation and spikes)."""
+    widths = _widths(cfg.network)
+    steps = int(_net(cfg.network, "num_steps")) if _net(cfg.network, "neuron") != "ann" else 1
+    rows = min(EVAL_CHUNK, cells * EVAL_POINTS_PER_CELL)
+    width = 8 if cfg.training.dtype == "float64" else 4
+    # copies of a (rows, width) array alive at once: linear output, membrane, spikes and
+    # surrogate per spiking step, plus the probe's values (measured: peak RSS grew by 4.6 GB
+    # for one 20000-unit layer over 3.6e3 points, 2 steps, float32 = 16 copies)
+    copies = 4 * (1 + steps) + 4
+    return Estimate("network.hidden", rows * max(widths) * width * copies,
+                    f"a layer of {max(widths)} units over {rows:.2g} evaluation points")
+
+
+def _parameters(cfg, points: float, dofs: float) -> tuple[list[Estimate], float]:
+    """A parametric run ([parameters]): activations over batch × points, the validation
+    and held-out references (μ × dofs × channels), and the seconds of their FEM solves."""
+    box = cfg.parameters
+    channels = 1 + len(box)  # at most one load channel per parameter, plus the fixed load
+    widths = _widths(cfg.network)
+    steps = int(_net(cfg.network, "num_steps")) if _net(cfg.network, "neuron") != "ann" else 1
+    width = 8 if cfg.training.dtype == "float64" else 4
+    acts = box.batch * points * (sum(widths) + channels) * steps * width * 6
+    out = [Estimate("parameters.batch", acts, f"network activations for {box.batch} μ × "
+                    f"{points:.2g} points, {steps} spiking steps"),
+           Estimate("parameters.validation", box.validation * dofs * channels * 8 * 2,
+                    f"{box.validation} validation references × {dofs:.2g} dofs × "
+                    f"{channels} channels"),
+           Estimate("parameters.held_out", box.held_out * dofs * channels * 8 * 2,
+                    f"{box.held_out} held-out references × {dofs:.2g} dofs × "
+                    f"{channels} channels")]
+    seconds = (box.validation + box.held_out) * channels * (SOLVE_S + dofs * SOLVE_DOF_S)
+    return out, seconds
 
 
 def _clif(cfg, cells: float) -> list[Estimate]:
@@ -139,7 +140,10 @@ def estimate(cfg) -> tuple[list[Estimate], float]:
     points = dofs / (dim if cfg.problem.vector else 1)
     if time is not None:
         points = cfg.problem.output_points * cfg.problem.output_times
-    return out + _network(cfg, points), work
+    out = out + _network(cfg, points) + [_evaluation(cfg, cells)]
+    if getattr(cfg, "parameters", None) is not None:
+        out += _parameters(cfg, points, dofs)[0]
+    return out, work
 
 
 def limit_bytes(cfg) -> float:
@@ -154,14 +158,24 @@ def check(cfg, force: bool = False) -> list[Estimate]:
     if force:
         return estimates
     limit = limit_bytes(cfg)
-    total = sum(e.bytes for e in estimates)
+    total = sum(e.bytes for e in estimates) + PROCESS_BYTES
     if total > limit:
         worst = max(estimates, key=lambda e: e.bytes)
         raise ConfigError(worst.key, f"needs about {total / GB:.3g} GB ({worst.what}: "
                           f"{worst.bytes / GB:.3g} GB), over the {limit / GB:.3g} GB limit; "
                           "lower it, raise training.max_memory_gb or pass --force")
-    if work > MAX_DOF_STEPS:
-        raise ConfigError("problem.time.dt", f"the FEM reference needs about {work:.2g} "
-                          f"dof-steps (over {MAX_DOF_STEPS:.0e}); raise dt or coarsen the "
-                          "mesh, or pass --force")
+    problem = cfg.problem
+    check_time(problem, work / time_steps(problem))  # the reference's time loop
+    if getattr(cfg, "parameters", None) is not None:
+        _, dim = mesh_cells(cfg.mesh)
+        dofs = work / time_steps(problem)
+        _, seconds = _parameters(cfg, dofs / (dim if problem.vector else 1), dofs)
+        if seconds > MAX_SOLVES_S:
+            box = cfg.parameters
+            key = "parameters.held_out" if box.held_out >= box.validation else \
+                "parameters.validation"
+            raise ConfigError(key, f"{box.validation} validation + {box.held_out} held-out μ "
+                              f"need about {(box.validation + box.held_out) * (1 + len(box))}"
+                              f" FEM solves of {dofs:.2g} dofs, about {seconds / 60:.0f} min "
+                              f"(over {MAX_SOLVES_S / 60:.0f} min); lower it or pass --force")
     return estimates
