@@ -41,8 +41,7 @@ class CircuitError(SpikingConfigError):
     """A bad circuit input; the message names the key (``circuit.<key>``)."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"circuit.{key}: {' '.join(str(message).split())}")
-        self.key = key
+        super().__init__(key, " ".join(str(message).split()), prefix="circuit")
 
 
 class Serial:
@@ -160,6 +159,23 @@ def check_operator(K: sp.csr_matrix, n_owned: int, tol: float = 1e-10) -> np.nda
     return diag
 
 
+def _round_keeping_row_sums(Ks: sp.csr_matrix, bits: int, n: int) -> sp.csr_matrix:
+    """K̃ in integer units of 2^-bits: off-diagonals rounded, each diagonal set so that its
+    row sums to the rounded row sum of K̃. A FEM operator's rows nearly cancel (K̃·1 ≈ 0
+    inside the domain); rounding them independently would perturb that cancellation and
+    with it every smooth mode (2% error on a 1e3-node disk at 16 bits, 1e-4 this way)."""
+    A = sp.csr_matrix(Ks).tocoo()
+    scale = 2.0**bits
+    diag = A.row == A.col
+    data = np.where(diag, 0, np.round(A.data * scale)).astype(np.int64)
+    Q = sp.csr_matrix((data, (A.row, A.col)), shape=A.shape)
+    sums = np.round(np.asarray(Ks.sum(axis=1)).ravel() * scale).astype(np.int64)
+    d = sums - np.asarray(Q.sum(axis=1)).ravel().astype(np.int64)
+    Q = sp.csr_matrix(Q + sp.csr_matrix((d, (np.arange(n), np.arange(n))), shape=A.shape))
+    Q.eliminate_zeros()
+    return Q
+
+
 class Circuit:
     """The spiking circuit of one rank: its owned dofs' populations, state and counters.
 
@@ -198,9 +214,7 @@ class Circuit:
         p, F = self.p, self.p.frac_bits
         wmax = float(self.comm.max(abs(self.Ks).max()))
         self.wq = int(math.floor(math.log2((2 ** (p.weight_bits - 1) - 1) / wmax)))
-        self.Kq = sp.csr_matrix(self.Ks.copy())
-        self.Kq.data = np.round(self.Kq.data * 2.0**self.wq).astype(np.int64)
-        self.Kq.eliminate_zeros()
+        self.Kq = _round_keeping_row_sums(self.Ks, self.wq, self.n)
         self.bq = np.round(self.bs / p.gamma * 2.0**F).astype(np.int64)
         self.sign_q = self.sign.astype(np.int64)
         self.theta_q = ((2 * np.tile(np.arange(p.neurons // 2), 2) + 1)
