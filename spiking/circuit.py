@@ -41,7 +41,14 @@ class CircuitError(SpikingConfigError):
     """A bad circuit input; the message names the key (``circuit.<key>``)."""
 
     def __init__(self, key: str, message: str) -> None:
-        super().__init__(key, " ".join(str(message).split()), prefix="circuit")
+        from . import errors
+
+        self.key, self.detail, self.prefix = key, " ".join(str(message).split()), "circuit"
+        self.value = getattr(errors, "_UNSET", None)  # no value is quoted
+        ValueError.__init__(self, str(self))  # one line, whichever SpikingConfigError
+
+    def __str__(self) -> str:
+        return f"circuit.{self.key}: {self.detail}"
 
 
 class Serial:
