@@ -143,9 +143,10 @@ def _network(trainer, design: dict):
     from spiking.encoders import PopulationEncoder
     from spiking.networks import MLP, hidden_unit
 
-    table = {k: v for k, v in trainer.cfg.network.items()}
+    table = trainer.cfg.network.model_dump(exclude={"in_dim", "out_dim", "bounds"})
     table.update({k: v for k, v in design.items() if k not in ("label", "lam", "encoder")})
-    table.setdefault("seed", trainer.cfg.training.seed)
+    if table["seed"] is None:
+        table["seed"] = trainer.cfg.training.seed
     table["out_dim"] = trainer.disc.block_size
     if not design.get("encoder"):
         return spiking.mlp_from_config(table, in_dim=trainer.disc.in_dim,

@@ -203,7 +203,7 @@ def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
     dde.config.set_random_seed(cfg.training.seed)
     disc, space_time = trainer.disc, problem.space_time
     data, counts = _data(dde, cfg, disc, space_time)
-    hidden = list(cfg.network["hidden"])
+    hidden = list(cfg.network.hidden)
     net = dde.nn.FNN([disc.in_dim, *hidden, 1], "tanh", "Glorot normal")
     model = dde.Model(data, net)
     model.compile("adam", lr=cfg.training.lr)

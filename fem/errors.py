@@ -59,11 +59,13 @@ class ConfigError(FemError):
         key = _dotted([prefix] if prefix else [], err["loc"])
         ctx = err.get("ctx") or {}
         inner = ctx.get("error")
-        if isinstance(inner, ConfigError):
+        if isinstance(inner, ConfigError) or hasattr(inner, "detail"):
+            # ours, or a nested table's own error (spiking's [network]: key, detail, value)
             sub = inner.key
             if sub and key:
                 sub = sub if sub.startswith("[") else "." + sub
-            return cls(f"{key}{sub}", inner.message)
+            text = inner.message if isinstance(inner, ConfigError) else inner.detail + inner.got
+            return cls(f"{key}{sub}", text)
         if err["type"] == "value_error":
             return cls(key, str(inner) if inner is not None else err["msg"])
         template = _KINDS.get(err["type"])

@@ -1,8 +1,9 @@
 """Hyper-parameters of a coordinate network: :class:`MLPConfig`, the ``[network]`` table.
 
-Every key is checked on construction, and the first bad one raises
-:class:`SpikingConfigError` naming it with its value, so a TOML typo never becomes a
-traceback deep inside torch:
+The one schema of ``[network]``: a run config nests this model as it is, so every key is
+checked here once. The first bad key raises :class:`~spiking.errors.SpikingConfigError`
+naming it with its value (nested in a run config, the run's one-line ``ConfigError``
+naming the dotted key), so a TOML typo never becomes a traceback deep inside torch:
 
 >>> MLPConfig(hidden=[32, 32], neuron="lif").num_steps
 2
@@ -13,7 +14,7 @@ spiking.errors.SpikingConfigError: network.neuron = 'gru': expected one of ['vsn
 >>> MLPConfig.from_dict({"hidden": [8], "seed": -1}, prefix="net")
 Traceback (most recent call last):
     ...
-spiking.errors.SpikingConfigError: net.seed = -1: expected a non-negative integer
+spiking.errors.SpikingConfigError: net.seed = -1: expected an integer in [0, 4294967295]
 
 :class:`~spiking.networks.MLP` builds the network of a config (``MLP.from_config``).
 """
@@ -22,7 +23,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .activations import ACTIVATIONS, get_activation
 from .errors import SpikingConfigError
@@ -30,31 +33,41 @@ from .neurons import RESET_MODES
 from .surrogate import SURROGATE_KINDS
 
 NEURON_KINDS = ("vsn", "lif", "ann")
+ENCODER_KINDS = ("hat", "onehot")
+MAX_WIDTH, MAX_LAYERS, MAX_STEPS, MAX_SEED = 100_000, 100, 1000, 2**32 - 1
 
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class _Checks:
     """Type/range checks of one config's keys; each raises SpikingConfigError on failure."""
 
-    def __init__(self, cfg: MLPConfig, prefix: str) -> None:
-        self.cfg, self.prefix = cfg, prefix
+    def __init__(self, cfg: MLPConfig) -> None:
+        self.cfg = cfg
 
-    def bad(self, key: str, msg: str) -> SpikingConfigError:
-        """The error for ``key`` (its value quoted) with the explanation ``msg``."""
-        return SpikingConfigError(f"{self.prefix}.{key} = {getattr(self.cfg, key)!r}: {msg}")
+    def bad(self, key: str, msg: str, value: Any = None) -> SpikingConfigError:
+        """The error for ``key`` (its value, or `value`, quoted) with the explanation."""
+        return SpikingConfigError(key, msg, getattr(self.cfg, key) if value is None else value)
 
-    def pos_int(self, key: str, allow_zero: bool = False) -> None:
-        """A positive (or non-negative) integer, not a bool."""
+    def integer(self, key: str, lo: int, hi: int) -> None:
+        """An integer (not a bool) in [lo, hi]."""
         v = getattr(self.cfg, key)
-        if isinstance(v, bool) or not isinstance(v, int) or v < (0 if allow_zero else 1):
-            raise self.bad(key, "expected a " + ("non-negative" if allow_zero else "positive")
-                           + " integer")
+        if not _is_int(v) or not lo <= v <= hi:
+            raise self.bad(key, f"expected an integer in [{lo}, {hi}]")
 
-    def number(self, key: str, lo: float = -math.inf, hi: float = math.inf) -> None:
-        """A number (not a bool) in [lo, hi]."""
+    def number(self, key: str, lo: float = -math.inf, hi: float = math.inf,
+               positive: bool = False) -> None:
+        """A finite number (not a bool) in [lo, hi], > 0 with `positive`."""
         v = getattr(self.cfg, key)
-        if isinstance(v, bool) or not isinstance(v, int | float) or not (lo <= v <= hi):
-            raise self.bad(key, f"expected a number in [{lo:g}, {hi:g}]")
+        if not _is_number(v) or not lo <= v <= hi or (positive and v <= 0):
+            what = "a positive number" if positive else f"a number in [{lo:g}, {hi:g}]"
+            raise self.bad(key, f"expected {what}")
 
     def flag(self, key: str) -> None:
         """true or false."""
@@ -67,66 +80,84 @@ class _Checks:
             raise self.bad(key, f"expected one of {list(options)}")
 
 
-@dataclass
-class MLPConfig:
+class MLPConfig(BaseModel):
     """Validated hyper-parameters of :class:`MLP` (keys of the ``[network]`` TOML table)."""
 
-    in_dim: int = 2
-    out_dim: int = 1
-    hidden: list[int] = field(default_factory=lambda: [64, 64])
-    neuron: str = "vsn"
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    in_dim: Any = 2
+    out_dim: Any = 1
+    hidden: Any = [64, 64]
+    neuron: Any = "vsn"
     # Defaults = the configuration tests/spiking/test_training.py shows fitting a 2D field
     # to < 2 % with ~50 % activity.
-    activation: str = "tanh"
-    num_steps: int = 2
-    beta: float = 1.0
-    threshold: float = 0.02
-    learn_beta: bool = False
-    learn_threshold: bool = False
-    surrogate: str = "arctan"
-    slope: float | None = None
-    reset: str = "subtract"
-    detach_reset: bool = True
-    bounds: list[list[float]] | None = None
-    fourier_features: int = 0
-    fourier_scale: float = 1.0
-    fourier_learnable: bool = False
-    fourier_keep_input: bool = False
-    output_scale: float | list[float] = 1.0
-    output_shift: float | list[float] = 0.0
-    seed: int | None = None
-    encoder: dict | None = None  # {kind = "hat" | "onehot", levels}: spiking input encoder
+    activation: Any = "tanh"
+    num_steps: Any = 2
+    beta: Any = 1.0
+    threshold: Any = 0.02
+    learn_beta: Any = False
+    learn_threshold: Any = False
+    surrogate: Any = "arctan"
+    slope: Any = None
+    reset: Any = "subtract"
+    detach_reset: Any = True
+    bounds: Any = None
+    fourier_features: Any = 0
+    fourier_scale: Any = 1.0
+    fourier_learnable: Any = False
+    fourier_keep_input: Any = False
+    output_scale: Any = 1.0
+    output_shift: Any = 0.0
+    seed: Any = None
+    encoder: Any = None  # {kind = "hat" | "onehot", levels}: spiking input encoder
 
-    def __post_init__(self) -> None:
-        self.validate()
-    def validate(self, prefix: str = "network") -> None:
-        """Raise SpikingConfigError naming the first bad key and its value."""
-        c = _Checks(self, prefix)
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:  # built in Python: the error itself, not pydantic's
+            raise _unwrap(exc) from None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise SpikingConfigError("", f"expected a table, got {data!r}")
+        for key in data:
+            if key not in cls.model_fields:
+                raise SpikingConfigError(
+                    str(key), f"unknown key (allowed: {', '.join(cls.model_fields)})")
+        return data
+
+    @model_validator(mode="after")
+    def _checked(self) -> MLPConfig:
+        c = _Checks(self)
         self._validate_shape(c)
         self._validate_neuron(c)
         self._validate_bounds(c)
-        c.pos_int("fourier_features", allow_zero=True)
-        c.number("fourier_scale", 0.0)
+        c.integer("fourier_features", 0, MAX_WIDTH)
+        c.number("fourier_scale", positive=True)
         c.flag("fourier_learnable")
         c.flag("fourier_keep_input")
         self._validate_output(c)
         if self.seed is not None:
-            c.pos_int("seed", allow_zero=True)
-        if self.encoder is not None and not isinstance(self.encoder, dict):
-            raise SpikingConfigError(f"{prefix}.encoder = {self.encoder!r}: expected a table "
-                                     "{kind, levels}")
+            c.integer("seed", 0, MAX_SEED)
+        self._validate_encoder()
+        return self
 
     def _validate_shape(self, c: _Checks) -> None:
         """in_dim, out_dim and the hidden widths (normalised to a list)."""
-        c.pos_int("in_dim")
-        c.pos_int("out_dim")
-        if isinstance(self.hidden, int | str) or not isinstance(self.hidden, Sequence):
+        c.integer("in_dim", 1, MAX_WIDTH)
+        c.integer("out_dim", 1, MAX_WIDTH)
+        h = self.hidden
+        if isinstance(h, int | str) or not isinstance(h, Sequence):
             raise c.bad("hidden", "expected a list of layer widths, e.g. [64, 64]")
-        if len(self.hidden) == 0 or any(
-            isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden
-        ):
-            raise c.bad("hidden", "expected a non-empty list of positive integers")
-        self.hidden = list(self.hidden)
+        if not 1 <= len(h) <= MAX_LAYERS:
+            raise c.bad("hidden", f"expected 1 to {MAX_LAYERS} layer widths")
+        for i, w in enumerate(h):
+            if not _is_int(w) or not 1 <= w <= MAX_WIDTH:
+                raise SpikingConfigError(f"hidden[{i}]", "expected a positive integer width "
+                                         f"(at most {MAX_WIDTH})", w)
+        self.hidden = list(h)
 
     def _validate_neuron(self, c: _Checks) -> None:
         """The hidden-unit kind and its neuron parameters."""
@@ -137,17 +168,14 @@ class MLPConfig:
                 get_activation(self.activation, zero_at_zero=True, who="VSN activation")
             except ValueError as err:
                 raise c.bad("activation", str(err)) from None
-        c.pos_int("num_steps")
+        c.integer("num_steps", 1, MAX_STEPS)
         c.number("beta", 0.0, 1.0)
-        c.number("threshold")
-        c.flag("learn_beta")
-        c.flag("learn_threshold")
-        c.flag("detach_reset")
+        c.number("threshold", positive=self.neuron != "ann")  # θ = 0: a sign detector, not a VSN
+        for key in ("learn_beta", "learn_threshold", "detach_reset"):
+            c.flag(key)
         c.choice("surrogate", SURROGATE_KINDS)
         if self.slope is not None:
-            c.number("slope", 0.0)
-            if self.slope == 0:
-                raise c.bad("slope", "expected a positive number")
+            c.number("slope", positive=True)
         c.choice("reset", RESET_MODES)
 
     def _validate_bounds(self, c: _Checks) -> None:
@@ -159,11 +187,9 @@ class MLPConfig:
               and all(isinstance(r, Sequence) and len(r) == self.in_dim for r in b))
         if not ok:
             raise c.bad("bounds", f"expected [lo, hi], each a list of {self.in_dim} numbers")
-        try:
-            lo = [float(v) for v in b[0]]
-            hi = [float(v) for v in b[1]]
-        except (TypeError, ValueError):
-            raise c.bad("bounds", "expected numbers") from None
+        if not all(_is_int(v) or isinstance(v, float) for r in b for v in r):
+            raise c.bad("bounds", "expected numbers")
+        lo, hi = [float(v) for v in b[0]], [float(v) for v in b[1]]
         pairs = zip(lo, hi, strict=True)
         if not all(math.isfinite(a) and math.isfinite(h) and h > a for a, h in pairs):
             raise c.bad("bounds", "need finite lo < hi in every coordinate")
@@ -174,38 +200,65 @@ class MLPConfig:
         for key in ("output_scale", "output_shift"):
             v = getattr(self, key)
             vals = v if isinstance(v, Sequence) and not isinstance(v, str) else [v]
-            if (len(vals) not in (1, self.out_dim)
-                    or any(isinstance(a, bool) or not isinstance(a, int | float)
-                           or not math.isfinite(a) for a in vals)):
-                raise c.bad(key, f"expected a number or a list of {self.out_dim} numbers")
+            if len(vals) not in (1, self.out_dim) or not all(_is_number(a) for a in vals):
+                raise c.bad(key, f"expected a number or a list of {self.out_dim} numbers "
+                            "(one per output component)")
             if key == "output_scale" and any(a == 0 for a in vals):
                 raise c.bad(key, "scale must be nonzero")
+
+    def _validate_encoder(self) -> None:
+        """``[network.encoder]``: kind (hat | onehot) and levels in [2, 10000]."""
+        e = self.encoder
+        if e is None:
+            return
+        if not isinstance(e, Mapping):
+            raise SpikingConfigError("encoder", "expected a table {kind, levels}", e)
+        for key in e:
+            if key not in ("kind", "levels"):
+                raise SpikingConfigError(f"encoder.{key}", "unknown key (allowed: kind, levels)")
+        if e.get("kind", "hat") not in ENCODER_KINDS:
+            raise SpikingConfigError("encoder.kind", f"expected one of {list(ENCODER_KINDS)}",
+                                     e["kind"])
+        levels = e.get("levels", 32)
+        if not _is_int(levels) or not 2 <= levels <= 10_000:
+            raise SpikingConfigError("encoder.levels", "expected an integer in [2, 10000]",
+                                     levels)
+
+    def validate(self, prefix: str = "network") -> None:
+        """Check every key again (after changing fields); SpikingConfigError names the first
+        bad one under `prefix`."""
+        try:
+            type(self).model_validate(self.model_dump())
+        except ValidationError as exc:
+            raise _unwrap(exc, prefix) from None
 
     @classmethod
     def from_dict(cls, table: Mapping, *, prefix: str = "network", **overrides) -> MLPConfig:
         """Config from a (TOML) table; unknown keys and bad values raise SpikingConfigError."""
         if not isinstance(table, Mapping):
-            raise SpikingConfigError(f"{prefix}: expected a table, got {table!r}")
-        known = {f.name for f in fields(cls)}
-        for key in table:
-            if key not in known:
-                raise SpikingConfigError(
-                    f"{prefix}.{key}: unknown key; known keys: {', '.join(sorted(known))}"
-                )
+            raise SpikingConfigError("", f"expected a table, got {table!r}", prefix=prefix)
         values = {**table, **{k: v for k, v in overrides.items() if v is not None}}
-        cfg = cls.__new__(cls)
-        for f in fields(cls):
-            if f.name in values:
-                setattr(cfg, f.name, values[f.name])
-            else:
-                default = f.default_factory() if callable(f.default_factory) else f.default
-                setattr(cfg, f.name, default)
-        cfg.validate(prefix)
-        return cfg
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise _unwrap(exc, prefix) from None
+
+    def with_data(self, **values: Any) -> MLPConfig:
+        """A copy with the fields the data fix (in_dim, out_dim, bounds, ...) set, checked."""
+        return type(self).from_dict({**self.model_dump(), **values})
 
     def to_dict(self) -> dict:
         """Plain dict (TOML-serialisable except None values, which are dropped)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+def _unwrap(exc: ValidationError, prefix: str = "network") -> SpikingConfigError:
+    """The SpikingConfigError inside a pydantic error (raised by the checks above)."""
+    err = exc.errors(include_url=False)[0]
+    inner = (err.get("ctx") or {}).get("error")
+    if isinstance(inner, SpikingConfigError):
+        return inner.under(prefix)
+    return SpikingConfigError(".".join(map(str, err["loc"])), err["msg"], prefix=prefix)
 
 
 __all__ = ["NEURON_KINDS", "MLPConfig", "SpikingConfigError"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from numbers import Integral
 
 import torch
@@ -232,7 +231,7 @@ def input_features(x: torch.Tensor, normalise: nn.Module | None,
 
 def _encoder(cfg: MLPConfig) -> nn.Module | None:
     """The config's ``encoder = {kind, levels}`` table as an encoder (None: dense input)."""
-    table = getattr(cfg, "encoder", None)
+    table = cfg.encoder
     if not table:
         return None
     from .encoders import PopulationEncoder
@@ -242,7 +241,7 @@ def _encoder(cfg: MLPConfig) -> nn.Module | None:
         return PopulationEncoder.from_dict(dict(table), width if cfg.fourier_features
                                            else cfg.in_dim)
     except ValueError as err:
-        raise SpikingConfigError(str(err)) from None
+        raise SpikingConfigError("encoder", str(err), cfg.encoder) from None
 
 
 def _xavier_linear(n_in: int, n_out: int, gen, dtype) -> nn.Linear:
@@ -300,9 +299,8 @@ def mlp_from_config(
     if bounds is not None:
         bounds = [[float(v) for v in bounds[0]], [float(v) for v in bounds[1]]]
     if isinstance(table, Mapping) and in_dim is not None and table.get("in_dim", in_dim) != in_dim:
-        raise SpikingConfigError(
-            f"{prefix}.in_dim = {table['in_dim']!r}: the data have {in_dim} coordinates"
-        )
+        raise SpikingConfigError("in_dim", f"the data have {in_dim} coordinates",
+                                 table["in_dim"], prefix)
     cfg = MLPConfig.from_dict(table, prefix=prefix, in_dim=in_dim, bounds=bounds)
     return MLP.from_config(cfg, dtype=dtype)
 
@@ -320,7 +318,7 @@ def equal_shape_ann(net: MLP, activation: str | None = None) -> MLP:
         act = "tanh"
     dtype = net.linears[0].weight.dtype
     if hasattr(net, "config"):
-        table = {**asdict(net.config), "neuron": "ann", "activation": act}
+        table = {**net.config.model_dump(), "neuron": "ann", "activation": act}
         table.pop("encoder", None)  # the equal ANN takes the dense features
         cfg = MLPConfig.from_dict(table)
         ann = MLP.from_config(cfg, dtype=dtype)

@@ -215,12 +215,11 @@ def _header(trainer, records: list[dict], ranks: int) -> dict:
     from validation.provenance import run_header
 
     cfg = trainer.cfg
-    net = dict(cfg.network)
+    net = cfg.network
     t = cfg.training
-    settings = {"network": f"{net.get('neuron', 'vsn')} {net.get('hidden', '')}",
-                "neuron": net.get("neuron", "vsn"),
-                **{k: net[k] for k in ("activation", "num_steps", "threshold", "surrogate",
-                                       "fourier_features") if k in net},
+    settings = {"network": f"{net.neuron} {net.hidden}", "neuron": net.neuron,
+                **{k: getattr(net, k) for k in ("activation", "num_steps", "threshold",
+                                                "surrogate", "fourier_features")},
                 "residual": cfg.residual.kind, "boundary": cfg.boundary.mode,
                 "lr": t.lr, "schedule": t.schedule, "dtype": t.dtype, "seed": t.seed}
     train_ranks = next((r["ranks"] for r in reversed(records) if "ranks" in r), ranks)
@@ -253,7 +252,7 @@ def _keep_end_to_end_time(summary: dict, run_dir: Path) -> None:
 def _describe(trainer) -> str:
     cfg = trainer.cfg
     net = cfg.network
-    return (f"A {net.get('neuron', 'vsn').upper()} network {net.get('hidden', '')} trained "
+    return (f"A {net.neuron.upper()} network {net.hidden} trained "
             f"{trainer.step} steps on the {cfg.residual.kind} residual of a "
             f"{cfg.problem.type} problem (degree {cfg.problem.degree}) on the "
             f"'{cfg.mesh.kind}' mesh, compared with the DOLFINx reference solution.")

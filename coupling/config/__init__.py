@@ -35,10 +35,10 @@ from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic import Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from coupling.config.clif import ClifRun, CLIFRunConfig
 from coupling.config.tables import SEED, EnergySpec
@@ -47,7 +47,6 @@ from fem.errors import ConfigError
 from fem.parameters import ParameterBox, ParametersTable, parse_parameters
 from fem.schema import (
     MAX_COUNT,
-    Finite,
     Positive,
     PositiveInt,
     Table,
@@ -55,14 +54,7 @@ from fem.schema import (
     load_toml,
     validate,
 )
-from spiking import (
-    ACTIVATIONS,
-    NEURON_KINDS,
-    SURROGATE_KINDS,
-    MLPConfig,
-    get_activation,
-)
-from spiking.neurons import RESET_MODES
+from spiking import MLPConfig
 
 MODELS = ("network", "clif")
 RESIDUALS = ("galerkin", "sp", "autograd")
@@ -77,81 +69,6 @@ SUPPORTED = {
     "sp": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
     "autograd": ("poisson", "poisson_boltzmann", "heat", "burgers", "elasticity"),
 }
-_NET = {f.name: f.default for f in fields(MLPConfig)}  # the network defaults
-
-
-def _nonzero(v: float) -> float:
-    if v == 0:
-        raise ConfigError("", "scale must be nonzero")
-    return v
-
-
-def _scales(nonzero: bool) -> Any:
-    """output_scale / output_shift: a finite number or a list of them (per component)."""
-    item = Annotated[float, Field(allow_inf_nan=False)]
-    if nonzero:
-        item = Annotated[item, AfterValidator(_nonzero)]
-    return Annotated[Annotated[item, Tag("<number>")]
-                     | Annotated[Annotated[list[item], Field(min_length=1, max_length=3)],
-                                 Tag("<list>")],
-                     Discriminator(lambda v: "<list>" if isinstance(v, list) else "<number>")]
-
-
-class EncoderTable(Table):
-    """``[network.encoder]``: events instead of dense values into the first layer."""
-
-    table_key: ClassVar[str] = "network.encoder"
-
-    kind: Literal["hat", "onehot"] = "hat"
-    levels: between(2, 10_000, integer=True) = 32
-
-
-class NetworkTable(Table):
-    """The ``[network]`` table: the keys of spiking.MLPConfig, in range."""
-
-    table_key: ClassVar[str] = "network"
-
-    in_dim: Any = None  # set from the mesh and problem: refused (see _units)
-    out_dim: Any = None
-    bounds: Any = None
-    hidden: Annotated[list[between(1, 100_000, integer=True)],
-                      Field(min_length=1, max_length=100)] = [64, 64]
-    neuron: Literal[NEURON_KINDS] = _NET["neuron"]
-    activation: Literal[tuple(sorted(ACTIVATIONS))] = _NET["activation"]
-    num_steps: between(1, 1000, integer=True) = _NET["num_steps"]
-    beta: between(0.0, 1.0) = _NET["beta"]
-    threshold: Finite = _NET["threshold"]
-    learn_beta: bool = False
-    learn_threshold: bool = False
-    surrogate: Literal[SURROGATE_KINDS] = _NET["surrogate"]
-    slope: Positive | None = None
-    reset: Literal[RESET_MODES] = _NET["reset"]
-    detach_reset: bool = True
-    fourier_features: between(0, 100_000, integer=True) = 0
-    fourier_scale: Positive = _NET["fourier_scale"]
-    fourier_learnable: bool = False
-    fourier_keep_input: bool = False
-    output_scale: _scales(nonzero=True) = 1.0
-    output_shift: _scales(nonzero=False) = 0.0
-    seed: SEED | None = None
-    encoder: EncoderTable | None = None
-
-    @model_validator(mode="after")
-    def _units(self) -> NetworkTable:
-        for name in ("in_dim", "out_dim", "bounds"):
-            if getattr(self, name) is not None:
-                raise ConfigError(name, "is set from the mesh and problem; remove it")
-        if self.neuron != "ann" and self.threshold <= 0:
-            raise ConfigError("threshold", f"expected a number > 0 for {self.neuron!r} "
-                              f"neurons, got {self.threshold!r}")
-        if self.neuron == "vsn":
-            try:
-                get_activation(self.activation, zero_at_zero=True, who=repr(self.activation))
-            except ValueError as exc:
-                raise ConfigError("activation", str(exc).split(": ", 1)[-1]) from None
-        return self
-
-
 class ResidualSpec(Table):
     """How the network's outputs at mesh points become a loss."""
 
@@ -237,7 +154,7 @@ class RunConfig:
 
     mesh: MeshSpec
     problem: ProblemSpec
-    network: dict[str, Any]
+    network: MLPConfig  # out_dim = the field's components; in_dim, bounds: from the mesh
     residual: ResidualSpec
     boundary: BoundarySpec
     training: TrainingSpec
@@ -261,7 +178,7 @@ class NetworkRun(Table):
     model: Literal["network"] = "network"
     mesh: MeshTable
     problem: ProblemTable
-    network: NetworkTable = NetworkTable()
+    network: MLPConfig = MLPConfig()  # spiking's own model: [network] is checked once
     inputs: InputSpec = InputSpec()
     residual: ResidualSpec = ResidualSpec()
     boundary: BoundarySpec = BoundarySpec()
@@ -304,7 +221,6 @@ class NetworkRun(Table):
                               "points and serves the galerkin residual, or autograd on "
                               "elasticity (the differentiable inclusion depth); sp "
                               "differentiates nodal values")
-        self._check_outputs()
         return self
 
     def _check_parametric(self) -> None:
@@ -325,25 +241,43 @@ class NetworkRun(Table):
                               "training.batch and training.consistency_weight are not "
                               "available with it")
 
-    def _check_outputs(self) -> None:
-        """output_scale/shift have one value or one per field component."""
-        import meshes.registry as registry
-
-        kind = self.mesh.kind
-        dim = 1 if kind == "interval" else registry.kinds()[kind].dim
-        n = dim if self.problem.type in VECTOR_TYPES else 1
-        for name in ("output_scale", "output_shift"):
-            v = getattr(self.network, name)
-            if isinstance(v, list) and len(v) not in (1, n):
-                raise ConfigError(f"network.{name}", f"expected a number or a list of {n} "
-                                  f"(one per field component), got {v!r}")
+    @model_validator(mode="before")
+    @classmethod
+    def _network_shape_from_the_problem(cls, data: Any) -> Any:
+        """in_dim, out_dim and bounds come from the mesh and problem, never from [network];
+        out_dim is set to the field's components so output_scale/shift lists are checked."""
+        net = data.get("network") if isinstance(data, dict) else None
+        if not isinstance(net, dict):
+            return data
+        for name in ("in_dim", "out_dim", "bounds"):
+            if name in net:
+                raise ConfigError(f"network.{name}", "is set from the mesh and problem; "
+                                  "remove it")
+        n = _components(data.get("mesh"), data.get("problem"))
+        return {**data, "network": {**net, "out_dim": n}} if n else data
 
     def record(self, doc: dict[str, Any]) -> RunConfig:
         """The RunConfig record of this run; `doc` is the document as given."""
         box = (parse_parameters(doc["parameters"]) if self.parameters is not None else None)
         return RunConfig(self.mesh.spec(), self.problem.spec(doc["problem"]),
-                         dict(doc.get("network", {})), self.residual, self.boundary,
+                         self.network, self.residual, self.boundary,
                          self.training, copy.deepcopy(doc), self.inputs, box)
+
+
+def _components(mesh: Any, problem: Any) -> int | None:
+    """Components of the problem's field (the mesh dimension for vector problems), or None
+    when mesh or problem are not valid yet (their own errors come first)."""
+    import meshes.registry as registry  # deferred: gmsh and the builders, for vector fields
+
+    if not (isinstance(mesh, dict) and isinstance(problem, dict)):
+        return None
+    if problem.get("type") not in VECTOR_TYPES:
+        return 1
+    kind = mesh.get("kind")
+    if kind == "interval":
+        return 1
+    builders = registry.kinds()
+    return builders[kind].dim if kind in builders else None
 
 
 def _model_tag(doc: Any) -> str:

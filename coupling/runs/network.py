@@ -99,20 +99,18 @@ class Trainer:
         self.net = self._network()
 
     def _network(self) -> spiking.MLP:
-        table = dict(self.cfg.network)
-        table.setdefault("seed", self.cfg.training.seed)
-        out_dim = getattr(self.disc, "out_dim", self.disc.block_size)
-        table.setdefault("out_dim", out_dim)
-        if table["out_dim"] != out_dim:
-            from fem.errors import ConfigError
-
-            raise ConfigError("network.out_dim", f"the problem has {out_dim} "
-                              f"outputs, got {table['out_dim']}")
-        for key in ("output_scale", "output_shift"):  # per component → per channel too
-            if isinstance(table.get(key), list) and len(table[key]) == self.disc.block_size:
-                table[key] = table[key] * (out_dim // self.disc.block_size)
-        return spiking.mlp_from_config(table, in_dim=self.disc.in_dim, bounds=self.disc.bounds,
-                                       dtype=self.dtype)
+        """The configured network with what the discretisation fixes: inputs, outputs
+        (a parametric run has one field per load channel), input box, seed."""
+        net, bs = self.cfg.network, self.disc.block_size
+        out_dim = getattr(self.disc, "out_dim", bs)
+        tiled = {key: value * (out_dim // bs)  # one value per component → per channel too
+                 for key in ("output_scale", "output_shift")
+                 if isinstance(value := getattr(net, key), list) and len(value) == bs}
+        lo, hi = self.disc.bounds
+        cfg = net.with_data(in_dim=self.disc.in_dim, out_dim=out_dim, bounds=[lo, hi],
+                            seed=self.cfg.training.seed if net.seed is None else net.seed,
+                            **tiled)
+        return spiking.MLP.from_config(cfg, dtype=self.dtype)
 
     def measure(self) -> dict:
         """Relative L2 error against the FEM reference and spiking activity (collective)."""

@@ -230,10 +230,11 @@ def test_specs_built_in_python_raise_the_same_error():
         ResidualSpec(ring=2)
 
 
-def test_network_schema_has_every_mlpconfig_key():
-    from dataclasses import fields
-
-    from coupling.config import NetworkTable
+def test_network_table_is_the_one_mlpconfig_model():
+    """[network] has one schema: the run config nests spiking's MLPConfig as it is."""
+    from coupling.config import NetworkRun
     from spiking import MLPConfig
 
-    assert set(NetworkTable.model_fields) == {f.name for f in fields(MLPConfig)}
+    assert NetworkRun.model_fields["network"].annotation is MLPConfig
+    cfg = parse_config(put(example(LSHAPE), "network.num_steps", 3))
+    assert isinstance(cfg.network, MLPConfig) and cfg.network.num_steps == 3

@@ -369,7 +369,7 @@ def test_two_ranks_train_like_one(tmp_path_factory):
 
 def test_interface_distance_feature():
     """|distance to the nearest sphere surface|, with periodic images for cut inclusions."""
-    from coupling.discretisation import interface_distance
+    from coupling.geometry import interface_distance
 
     c, r = np.array([[0.5, 0.5, 0.5], [0.05, 0.5, 0.5]]), np.array([0.2, 0.1])
     x = np.array([[0.5, 0.5, 0.5], [0.5, 0.5, 0.8], [0.97, 0.5, 0.5]])
