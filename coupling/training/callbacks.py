@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
 
 from coupling.training.checkpoint import (
@@ -19,8 +18,10 @@ from coupling.training.checkpoint import (
     atomic_write,
     check_steps,
     load_checkpoint,
+    note,
 )
 from coupling.training.state import Callback, FitResult, FitState
+from fem.cache import file_mode
 
 METRICS = "metrics.jsonl"
 
@@ -50,8 +51,7 @@ def read_metrics(path: str | os.PathLike, repair: bool = False) -> list[dict]:
             if not repair:
                 raise CheckpointError(f"{path} line {i + 1}: not a metrics record (damaged "
                                       "file; `neurofem resume` repairs it)") from None
-            warnings.warn(f"{path} line {i + 1}: damaged record dropped", RuntimeWarning,
-                          stacklevel=2)
+            note(f"{path} line {i + 1}: damaged record dropped")  # one line, not a warning
             continue
         records.append(record)
     return records
@@ -83,9 +83,11 @@ class MetricsLog(Callback):
     def on_log(self, state: FitState, record: dict) -> None:
         if state.comm.rank == 0:
             try:  # one write of a whole line: a kill leaves at most a torn last line
-                with open(self.path, "a") as fh:
+                fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                             file_mode())  # never appended through a planted link
+                with os.fdopen(fd, "a") as fh:
                     fh.write(json.dumps(record) + "\n")
-            except OSError as exc:  # disk full: name the file
+            except OSError as exc:  # disk full: name the file (ELOOP: a link)
                 raise OSError(exc.errno, exc.strerror or str(exc), str(self.path)) from None
 
 

@@ -337,3 +337,31 @@ def test_refused_resume_leaves_config_toml_byte_identical(damage, trained, tmp_p
     assert after["config.toml"] == before["config.toml"]
     assert {k: v for k, v in after.items() if k != ".lock.owner"} == \
         {k: v for k, v in before.items() if k != ".lock.owner"}
+
+
+# ---- metrics.jsonl: repaired with one line, never appended through a link -----------------
+def test_damaged_metrics_line_dropped_with_one_line(tmp_path, capsys):
+    from coupling.training.callbacks import read_metrics
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 5, "loss": 1.0}\n{"step": 1\n{"step": 10, "loss": 0.5}\n')
+    assert [r["step"] for r in read_metrics(path, repair=True)] == [5, 10]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("neurofem: warning:") and "line 2" in err[0]
+
+
+def test_metrics_never_appended_through_a_link(tmp_path):
+    from types import SimpleNamespace
+
+    from coupling.training.callbacks import MetricsLog
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").symlink_to(victim)
+    state = SimpleNamespace(comm=SimpleNamespace(rank=0))
+    with pytest.raises(OSError) as e:
+        MetricsLog(run).on_log(state, {"step": 1, "loss": 0.1})
+    assert e.value.filename == str(run / "metrics.jsonl")
+    assert victim.read_text() == "precious\n"
