@@ -49,13 +49,15 @@ def test_price_rows_and_markdown_from_counts():
 def test_table_cells_come_from_the_records(tmp_path):
     _records(tmp_path)
     text = wins_losses.table(tmp_path)
-    assert "| parametric RVE | field error (median rel. L2) | 1% | ROM N=2 query: 0.04% | loses |" \
-        in text
+    assert "| parametric RVE | field error (median rel. L2) | 1% | ROM N=2 query: 0.04% | " \
+        "loses |" in text
+    assert "FEM solve costs 9.23e+03 µJ (demo RVE (one problem))" in text
     assert "| parametric RVE | offline cost (training vs snapshots + POD + projection) | 900 s |" \
         in text
     assert "No record yet for: parametric-poisson.json" in text
     _records(tmp_path, net_err=1e-4)  # a better network: the verdict follows the record
     assert "| 0.01% | ROM N=2 query: 0.04% | **wins** |" in wins_losses.table(tmp_path)
+    assert "equal ANN: 1.5e+03 µJ | **wins** |" in text
 
 
 def test_readme_section_between_markers_or_appended():
