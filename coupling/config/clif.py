@@ -92,7 +92,7 @@ class CLIFRunConfig:
         """The config with every [clif] and [training] default filled in."""
         doc = copy.deepcopy(self.raw)
         doc["clif"] = self.clif.model_dump()
-        doc["training"] = self.training.model_dump()
+        doc["training"] = self.training.model_dump(exclude_none=True)  # TOML has no null
         return doc
 
 
