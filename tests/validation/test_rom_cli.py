@@ -71,3 +71,22 @@ def test_rom_cli_needs_parameters(tmp_path, capsys):
     cfg.write_text(CONFIG.split("[parameters]")[0] + "[network]" + CONFIG.split("[network]")[1])
     assert main(["rom", str(cfg), "--snapshots", "1", "--out", str(tmp_path / "o")]) == 2
     assert "parameters" in capsys.readouterr().err
+
+
+def test_rom_rows_in_report_and_query(tmp_path, capsys):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text(CONFIG.replace("steps = 2", "steps = 3\ncompile = false"))
+    run = tmp_path / "run"
+    assert main(["train", str(cfg), "--out", str(run)]) == 0
+    assert main(["rom", str(cfg), "--snapshots", "2", "--out", str(run / "rom")]) == 0
+    assert main(["report", str(run)]) == 0
+    assert "## Rival: reduced basis" in (run / "report.md").read_text()
+    capsys.readouterr()
+    assert main(["query", str(run), "--param", "k=2", "--param", "source=1", "--param",
+                 "value.x0=0.3", "--rom", str(run / "rom" / "rom-N2.npz")]) == 0
+    out = capsys.readouterr()
+    result = json.loads(out.out.strip().splitlines()[-1])
+    assert result["rom"]["rel_l2"] < 1e-10 and result["rom"]["full_pj"] > 0
+    assert "ROM N=2" in out.err
+    assert main(["query", str(run), "--param", "k=2", "--param", "source=1", "--param",
+                 "value.x0=0.3", "--rom", str(tmp_path / "none.npz")]) == 2
