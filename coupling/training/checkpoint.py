@@ -161,19 +161,23 @@ def save_checkpoint(
         "rng": rng_state(),
         "metadata": json.dumps(_plain(dict(metadata or {}))),
     }
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)  # in memory: a full disk shows as an OSError of the write
-    data = buffer.getbuffer()
-    wrapped = {"format": FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
-               "payload": torch.frombuffer(data, dtype=torch.uint8)}
     path = Path(path)
-    try:
-        atomic_write(path, lambda f: _save_to(wrapped, f))  # full disk: OSError naming it
+    try:  # serialised inside the write: the temporary file exists from the start
+        atomic_write(path, lambda f: _save_to(_wrapped(payload), f))  # full disk: OSError
     except OSError as exc:
         raise CheckpointError(_write_failure(path, exc)) from None
     except RuntimeError as exc:  # torch's writer hides the errno ("file write failed")
         raise CheckpointError(_write_failure(path, exc)) from None
     return path
+
+
+def _wrapped(payload: dict) -> dict:
+    """The file's contents: the payload's torch.save bytes and their SHA-256."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getbuffer()
+    return {"format": FORMAT, "sha256": hashlib.sha256(data).hexdigest(),
+            "payload": torch.frombuffer(data, dtype=torch.uint8)}
 
 
 class _Recorded:
