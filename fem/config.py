@@ -2,7 +2,7 @@
 
 Each table has a schema (:mod:`fem.schema`: unknown keys refused, strict types, finite
 numbers in range, constant expressions folded), checked before any mesh or FEM work, and
-a record the solvers read (:class:`MeshSpec`, :class:`ProblemSpec`); ``coupling.config``
+a record the solvers read (:class:`MeshTable` itself, :class:`ProblemSpec`); ``coupling.config``
 embeds both tables. Errors name the key: ``config problem.degree: expected ...``.
 
 Problem table::
@@ -282,6 +282,7 @@ class MeshTable(BaseModel):
                     raise ConfigError(name, f"expected a finite number, got {v!r}")
             if not given.get("x1", 1.0) > given.get("x0", 0.0):
                 raise ConfigError("x1", f"must exceed x0 = {given.get('x0', 0.0)}")
+            self.options = given
             return self
         kinds = registry.kinds()
         if self.kind not in kinds:
@@ -295,24 +296,12 @@ class MeshTable(BaseModel):
                 raise ConfigError(where, str(exc)) from None
             if name == "seed" and not (isinstance(value, int) and 0 <= value < 2**32):
                 raise ConfigError(where, f"expected an integer in [0, 2**32), got {value!r}")
+        self.options = given  # the builder's options, from [mesh] or [mesh.options] alike
         return self
-
-    def spec(self) -> MeshSpec:
-        """The record `meshes.build` gets."""
-        return MeshSpec(self.kind, self.size, {**self.options, **(self.model_extra or {})})
-
-
-@dataclass(frozen=True)
-class MeshSpec:
-    """What `meshes.build` gets: kind, size and builder options."""
-
-    kind: str
-    size: float | None
-    options: dict[str, Any]
 
     def build(self, comm=None):
         """Build the distributed mesh (collective), reusing the user mesh cache (fem.cache)."""
-        import meshes
+        import meshes  # deferred: gmsh and DOLFINx only when a mesh is built
         from meshes.fenics import MPI
 
         from .cache import default_store
@@ -384,9 +373,9 @@ class ProblemSpec:
         ).hexdigest()
 
 
-def parse_mesh(table: dict, key: str = "mesh") -> MeshSpec:
+def parse_mesh(table: dict, key: str = "mesh") -> MeshTable:
     """Validate a ``[mesh]`` table: kind (required), size (optional), the rest are options."""
-    return validate(MeshTable, table, key).spec()
+    return validate(MeshTable, table, key)
 
 
 def parse_problem(table: dict, key: str = "problem") -> ProblemSpec:

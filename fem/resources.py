@@ -55,7 +55,7 @@ def machine_memory() -> float:
 
 
 def mesh_cells(mesh: Any) -> tuple[float, int]:
-    """(estimated cells, dimension) of a MeshSpec or a C-LIF grid table (ConfigError naming
+    """(estimated cells, dimension) of a [mesh] table or a C-LIF grid table (ConfigError naming
     ``mesh.size`` far beyond the builder's ``max_cells``)."""
     if isinstance(mesh, dict):  # C-LIF grid: n cells per axis
         return float(math.prod(mesh["n"])), len(mesh["n"])

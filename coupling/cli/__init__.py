@@ -19,6 +19,8 @@ import importlib
 import sys
 from types import ModuleType
 
+from coupling.cli.parser import OneLineParser
+
 COMMAND_MODULES = ("meshes.cli", "fem.cli", "coupling.cli.train", "coupling.cli.demo",
                    "coupling.cli.report", "benchmarks.cli", "coupling.cli.points",
                    "coupling.cli.query", "coupling.cli.rom", "coupling.cli.circuit")
@@ -32,7 +34,7 @@ def _command_modules() -> list[ModuleType]:
 
 def build_parser(modules: list[ModuleType] | None = None) -> argparse.ArgumentParser:
     """The `neurofem` argument parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="neurofem",
         description="Physics-informed spiking neural networks on irregular meshes, "
         "validated against DOLFINx finite-element references.",

@@ -40,12 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def report(args: argparse.Namespace) -> int:
     """Validate RUN_DIR against its FEM reference and write its report (collective)."""
     from coupling.training.parallel import collective_errors, set_threads_per_rank
+    from fem.cache import check_no_links
     from meshes.fenics import MPI
 
     comm = MPI.COMM_WORLD
     with collective_errors(comm, user_errors=USER_ERRORS):
         set_threads_per_rank(comm)
         run_dir = Path(args.run_dir)
+        check_no_links(run_dir, "report")  # a planted link would write outside the run
         from coupling.cli.report_parametric import build_parametric_report, is_parametric
 
         if is_parametric(run_dir):

@@ -101,6 +101,7 @@ def _checks(doc: dict, args: argparse.Namespace):
 def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -> int:
     import importlib
 
+    from coupling.training.checkpoint import check_resume
     from coupling.training.parallel import collective_errors, set_threads_per_rank
     from coupling.training.rundir import claimed
     from fem.errors import ConfigError
@@ -116,6 +117,8 @@ def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -
         with claimed(run_dir, "train", comm):
             if not resume_run:
                 _fresh(run_dir, args.force, comm)
+            else:  # refused before anything in the run directory changes
+                check_resume(run_dir, cfg.resolved(), comm)
             set_threads_per_rank(comm, args.threads or cfg.training.threads)  # CLI wins
             module, function = MODELS[model]
             run = getattr(importlib.import_module(module), function)

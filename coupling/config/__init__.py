@@ -42,7 +42,7 @@ from pydantic import Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from coupling.config.clif import ClifRun, CLIFRunConfig
 from coupling.config.tables import SEED, EnergySpec
-from fem.config import VECTOR_TYPES, MeshSpec, MeshTable, ProblemSpec, ProblemTable
+from fem.config import VECTOR_TYPES, MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
 from fem.parameters import ParameterBox, ParametersTable, parse_parameters
 from fem.schema import (
@@ -152,7 +152,7 @@ class TrainingSpec(Table):
 class RunConfig:
     """A validated run config; `raw` is the TOML document as given (hashed for resume)."""
 
-    mesh: MeshSpec
+    mesh: MeshTable
     problem: ProblemSpec
     network: MLPConfig  # out_dim = the field's components; in_dim, bounds: from the mesh
     residual: ResidualSpec
@@ -259,7 +259,7 @@ class NetworkRun(Table):
     def record(self, doc: dict[str, Any]) -> RunConfig:
         """The RunConfig record of this run; `doc` is the document as given."""
         box = (parse_parameters(doc["parameters"]) if self.parameters is not None else None)
-        return RunConfig(self.mesh.spec(), self.problem.spec(doc["problem"]),
+        return RunConfig(self.mesh, self.problem.spec(doc["problem"]),
                          self.network, self.residual, self.boundary,
                          self.training, copy.deepcopy(doc), self.inputs, box)
 

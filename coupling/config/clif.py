@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from coupling.config.tables import SEED, EnergySpec
-from fem.config import MeshSpec, MeshTable, ProblemSpec, ProblemTable
+from fem.config import MeshTable, ProblemSpec, ProblemTable
 from fem.errors import ConfigError
 from fem.schema import MAX_COUNT, Finite, NonNegative, Positive, PositiveInt, Table, between
 from spiking import SURROGATE_KINDS
@@ -81,7 +81,7 @@ class CLIFTraining(Table):
 class CLIFRunConfig:
     """A validated C-LIF run config."""
 
-    mesh: MeshSpec | None
+    mesh: MeshTable | None
     grid: dict | None
     problem: ProblemSpec
     clif: CLIFSpec
@@ -146,6 +146,6 @@ class ClifRun(Table):
         """The CLIFRunConfig record of this run; `doc` is the document as given."""
         grid = self.mesh.model_dump(exclude={"kind"}) if isinstance(self.mesh, GridTable) \
             else None
-        mesh = None if grid is not None else self.mesh.spec()
+        mesh = None if grid is not None else self.mesh
         return CLIFRunConfig(mesh, grid, self.problem.spec(doc["problem"]), self.clif,
                              self.training, copy.deepcopy(doc))

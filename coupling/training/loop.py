@@ -40,6 +40,7 @@ import torch
 
 from coupling.training.callbacks import Progress
 from coupling.training.errors import TrainingError
+from coupling.training.guards import check_network
 from coupling.training.parallel import allreduce_gradients, allreduce_scalars, broadcast_state
 from coupling.training.state import Callback, FitResult, FitState
 
@@ -121,6 +122,7 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     """
     _check_settings(steps=steps, lr=lr, lbfgs_steps=lbfgs_steps, batch=batch,
                     log_every=log_every, checkpoint_every=checkpoint_every or 1)
+    check_network(net, disc)  # a width mismatch is one line naming in_dim/out_dim
     comm = comm if comm is not None else disc.comm
     callbacks = list(callbacks) + ([Progress()] if progress else [])
     if getattr(net, "normalise", False) is None and disc.bounds is not None:
