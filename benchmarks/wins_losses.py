@@ -4,9 +4,11 @@
     python -m benchmarks.wins_losses --check    # exit 1 if either differs from the records
 
 Every cell comes from a record in benchmarks/results/ (:mod:`benchmarks.rivals` rows inside
-``parametric-*.json``, and ``rivals-demo-rve.json``): per problem, the spiking network's
+``parametric-*.json``, ``rivals-demo-rve.json``, and the spiking circuit's
+``circuit-rve.json`` of :mod:`benchmarks.circuit`): per problem, the spiking network's
 accuracy, time and energy per answer beside the best rival's (FEM solve, reduced basis,
-equal ANN), and the offline cost. The table is written to
+equal ANN), and the offline cost; then the training-free spiking circuit on the demo RVE
+(cold and warm start from the trained network) against the FEM solve. The table is written to
 ``benchmarks/results/wins-and-losses.md`` and into README.md between the marker lines
 ``<!-- wins-losses:start -->`` and ``<!-- wins-losses:end -->`` (appended with its heading
 if the markers are absent).
@@ -29,6 +31,9 @@ COMMAND = "python -m benchmarks.wins_losses"
 SOURCES = (("demo RVE (one problem)", "rivals-demo-rve.json", "single"),
            ("parametric RVE", "parametric-rve.json", "parametric"),
            ("parametric Poisson", "parametric-poisson.json", "parametric"))
+# the spiking circuit: its record, the rivals record of the same mesh, the target it answers
+CIRCUIT = ("demo RVE: spiking circuit (no training)", "circuit-rve.json", "rivals-demo-rve.json")
+CIRCUIT_TARGET = "0.001"
 
 
 def _pct(v: float) -> str:
@@ -98,10 +103,92 @@ def problem_lines(label: str, doc: dict, kind: str) -> list[str]:
     return out
 
 
+def _setup_pj(system: dict) -> dict:
+    """The circuit's setup (Lanczos products with K) priced like a FEM flop count."""
+    from spiking.prices import flop_ops, price
+
+    k = system["setup_matvecs"]
+    return price(flop_ops(2.0 * k * system["nnz"], 3.0 * k * system["nnz"], 2.0 * k *
+                          system["dofs"]))
+
+
+def circuit_answer(doc: dict, target: str = CIRCUIT_TARGET) -> dict:
+    """Time (s) and energy (µJ: full, compute, neuromorphic) to `target` vs FEM, cold and
+    warm (warm: with the network's inference); setup (Lanczos) in both."""
+    setup, net = _setup_pj(doc["system"]), doc["network"]
+    out = {}
+    for start in ("cold", "warm"):
+        run = doc[start]
+        e = run["energy_to"][target]
+        add = (net["wall_s"], net["pj"], net["compute_pj"], net["neuromorphic_pj"]) \
+            if start == "warm" else (0.0, 0.0, 0.0, 0.0)
+        out[start] = {
+            "step": run["reached"][target]["step"], "final": run["final"]["rel_fem"],
+            "time_s": doc["system"]["setup_s"] + run["reached"][target]["step"]
+            * run["s_per_step"] + add[0],
+            "full_uj": 1e-6 * (e["total"]["pj"] + setup["full_pj"] + add[1]),
+            "compute_uj": 1e-6 * (e["total"]["compute_pj"] + setup["compute_pj"] + add[2]),
+            "neuromorphic_uj": 1e-6 * (e["neuromorphic_pj"] + setup["full_pj"] + add[3])}
+    return out
+
+
+def circuit_lines(label: str, doc: dict, rivals: dict) -> list[str]:
+    """The circuit's lines: accuracy, time and energy per answer to the target vs FEM."""
+    a, t = circuit_answer(doc), float(CIRCUIT_TARGET)
+    c, w = a["cold"], a["warm"]
+    fem = next(r for r in rivals["prices"] if r["method"] == "FEM solve (PETSc log)")
+    best = min(c["full_uj"], w["full_uj"], c["neuromorphic_uj"], w["neuromorphic_uj"])
+    return [
+        _line(label, "error vs FEM (lumped-mass rel. L2), cold / warm start",
+              f"{t:g} at step {c['step']} / {w['step']} (final {c['final']:.3g} / "
+              f"{w['final']:.3g})", "FEM solve: exact (the reference)", False),
+        _line(label, f"time per answer to {t:g}, cold / warm (CPU simulation, with setup)",
+              f"{_ms(c['time_s'])} / {_ms(w['time_s'])}",
+              f"{fem['method']}: {_ms(fem['time_s'])}",
+              min(c["time_s"], w["time_s"]) < fem["time_s"]),
+        _line(label, f"energy per answer to {t:g}, cold / warm: 45 nm full; compute-only; "
+              "neuromorphic", f"{_uj(c['full_uj'])} / {_uj(w['full_uj'])}; "
+              f"{_uj(c['compute_uj'])} / {_uj(w['compute_uj'])}; "
+              f"{_uj(c['neuromorphic_uj'])} / {_uj(w['neuromorphic_uj'])}",
+              f"{fem['method']}: {_uj(fem['full_uj'])}; {_uj(fem['compute_uj'])} "
+              "(compute-only)", best < fem["full_uj"])]
+
+
+def circuit_note(doc: dict, rivals: dict) -> str:
+    """Where the circuit wins and loses, in words from the records."""
+    a, t = circuit_answer(doc), float(CIRCUIT_TARGET)
+    cold, warm = doc["cold"]["reached"][CIRCUIT_TARGET], doc["warm"]["reached"][CIRCUIT_TARGET]
+    by = {r["method"]: r for r in rivals["prices"]}
+    fem, mumps = by["FEM solve (PETSc log)"], by.get("FEM solve (MUMPS count)")
+    text = (f"The spiking circuit needs no training and reaches {t:g} vs FEM, where the "
+            f"trained network it starts from stops at {_pct(doc['network']['rel_fem'])} (same "
+            f"norm); warm-started, {cold['synaptic'] / max(warm['synaptic'], 1):.3g}× fewer "
+            f"synaptic events than cold. On this CPU it loses to the FEM solve in time, and "
+            f"in energy by PETSc's count ({_uj(fem['full_uj'])})")
+    if mumps:
+        w = a["warm"]["full_uj"]
+        text += (f"; by MUMPS' count ({_uj(mumps['full_uj'])}) the warm start with the "
+                 f"network ({_uj(w)}) {'costs less' if w < mumps['full_uj'] else 'costs more'}")
+    return text + ". Circuit energies include its setup (Lanczos products priced from nnz)."
+
+
+def _circuit(results: Path) -> tuple[list[str], list[str]]:
+    """The circuit's table lines and its note (none without its records)."""
+    label, name, rivals_name = CIRCUIT
+    paths = (results / name, results / rivals_name)
+    if not all(p.exists() for p in paths):
+        return [], [f"No record yet for: {', '.join(p.name for p in paths if not p.exists())}."]
+    doc, rivals = (json.loads(p.read_text()) for p in paths)
+    if doc["network"]["points"] != rivals["points"]:
+        return [], [f"{name} and {rivals_name}: different meshes (nodes "
+                    f"{doc['network']['points']} vs {rivals['points']}): no circuit lines."]
+    return circuit_lines(label, doc, rivals), [circuit_note(doc, rivals)]
+
+
 def table(results: Path = RESULTS) -> str:
     """The Markdown table from the records in `results` (every cell computed)."""
-    lines = ["| problem | measure | spiking network | cheapest rival at least as accurate "
-             "| spiking network |",
+    lines = ["| problem | measure | spiking network (or circuit) | cheapest rival at least "
+             "as accurate | spiking |",
              "|---|---|---|---|---|"]
     missing, mumps = [], []
     for label, name, kind in SOURCES:
@@ -114,14 +201,18 @@ def table(results: Path = RESULTS) -> str:
         rows = (doc.get("rivals", doc) if kind == "parametric" else doc)["prices"]
         mumps += [f"{_uj(r['full_uj'])} ({label})" for r in rows
                   if r["method"] == "FEM solve (MUMPS count)"]
+    circuit, circuit_notes = _circuit(results)
+    lines += circuit
     notes = ["", f"Generated by `{COMMAND}` from the records in benchmarks/results/ "
              "(rivals rows: `python -m benchmarks.rivals`). Energies per answer (the field at "
              "every node for one problem): 45 nm = Horowitz (ISSCC 2014), fp32, compute + "
              "memory; neuromorphic = Loihi (Davies et al., IEEE Micro 2018), pre-silicon lower "
-             "bound, for the spiking network only. FEM flops from PETSc's log."]
+             "bound, for the spiking network and circuit only. FEM flops from PETSc's log. "
+             "Circuit: `python -m benchmarks.circuit run` (circuit-rve.json)."]
     if mumps:
         notes.append(f"Priced with MUMPS' own elimination flop count instead of PETSc's log, "
                      f"the FEM solve costs {', '.join(mumps)} at 45 nm full.")
+    notes += circuit_notes
     if missing:
         notes.append(f"No record yet for: {', '.join(missing)}.")
     return "\n".join(lines + notes) + "\n"

@@ -74,3 +74,39 @@ def test_committed_table_and_readme_are_generated():
     if not wins_losses.TABLE.exists():
         pytest.skip("no table generated yet")
     assert wins_losses.main(["--check"]) == 0
+
+
+def _circuit(points: int = 4103) -> dict:
+    def run(step: int, pj: float, syn: int) -> dict:
+        return {"reached": {"0.001": {"step": step, "synaptic": syn}}, "s_per_step": 0.01,
+                "final": {"rel_fem": 5e-5},
+                "energy_to": {"0.001": {"total": {"pj": pj, "compute_pj": pj / 4},
+                                        "neuromorphic_pj": 3 * pj}}}
+    return {"system": {"setup_matvecs": 10, "nnz": 1e5, "dofs": 1e4, "setup_s": 0.5},
+            "network": {"wall_s": 0.04, "pj": 1e8, "compute_pj": 4e7, "neuromorphic_pj": 2e8,
+                        "rel_fem": 0.007, "points": points},
+            "cold": run(900, 2e10, 2_000_000), "warm": run(100, 2e9, 200_000)}
+
+
+def test_circuit_lines_from_its_record(tmp_path):
+    _records(tmp_path)
+    text = wins_losses.table(tmp_path)
+    assert "No record yet for: circuit-rve.json" in text
+    (tmp_path / "circuit-rve.json").write_text(json.dumps(_circuit()))
+    single = json.loads((tmp_path / "rivals-demo-rve.json").read_text())
+    (tmp_path / "rivals-demo-rve.json").write_text(json.dumps({**single, "points": 4103}))
+    a = wins_losses.circuit_answer(_circuit())
+    setup_full = (1e6 * 4.6 + 3e6 * 5.0 + 2e5 * 5.0) * 1e-6  # 10 products of 1e5 nnz
+    assert a["cold"]["time_s"] == pytest.approx(0.5 + 900 * 0.01)
+    assert a["warm"]["time_s"] == pytest.approx(0.5 + 100 * 0.01 + 0.04)
+    assert a["cold"]["full_uj"] == pytest.approx(2e4 + setup_full)
+    assert a["warm"]["neuromorphic_uj"] == pytest.approx(6e3 + 200 + setup_full)
+    text = wins_losses.table(tmp_path)
+    label = wins_losses.CIRCUIT[0]
+    assert f"| {label} | error vs FEM (lumped-mass rel. L2), cold / warm start | 0.001 at " \
+        "step 900 / 100 (final 5e-05 / 5e-05) | FEM solve: exact (the reference) | loses |" in text
+    assert "| 9.5e+03 ms / 1.54e+03 ms | FEM solve (PETSc log): 300 ms | loses |" in text
+    assert "10× fewer synaptic events than cold" in text
+    assert "costs less" in text  # warm + network below MUMPS' count of the FEM solve
+    (tmp_path / "circuit-rve.json").write_text(json.dumps(_circuit(points=99)))
+    assert "different meshes (nodes 99 vs 4103)" in wins_losses.table(tmp_path)
