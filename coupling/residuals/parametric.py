@@ -41,6 +41,7 @@ from coupling.measure import global_activity, relative_l2
 from coupling.residuals.base import SparseOperator
 from fem.operators import to_torch_csr
 from fem.problems.parametric import ParametricProblem
+from fem.progress import progress
 from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx
 
@@ -320,7 +321,8 @@ def reference_targets(problem: ParametricProblem, mu: np.ndarray, cache_dir, n_o
     from fem.reference import reference
 
     out = []
-    for m in np.atleast_2d(mu):
+    points = np.atleast_2d(mu)
+    for m in progress(points, len(points), "FEM references", problem.dmesh.comm, minimum=8):
         ref = reference(problem.dmesh, problem.spec_at(m), cache_dir=cache_dir,
                         write_fields=False)
         out.append(torch.as_tensor(ref.u.x.array[:n_owned].copy(),

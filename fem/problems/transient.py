@@ -22,6 +22,7 @@ from meshes.fenics import PETSc, dolfinx, ufl
 from ..config import ProblemSpec
 from ..errors import ConfigError, SolverError
 from ..evaluate import PointEvaluator, grid_points
+from ..progress import progress
 from ..solvers import LinearSolver, global_norms
 from .common import (
     BuiltinProblem,
@@ -127,7 +128,7 @@ class HeatProblem(_Transient):
             values[0], k = evaluator(self.u_n), 1
         if on_step is not None:
             on_step(0, self.u_n)
-        for step in range(1, n_steps + 1):
+        for step in progress(range(1, n_steps + 1), n_steps, "FEM reference", self.dmesh.comm):
             self._enter_step(step)
             solver.solve()
             self.u_n.x.array[:] = uh.x.array
@@ -191,7 +192,7 @@ class BurgersProblem(_Transient):
         k, newton, t0 = 0, 0, time.perf_counter()
         if rec[0] == 0:
             values[0], k = evaluator(self.u_n), 1
-        for step in range(1, n_steps + 1):
+        for step in progress(range(1, n_steps + 1), n_steps, "FEM reference", self.dmesh.comm):
             self._enter_step(step)
             problem.solve()
             reason = problem.solver.getConvergedReason()
