@@ -8,7 +8,9 @@ network cell trains through :class:`coupling.runs.network.Trainer` and is measur
 solver. Network cells with an FE reference also record the off-node errors (vs FEM at
 quadrature points inside every cell, :mod:`coupling.measure`) of their final network.
 Each cell appends one JSON line (its record) to the worker's output file; a cell
-that raises is recorded as ``failed`` with the message and the grid goes on.
+that raises is recorded as ``failed`` with the message and the grid goes on. A 1-rank
+worker of a steady FE problem also appends the FEM solve of the problem's mesh, timed and
+priced per answer (:func:`benchmarks.rivals.grid_fem`): the rival beside the cells.
 """
 
 from __future__ import annotations
@@ -166,6 +168,23 @@ def run_clif(doc: dict, run_dir: Path, comm) -> dict:
     }
 
 
+def fem_rival(problem: Problem, quick: bool, comm) -> dict:
+    """The FEM rival record of `problem` (collective); a failure is a record too."""
+    from .rivals import grid_fem
+
+    try:
+        return grid_fem(problem, quick, comm)
+    except Exception as exc:  # the cells' records stand without it
+        return {"rival": "fem", "problem": problem.name, "status": "failed",
+                "reason": " ".join(f"{type(exc).__name__}: {exc}".split())[:500]}
+
+
+def _append(path: str, rec: dict, comm) -> None:
+    if comm.rank == 0:
+        with open(path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+
 def worker(argv: list[str]) -> int:
     """`python -m benchmarks.cells worker`: run cells of one problem, append JSON lines."""
     p = argparse.ArgumentParser(prog="benchmarks.cells worker")
@@ -188,12 +207,17 @@ def worker(argv: list[str]) -> int:
             rec = {"problem": problem.name, "number": problem.number, "method": method,
                    "label": METHODS[method].label, "ranks": comm.size, "status": "failed",
                    "reason": msg}
+        _append(a.out, rec, comm)
         if comm.rank == 0:
-            with open(a.out, "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
             err = f" rel_l2 {rec['rel_l2']:.3%}" if rec.get("rel_l2") is not None else ""
             print(f"bench: {problem.name} / {method} [{comm.size} rank(s)]: {rec['status']}"
                   f"{err} {rec.get('reason', '')}", file=sys.stderr, flush=True)
+    if comm.size == 1 and problem.has_fem_rival:
+        rec = fem_rival(problem, a.quick, comm)
+        _append(a.out, rec, comm)
+        if comm.rank == 0:
+            print(f"bench: {problem.name} / FEM solve (rival): {rec['status']} "
+                  f"{rec.get('reason', '')}", file=sys.stderr, flush=True)
     return 0
 
 

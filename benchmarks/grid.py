@@ -64,6 +64,11 @@ class Problem:
         """The example config as a document."""
         return load_config(self.example)
 
+    @property
+    def has_fem_rival(self) -> bool:
+        """Whether one FE solve answers the problem (steady, not a C-LIF-only problem)."""
+        return not self.space_time and not self.methods
+
     def cells(self) -> tuple[str, ...]:
         """The methods benchmarked on this problem, in table order."""
         circuit = () if self.space_time else ("circuit",)  # an SPD operator is needed

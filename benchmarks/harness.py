@@ -96,7 +96,7 @@ def _run_jobs(cells: list[tuple[str, str]], opts: Options, workdir: Path) -> lis
         out = workdir / f"{problem}-n{ranks}.jsonl"
         rc, tail = _launch(problem, methods, ranks, opts, workdir, out)
         got = [json.loads(ln) for ln in out.read_text().splitlines()] if out.exists() else []
-        done = {r["method"] for r in got}
+        done = {r.get("method") for r in got}
         for m in methods:
             if m not in done:  # the worker died before recording this cell
                 reason = " ".join(tail.split()[-40:]) or f"worker exited with {rc}"
@@ -126,12 +126,14 @@ def run(opts: Options) -> dict:
     else:
         Path(opts.runs).mkdir(parents=True, exist_ok=True)
         records = _run_jobs(cells, opts, Path(opts.runs).resolve())
+    cells_done = [r for r in records if "rival" not in r]  # the FEM rivals apart
     doc = {"command": opts.command, "quick": opts.quick, "started": started.isoformat(),
            "total_s": time.perf_counter() - t_start, "git": git_info(), "machine": machine(),
            "targets": {"time_to": list(TARGETS), "conversion_T": CONVERSION_T},
            "problems": {p.name: _problem_doc(p, opts) for p in PROBLEMS.values()},
-           "records": [r for r in records if r["ranks"] == 1],
-           "scaling": scaling(records)}
+           "records": [r for r in cells_done if r["ranks"] == 1],
+           "rivals": {r["problem"]: r for r in records if "rival" in r},
+           "scaling": scaling(cells_done)}
     stem = f"{started:%Y-%m-%d}-{_machine_tag()}" + ("-quick" if opts.quick else "")
     doc["paths"] = [str(p) for p in write_results(doc, Path(opts.out), stem)]
     return doc

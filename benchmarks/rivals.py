@@ -2,6 +2,7 @@
 
     python -m benchmarks.rivals parametric RUN [--rom 1,2,4,8]   # a parametric run
     python -m benchmarks.rivals single RUN --out STEM             # one problem (the demo)
+    python -m benchmarks.rivals grid RECORD.json                  # FEM rivals of a bench record
 
 One answer is the field at every node for one problem (one μ). Rows: the FEM solve
 (PETSc's flop log and memory words from nnz, :mod:`fem.flops`; and the same with MUMPS'
@@ -11,6 +12,11 @@ operator parameters' ranges (its online query with the full field,
 :mod:`fem.reduced`), the equal-shape ANN and the spiking network (its events at one
 held-out point). Each is priced at 45 nm full, 45 nm compute-only and, for the spiking
 network, the neuromorphic table (:mod:`spiking.prices`; pre-silicon lower bound).
+
+``grid`` measures the FEM solve of every steady FE problem of a ``neurofem bench`` record on
+the grid's own mesh (quick meshes for a quick record), stores it under the record's
+``rivals`` with the command and ``uptime``, and rewrites the record's Markdown
+(:func:`benchmarks.tables.markdown`). A new bench run measures the same in its workers.
 """
 
 from __future__ import annotations
@@ -43,6 +49,47 @@ def fem_prices(cost: dict) -> dict[str, dict]:
         flops = cost["flops"] - cost["events"].get("MatLUFactorNum", 0.0) + mumps
         out["mumps"] = {**price(flop_ops(flops, cost["reads"], cost["writes"])), "flops": flops}
     return out
+
+
+def grid_fem(problem, quick: bool, comm) -> dict:
+    """The FEM rival of one bench-grid problem: its solve timed, counted and priced."""
+    from fem.config import parse_mesh, parse_problem
+    from fem.problems import build_problem
+    from validation.rom import fem_cost
+
+    from .grid import circuit_config
+
+    doc = circuit_config(problem, quick, None)  # the problem's mesh and FE problem
+    fe = build_problem(parse_mesh(doc["mesh"]).build(comm), parse_problem(doc["problem"]))
+    cost = fem_cost(fe)
+    fp = fem_prices(cost)
+    imap = fe.V.dofmap.index_map
+    rec = {"rival": "fem", "problem": problem.name, "status": "ok", "time_s": cost["fem_s"],
+           "solver": cost["method"], "dofs": cost["n"], "nodes": imap.size_global,
+           "nnz": cost["nnz"], "flops": cost["flops"], "full_uj": fp["petsc"]["full_pj"] * 1e-6,
+           "compute_uj": fp["petsc"]["compute_pj"] * 1e-6}
+    if "mumps" in fp:
+        rec.update(mumps_flops=fp["mumps"]["flops"], mumps_full_uj=fp["mumps"]["full_pj"] * 1e-6,
+                   mumps_compute_uj=fp["mumps"]["compute_pj"] * 1e-6)
+    return rec
+
+
+def grid_rivals(record: Path, argv: list[str]) -> dict:
+    """Measure the FEM rival of every steady FE problem of a bench record; the record."""
+    from meshes.fenics import MPI
+
+    from .grid import PROBLEMS
+    from .tables import markdown
+
+    doc = json.loads(record.read_text())
+    names = [n for n in doc["problems"] if n in PROBLEMS and PROBLEMS[n].has_fem_rival]
+    doc["rivals"] = {n: grid_fem(PROBLEMS[n], doc["quick"], MPI.COMM_WORLD) for n in names}
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    doc["rivals_provenance"] = {"command": " ".join(["python -m benchmarks.rivals", *argv]),
+                                "uptime": uptime}
+    record.write_text(json.dumps(doc, indent=1) + "\n")
+    record.with_suffix(".md").write_text(markdown(doc))
+    return doc
 
 
 def _row(method: str, accuracy, time_s, prices: dict, note: str = "") -> dict:
@@ -171,11 +218,17 @@ def _field_error(summary: dict):
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=("parametric", "single"))
-    ap.add_argument("run")
+    ap.add_argument("kind", choices=("parametric", "single", "grid"))
+    ap.add_argument("run", help="a run folder (parametric, single) or a bench record (grid)")
     ap.add_argument("--rom", default="1,2,4,8", help="snapshot counts (parametric)")
-    ap.add_argument("--out", required=True, help="results stem (writes STEM.json, STEM.md)")
+    ap.add_argument("--out", help="results stem (writes STEM.json, STEM.md; not for grid)")
     args = ap.parse_args(argv)
+    if args.kind == "grid":
+        grid_rivals(Path(args.run), list(argv if argv is not None else sys.argv[1:]))
+        print(f"wrote the rivals of {args.run} and its Markdown", file=sys.stderr)
+        return 0
+    if not args.out:
+        ap.error("--out is required for parametric and single")
     uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     run = Path(args.run)
     doc = (parametric_rivals(run, [int(n) for n in args.rom.split(",")])

@@ -5,8 +5,9 @@ measured here): the main table (one row per cell), the problems, the ANN→SNN c
 against the number of time steps, PISNN's conservation / spikes / energy per step, the
 apparent Young's modulus of problem 6 against the Hashin–Shtrikman bounds, the off-node
 accuracy of the network cells (errors vs FEM between the nodes, beside the nodal ones), the
-lift-alone check of every cell whose boundary map lifts the data, and the strong-scaling
-table.
+lift-alone check of every cell whose boundary map lifts the data, the rivals per problem
+(the FEM solve of the problem's mesh and the spiking circuit beside the spiking network
+cells, time and energy per answer) and the strong-scaling table.
 """
 
 from __future__ import annotations
@@ -216,6 +217,69 @@ def _lift(doc: dict) -> list[str]:
             "|" + "---|" * 7] + [lift_row(r) for r in records]
 
 
+def _uj(v) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def _rival_line(problem: str, method: str, acc: str, time: str, offline: str, uj, fem_uj,
+                neuro, note: str) -> str:
+    times = f"{uj / fem_uj:.3g}×" if uj is not None and fem_uj else "–"
+    return (f"| {problem} | {method} | {acc} | {time} | {offline} | {_uj(uj)} | {times} | "
+            f"{_uj(neuro)} | {note} |")
+
+
+def rival_rows(doc: dict, name: str) -> list[str]:
+    """One problem's rivals block: the FEM solve (PETSc's log; MUMPS' count), the circuit
+    cell and the spiking network cells, energy per answer (every node) in µJ."""
+    fem = (doc.get("rivals") or {}).get(name)
+    recs = [r for r in doc["records"] if r["problem"] == name and r["status"] == "ok"]
+    if not fem or fem["status"] != "ok":
+        reason = fem.get("reason", "") if fem else "not measured"
+        return [f"| {name} | FEM solve | failed: {reason} |" + " |" * 6] if fem else []
+    p = f"{doc['problems'][name]['number']} {name}"
+    nodes, base = fem["nodes"], fem["full_uj"]
+    out = [_rival_line(p, "FEM solve (PETSc log)", "reference", f"{fem['time_s']:.3g} s", "–",
+                       base, base, None, f"{fem['solver']}, {fem['dofs']:.0f} dofs, "
+                       f"{fem['flops']:.3g} flops, {fem['nnz']:.3g} nnz")]
+    if fem.get("mumps_full_uj") is not None:
+        out.append(_rival_line(p, "FEM solve (MUMPS count)", "reference",
+                               f"{fem['time_s']:.3g} s", "–", fem["mumps_full_uj"], base, None,
+                               f"{fem['mumps_flops']:.3g} flops"))
+    for r in recs:
+        if r["method"] == "circuit":
+            out.append(_rival_line(p, r["label"], _pct(r["rel_l2"]), f"{r['train_s']:.3g} s",
+                                   "none", r["energy_pj"] * 1e-6, base,
+                                   r["neuromorphic_pj"] * 1e-6, f"{r['steps']} steps (setup + "
+                                   "steps; whole run)"))
+        elif isinstance(r.get("energy_pj"), dict) and "ann" in r["energy_pj"]:
+            e = r["energy_pj"]
+            out.append(_rival_line(p, r["label"], _pct(r["rel_l2"]), "not timed",
+                                   f"{r['train_s']:.1f} s", e["snn"] * nodes * 1e-6, base, None,
+                                   f"equal ANN {_uj(e['ann'] * nodes * 1e-6)} µJ; "
+                                   f"{nodes} nodes × per point"))
+    return out
+
+
+def _rivals(doc: dict) -> list[str]:
+    rows = [row for name in doc["problems"] for row in rival_rows(doc, name)]
+    if not rows:
+        return []
+    prov = doc.get("rivals_provenance")
+    when = (f"FEM solves measured after the grid, on the grid's meshes, by `{prov['command']}` "
+            f"(`uptime`: {prov['uptime']})" if prov else "FEM solves measured in each "
+            "problem's worker, on the cells' mesh")
+    return ["", "## Rivals: the FEM solve and the spiking circuit, per answer", "",
+            "One answer is the field at every node. FEM: assembly + solve, best wall time of "
+            "two, priced from PETSc's flop log (FFCx kernels not in it) and memory words from "
+            "nnz (`fem.flops`); MUMPS' own elimination count beside it. Energies in µJ per "
+            "answer at 45 nm full (Horowitz 2014, fp32); the circuit's whole run also on "
+            "Loihi 2018 prices (pre-silicon lower bound); a network cell's energy per point "
+            "times the nodes. Network time per answer is not timed by the grid (its training "
+            f"is the offline cost). {when}.", "",
+            "| problem | method | rel. L2 | time per answer | offline | 45 nm full µJ | × FEM "
+            "(PETSc log) | neuromorphic µJ | note |", "|" + "---|" * 9] + rows
+
+
 def _scaling(doc: dict) -> list[str]:
     if not doc["scaling"]:
         return []
@@ -234,6 +298,7 @@ def _scaling(doc: dict) -> list[str]:
 def markdown(doc: dict) -> str:
     """The result table(s) as Markdown (every number from `doc`)."""
     lines = _header(doc) + [cell_row(r) for r in doc["records"]]
-    for section in (_problems, _conversion, _clif, _young, _offnode, _lift, _scaling):
+    for section in (_rivals, _problems, _conversion, _clif, _young, _offnode, _lift,
+                    _scaling):
         lines += section(doc)
     return "\n".join(lines) + "\n"
