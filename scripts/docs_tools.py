@@ -443,6 +443,20 @@ def _default(field) -> str:
     return f"`{value}`"
 
 
+def _type_of_default(field) -> str:
+    """What the default value is (boolean, integer, ...), for fields annotated `Any`."""
+    from pydantic_core import PydanticUndefined
+
+    value = field.default_factory() if field.default_factory is not None else field.default
+    if value is None or value is PydanticUndefined:
+        return ""
+    for kind, name in ((bool, "true/false"), (int, "integer"), (float, "number"),
+                       (str, "string"), (list, "list"), (dict, "table")):
+        if isinstance(value, kind):
+            return name
+    return ""
+
+
 def schema_models() -> dict[str, type]:
     """{model name: top-level model} of the run-config schema (its discriminated union)."""
     if str(ROOT) not in sys.path:
@@ -498,6 +512,8 @@ def _table_sections(model: type, key: str, done: set, out: list[str], level: int
                         f"{_cell(meaning or 'below')} |")
             continue
         kind = describe_type(field.annotation, field.metadata)
+        if kind == "any":  # a field checked in code, not by its annotation: its default's type
+            kind = _type_of_default(field) or kind
         rows.append(f"| `{full}` | {_cell(kind).replace(chr(92) * 2, chr(92))} | "
                     f"{_default(field)} | {_cell(meaning)} |")
     out += [header, ""]

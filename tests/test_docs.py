@@ -163,7 +163,7 @@ def test_config_reference_keys_exist(tools):
     assert not missing, missing
     for name in ("training.lr", "network.threshold", "residual.kind", "boundary.lift",
                  "clif.broadcast", "parameters.held_out", "problem.bcs.type",
-                 "network.encoder.levels", "problem.materials.<name>.E"):
+                 "network.hidden", "problem.materials.<name>.E"):
         assert name in keys, name
     problems = [p for where, text in _pages().items()
                 for p in tools.config_key_problems(text, where)]
