@@ -356,6 +356,17 @@ def test_quick_markdown_matches_json(quick_run):
         if r["status"] == "ok":
             assert f"{100 * r['rel_l2']:.2f}%" in row and f"{r['train_s']:.1f} s" in row
     assert doc["command"] in md and doc["git"]["commit"] in md
+
+
+def test_quick_records_the_fem_rivals(quick_run):
+    """Each steady FE problem's worker times and prices its FEM solve; the table shows it."""
+    doc, md = quick_run
+    assert set(doc["rivals"]) == {n for n, p in PROBLEMS.items() if p.has_fem_rival}
+    for name, fem in doc["rivals"].items():
+        assert fem["status"] == "ok" and fem["flops"] > 0 and fem["full_uj"] > 0, name
+        assert tables.rival_rows(doc, name)[0] in md.splitlines()
+    circuit = [ln for ln in md.split("## Rivals", 1)[1].splitlines() if "circuit" in ln]
+    assert circuit  # the circuit cells beside the FEM solve
     lifted = [r for r in doc["records"] if r.get("lift_rel_l2") is not None]
     assert lifted and all(tables.lift_row(r) in md.splitlines() for r in lifted)
     pisnn = md.split("## PISNN", 1)[1].split("\n## ", 1)[0]
