@@ -101,8 +101,8 @@ def _checks(doc: dict, args: argparse.Namespace):
 def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -> int:
     import importlib
 
-    from coupling.training.checkpoint import check_resume
     from coupling.training.parallel import collective_errors, set_threads_per_rank
+    from coupling.training.resume import check_resume
     from coupling.training.rundir import claimed
     from fem.errors import ConfigError
     from meshes.fenics import MPI

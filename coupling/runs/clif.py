@@ -20,14 +20,9 @@ from coupling.residuals.cfq import RolloutWindows
 from coupling.residuals.cfq_problem import CLIFProblem
 from coupling.runs.network import RunResult
 from coupling.training.callbacks import Checkpoints, MetricsLog
-from coupling.training.checkpoint import (
-    CheckpointError,
-    atomic_write,
-    config_hash,
-    find_latest_checkpoint,
-    load_checkpoint,
-)
+from coupling.training.checkpoint import CheckpointError, atomic_write, config_hash, load_checkpoint
 from coupling.training.loop import fit
+from coupling.training.resume import find_latest_checkpoint
 from coupling.training.rundir import CONFIG
 from coupling.training.state import Callback, FitResult, FitState
 from fem.config import load_toml

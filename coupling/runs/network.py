@@ -23,13 +23,9 @@ import spiking
 from coupling.config import RunConfig
 from coupling.discretisation import discretise
 from coupling.training.callbacks import Checkpoints, MetricsLog
-from coupling.training.checkpoint import (
-    CheckpointManager,
-    atomic_write,
-    config_hash,
-    load_checkpoint,
-)
+from coupling.training.checkpoint import atomic_write, config_hash, load_checkpoint
 from coupling.training.loop import fit
+from coupling.training.resume import CheckpointManager
 from coupling.training.rundir import CONFIG
 from coupling.training.state import Callback, FitResult
 from fem.problems import build_problem

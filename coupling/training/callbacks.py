@@ -12,14 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from coupling.training.checkpoint import (
-    CheckpointError,
-    CheckpointManager,
-    atomic_write,
-    check_steps,
-    load_checkpoint,
-    note,
-)
+from coupling.training.checkpoint import CheckpointError, atomic_write, load_checkpoint
+from coupling.training.resume import CheckpointManager, check_steps, note
 from coupling.training.state import Callback, FitResult, FitState
 from fem.cache import file_mode
 

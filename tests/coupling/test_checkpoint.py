@@ -16,13 +16,15 @@ import torch
 from coupling.training.checkpoint import (
     RESUME_KEYS,
     CheckpointError,
-    CheckpointManager,
     config_hash,
+    load_checkpoint,
+    save_checkpoint,
+)
+from coupling.training.resume import (
+    CheckpointManager,
     find_latest_checkpoint,
     latest_pointer,
     list_checkpoints,
-    load_checkpoint,
-    save_checkpoint,
 )
 
 CONFIG = {
@@ -170,7 +172,7 @@ def test_corrupt_newest_checkpoint_is_skipped_with_warning(tmp_path, capsys):
 
 WRITER = """
 import sys, torch
-from coupling.training.checkpoint import CheckpointManager
+from coupling.training.resume import CheckpointManager
 run = sys.argv[1]
 model = torch.nn.Linear(1, 1)
 model.register_buffer("big", torch.empty(12_000_000, dtype=torch.float64))  # ~96 MB

@@ -24,13 +24,11 @@ from coupling.training.checkpoint import (
     FORMAT,
     FORMAT_V1,
     CheckpointError,
-    CheckpointManager,
-    check_resume,
-    find_latest_checkpoint,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
 )
+from coupling.training.resume import CheckpointManager, check_resume, find_latest_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 
