@@ -68,13 +68,21 @@ def solve_command(args: argparse.Namespace) -> int:
     ref = reference(dmesh, spec, args.cache)
     out = Path(args.out)
     save(ref, out)
-    tdim = dmesh.tdim
+    summary = _summary(spec, dmesh, ref, t_mesh, comm.size)
+    if comm.rank == 0:
+        atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=float).encode())
+        print(_headline(spec, dmesh, ref, summary, comm.size, out), flush=True)
+    return 0
+
+
+def _summary(spec, dmesh, ref, t_mesh: float, ranks: int) -> dict:
+    """summary.json of a solve: problem, mesh, solver numbers, results (collective)."""
     summary = {
         "problem": spec.raw,
         "mesh": {
             "kind": dmesh.kind,
             "options": dmesh.options,
-            "cells": dmesh.mesh.topology.index_map(tdim).size_global,
+            "cells": dmesh.mesh.topology.index_map(dmesh.tdim).size_global,
         },
         "dofs": ref.info.get("global_dofs"),
         "solve_time_s": ref.info.get("solve_time_s"),
@@ -82,29 +90,28 @@ def solve_command(args: argparse.Namespace) -> int:
         "solver": ref.info.get("method"),
         "norms": ref.info.get("norms"),
         "mesh_time_s": t_mesh,
-        "ranks": comm.size,
+        "ranks": ranks,
         "from_cache": ref.from_cache,
         "results": ref.results,
     }
     if spec.exact is not None:
-        from .errors_norms import l2_error
+        from .errors_norms import l2_error  # deferred: only problems with an exact solution
 
         t_end = spec.time.t_end if spec.time is not None else 0.0  # transient: final time
         summary["l2_error"] = l2_error(ref.u, spec.exact, t=t_end)
-    if comm.rank == 0:
-        atomic_write(out / "summary.json", json.dumps(summary, indent=2, default=float).encode())
-        n = summary["norms"] or {}
-        extra = ""
-        if "K" in ref.results:
-            extra = f", K={ref.results['K']:.6g}, G={ref.results['G']:.6g}"
-        if "l2_error" in summary:
-            extra += f", L2 error={summary['l2_error']:.3e}"
-        print(
-            f"fem solve: {spec.type} P{spec.degree} on {dmesh.kind or 'mesh'} "
-            f"({summary['mesh']['cells']} cells, {summary['dofs']} dofs, {comm.size} ranks): "
+    return summary
+
+
+def _headline(spec, dmesh, ref, summary: dict, ranks: int, out: Path) -> str:
+    """The one line `fem solve` ends with."""
+    n = summary["norms"] or {}
+    extra = ""
+    if "K" in ref.results:
+        extra = f", K={ref.results['K']:.6g}, G={ref.results['G']:.6g}"
+    if "l2_error" in summary:
+        extra += f", L2 error={summary['l2_error']:.3e}"
+    return (f"fem solve: {spec.type} P{spec.degree} on {dmesh.kind or 'mesh'} "
+            f"({summary['mesh']['cells']} cells, {summary['dofs']} dofs, {ranks} ranks): "
             f"{summary['solver']} {summary['solver_iterations']} its, "
             f"{summary['solve_time_s']:.3g} s, |u|_L2={n.get('l2', float('nan')):.6g}{extra} "
-            f"-> {out}",
-            flush=True,
-        )
-    return 0
+            f"-> {out}")

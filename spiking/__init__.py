@@ -35,7 +35,7 @@ _LAZY = {
     "Surrogate": "surrogate",
     "VSN": "neurons",
     "activation_scales": "conversion",
-    "break_even_activity": "energy",
+    "break_even_activity": "event_costs",
     "build_mlp": "networks",
     "conversion_errors": "conversion",
     "convert_relu_mlp": "conversion",

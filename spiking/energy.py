@@ -270,6 +270,25 @@ def encoder_ops(in_dim: int, mode: str) -> OpCounts:
                     writes=(3 if hat else 1) * in_dim)
 
 
+def _input_layers(widths: Sequence[int], fourier: tuple[int, int] | None,
+                  encoder: tuple[str, int, int] | None) -> tuple[list[LayerEnergy], int]:
+    """The Fourier-feature and encoder stages in front of the first layer, and the width
+    the equal ANN's first layer takes (the encoder's dense features, else widths[0])."""
+    layers: list[LayerEnergy] = []
+    ann_in = widths[0]
+    if fourier is not None:
+        d, m = fourier
+        ops = fourier_ops(d, m, encoder[1] if encoder else widths[0])
+        layers.append(LayerEnergy("fourier", d, ops.writes, ops, ops))
+    if encoder is not None:
+        mode, ann_in, levels = encoder
+        if ann_in * levels != widths[0]:
+            raise ValueError(f"encoder {encoder}: {ann_in}·{levels} cells != width {widths[0]}")
+        layers.append(LayerEnergy("encoder", ann_in, widths[0], OpCounts(),
+                                  encoder_ops(ann_in, mode)))
+    return layers, ann_in
+
+
 def count_energy(
     widths: Sequence[int],
     *,
@@ -300,18 +319,7 @@ def count_energy(
     table = table or EnergyTable()
     graded = neuron == "vsn" if graded is None else graded
     state_params = (1 if neuron == "if" else 2) if state_params is None else state_params
-    layers: list[LayerEnergy] = []
-    ann_in = widths[0]
-    if fourier is not None:
-        d, m = fourier
-        ops = fourier_ops(d, m, encoder[1] if encoder else widths[0])
-        layers.append(LayerEnergy("fourier", d, ops.writes, ops, ops))
-    if encoder is not None:
-        mode, ann_in, levels = encoder
-        if ann_in * levels != widths[0]:
-            raise ValueError(f"encoder {encoder}: {ann_in}·{levels} cells != width {widths[0]}")
-        layers.append(LayerEnergy("encoder", ann_in, widths[0], OpCounts(),
-                                  encoder_ops(ann_in, mode)))
+    layers, ann_in = _input_layers(widths, fourier, encoder)
     for l in range(n_hidden + 1):
         n_in, n_out = widths[l], widths[l + 1]
         readout = l == n_hidden
@@ -367,34 +375,3 @@ def energy_report(
         raise ValueError("the monitor recorded nothing; run the network inside the monitor")
     return count_energy(events=[la.events_per_point for la in per_layer],
                         activity=[la.activity for la in per_layer], table=table, **spec)
-
-
-def event_weights(net: nn.Module, table: EnergyTable | None = None) -> list[float]:
-    """Per hidden layer l, the priced cost of one more output event of layer l (its write
-    and what it costs downstream) divided by the equal ANN's energy per point: the
-    weights w_l of the activity regulariser λ·Σ_l w_l·events_l (an energy-ratio share)."""
-    spec = network_spec(net)
-    n = len(spec["widths"]) - 2
-    base = count_energy(events=[0.0] * n, table=table, _floor=False, **spec)
-    return [(count_energy(events=[float(k == l) for k in range(n)], table=table,
-                          _floor=False, **spec).snn_pj - base.snn_pj) / base.ann_pj
-            for l in range(n)]
-
-
-def break_even_activity(
-    widths: Sequence[int],
-    *,
-    neuron: str = "vsn",
-    steps: int,
-    fourier: tuple[int, int] | None = None,
-    table: EnergyTable | None = None,
-) -> float:
-    """Uniform activity a at which spiking and ANN energies are equal (every spike one
-    nonzero event, events_l = a·T_s·h_l); below it the spiking network is cheaper.
-    May fall outside [0, 1] (never / always cheaper)."""
-    hidden = widths[1:-1]
-
-    e0, e1 = (count_energy(widths, neuron=neuron, steps=steps, fourier=fourier, table=table,
-                           events=[a * steps * h for h in hidden], _floor=False)
-              for a in (0.0, 1.0))  # the spiking energy is affine in a
-    return (e0.ann_pj - e0.snn_pj) / (e1.snn_pj - e0.snn_pj)

@@ -215,7 +215,7 @@ class ActivityPenalty:
     """The activity regulariser λ·Σ_l w_l·events_l (events of hidden layer l per point,
     differentiable through the surrogate spike), optionally only above a target rate:
     events_l → max(0, events_l − target·T_s·n_l). ``costs`` are the w_l (for an energy
-    share: :func:`spiking.energy.event_weights`). Use ``with pen.counting(): loss = …``,
+    share: :func:`spiking.event_costs.event_weights`). Use ``with pen.counting(): loss = …``,
     then ``pen.terms()``."""
 
     def __init__(self, net: nn.Module, weight: float, costs: list[float],

@@ -183,7 +183,7 @@ def _place(net: torch.nn.Module, disc, device: str, comm) -> None:
 
 def _activity_penalty(net: torch.nn.Module, weight: float, target: float | None):
     """λ·Σ_l w_l·events_l, w_l = one event of hidden layer l priced relative to the equal
-    ANN's energy per point (:func:`spiking.energy.event_weights`); None for λ = 0."""
+    ANN's energy per point (:func:`spiking.event_costs.event_weights`); None for λ = 0."""
     ok = isinstance(weight, int | float) and math.isfinite(weight) and weight >= 0
     if not ok:
         raise ValueError(f"fit: activity_weight = {weight!r}: expected a finite number >= 0")
@@ -191,7 +191,7 @@ def _activity_penalty(net: torch.nn.Module, weight: float, target: float | None)
         raise ValueError(f"fit: activity_target = {target!r}: expected a rate in [0, 1]")
     if not weight:
         return None
-    from spiking.energy import event_weights
+    from spiking.event_costs import event_weights
     from spiking.monitor import ActivityPenalty
 
     try:

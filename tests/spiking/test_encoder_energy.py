@@ -14,8 +14,8 @@ from spiking.energy import (
     count_energy,
     encoder_ops,
     energy_report,
-    event_weights,
 )
+from spiking.event_costs import event_weights
 from spiking.monitor import ActivityMonitor, ActivityPenalty
 
 
