@@ -9,7 +9,8 @@
 - ``exact`` (Galerkin): the same ADF lift is part of the network's output, and the
   Dirichlet dofs of the FE coefficient vector are also overwritten with their data (they
   already equal it up to round-off, D = 0 there), so the energy is that of the FEM
-  space; ``lift = "none"`` keeps the overwrite alone (user-defined variational problems).
+  space; ``lift = "none"`` keeps the overwrite alone. A user's VariationalProblem gets the
+  same ADF lift from its bcs mapping (raw DirichletBC objects: refused, or ``"none"``).
 - ``soft``: nothing here; the loss carries a penalty term instead.
 
 :class:`BoundaryValues` holds the nodal values (``lift`` = g̃, ``distance`` = D at the local
@@ -131,7 +132,7 @@ def boundary_values(problem, ops, mode: str, dtype, lift: str = "adf", x=None
     idx = np.flatnonzero(~np.isnan(full))
     index = torch.as_tensor(idx, dtype=torch.int64)
     values = torch.as_tensor(full[idx], dtype=dtype)
-    if lift == "adf" and problem.strong_form is not None:
+    if lift == "adf" and _has_dirichlet(problem):
         from coupling.lift import build_lift  # deferred: lift imports this module
 
         lifter = build_lift(problem, comm)
@@ -151,6 +152,17 @@ def boundary_values(problem, ops, mode: str, dtype, lift: str = "adf", x=None
     G = _extend_to_columns(G, problem.V, layout, comm)
     return BoundaryValues("hard", lift=torch.as_tensor(G, dtype=dtype),
                           distance=torch.as_tensor(D, dtype=dtype))
+
+
+def _has_dirichlet(problem) -> bool:
+    """Whether the problem has Dirichlet conditions to lift (custom: any bcs at all).
+
+    A VariationalProblem without bcs has nothing to lift; one with raw DirichletBC
+    objects is refused by :func:`coupling.lift.build_lift` (its data exist only at nodes).
+    """
+    if problem.strong_form is not None:
+        return True
+    return bool(getattr(problem, "bcs", None))
 
 
 def _extend_to_columns(values: np.ndarray, V, layout, comm) -> np.ndarray:

@@ -108,7 +108,8 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     (:mod:`coupling.residuals.galerkin`), in clusters of about `cluster_cells` cells, with a
     control-variate snapshot every `refresh` steps (0: plain sampling).
     `lift` (``"adf"`` | ``"harmonic"`` | ``"none"``) builds g̃ and D of the hard/exact
-    boundaries (:mod:`coupling.boundary`); `consistency` > 0 adds the off-node consistency
+    boundaries (:mod:`coupling.boundary`; a VariationalProblem's ``"adf"`` lift comes from its
+    bcs mapping, ``"harmonic"`` is built-in only); `consistency` > 0 adds the off-node consistency
     term of that weight (:mod:`coupling.consistency`).
     """
     spec = residual if not isinstance(residual, str) else ResidualSpec(kind=residual, **options)
@@ -117,7 +118,7 @@ def discretise(problem: Problem, residual: str | Any = "galerkin", *, boundary: 
     if problem.name in SPACE_TIME:
         return discretise_space_time(problem.strong_form, spec, boundary_weight, problem.dmesh,
                                      reference, dtype, problem.dmesh.comm)
-    _check_supported(problem, spec.kind, mode, lift)
+    _check_supported(problem, spec.kind, mode, lift, boundary_weight)
     ctx, bounds = _context(problem, spec, mode, boundary_weight, dtype, lift, interface_distance)
     ctx.batch, ctx.seed, ctx.refresh, ctx.cluster_cells = batch, seed, refresh, cluster_cells
     res = RESIDUALS[spec.kind, problem.vector](ctx)
@@ -152,7 +153,8 @@ def _context(problem: Problem, spec, mode: str, weight: float, dtype: torch.dtyp
                         interface_input), bounds
 
 
-def _check_supported(problem: Problem, kind: str, mode: str, lift: str = "adf") -> None:
+def _check_supported(problem: Problem, kind: str, mode: str, lift: str = "adf",
+                     weight: float = 100.0) -> None:
     """Refuse combinations a residual cannot serve (one line naming the setting)."""
     spec = problem.strong_form
     if kind not in ("galerkin", "sp", "autograd"):
@@ -168,14 +170,33 @@ def _check_supported(problem: Problem, kind: str, mode: str, lift: str = "adf") 
     if mode != "exact" and spec is None:
         raise ConfigError("boundary.mode", f"{mode!r} needs the boundary data of a built-in "
                           "problem; use 'exact' with a VariationalProblem")
+    # the weight scales the soft penalty only, which a custom problem never has
+    if spec is None and weight != 100.0:
+        raise ConfigError("boundary.weight", "weighs the 'soft' boundary penalty, which a "
+                          "VariationalProblem (always 'exact') does not have; leave it unset")
+    _check_lift(problem, mode, lift)
+    if kind == "galerkin" and problem.V.ufl_element().embedded_superdegree != 1:
+        raise ConfigError("problem.degree", "the galerkin residual evaluates the network at "
+                          "vertices and needs a degree-1 space")
+
+
+def _check_lift(problem: Problem, mode: str, lift: str) -> None:
+    """Refuse a lift the problem cannot have (one line naming boundary.lift)."""
+    custom = problem.strong_form is None
     if lift not in ("adf", "harmonic", "none"):
         raise ConfigError("boundary.lift", f"unknown value {lift!r} (choose from adf, harmonic, "
                           "none)")
+    if custom and lift == "harmonic":
+        raise ConfigError("boundary.lift", "'harmonic' solves on a built-in problem's boundary "
+                          "data; use 'adf' or 'none' with a VariationalProblem")
+    # raw DirichletBC objects hold nodal values only: nothing to extend off the nodes
+    if custom and lift == "adf" and getattr(problem, "bcs", None) \
+            and getattr(problem, "dirichlet_data", None) is None:
+        raise ConfigError("boundary.lift", "'adf' needs the Dirichlet data, not DirichletBC "
+                          "objects: pass bcs as a mapping {facet group: value}, or use "
+                          "lift='none'")
     if mode == "hard" and lift == "none":
         raise ConfigError("boundary.lift", "'hard' boundaries need a lift: 'adf' or 'harmonic'")
     if problem.vector and mode == "hard" and lift != "adf":
         raise ConfigError("boundary.lift", f"the {lift!r} lift is scalar-only; use 'adf' for "
                           "elasticity")
-    if kind == "galerkin" and problem.V.ufl_element().embedded_superdegree != 1:
-        raise ConfigError("problem.degree", "the galerkin residual evaluates the network at "
-                          "vertices and needs a degree-1 space")

@@ -181,23 +181,41 @@ def _pieces_of(bc, gdim: int, bs: int) -> list[tuple[int, Callable | float]]:
     return [(c, expr(values[c])) for c in range(bs)]
 
 
+def _sources(problem, gdim: int, bs: int) -> list[tuple[str, str, list, bool]]:
+    """(boundary, config key, [(component, data)], data are their own extension) per condition.
+
+    From a built-in problem's spec, or from a VariationalProblem's mapping of facet group
+    (or "*") to per-component data; a problem of raw DirichletBC objects has no data off
+    its nodes and is refused (the nodal values alone cannot be extended).
+    """
+    spec = problem.strong_form
+    if spec is not None:
+        return [(bc.boundary, bc.key, _pieces_of(bc, gdim, bs), bc.type == "affine")
+                for bc in spec.bcs if bc.type in ("dirichlet", "roller", "affine")]
+    data = getattr(problem, "dirichlet_data", None)
+    if data is None:
+        raise ConfigError("boundary.lift", "'adf' needs the Dirichlet data of the problem: pass "
+                          "bcs as a mapping {facet group: value}, or use lift='none'")
+    return [(name, f"bcs.{name}", list(enumerate(parts)), False) for name, parts in data.items()]
+
+
 def build_lift(problem, comm, m: float = ORDER, k: int = NEIGHBOURS) -> Lift:
-    """The lift of a built-in problem's Dirichlet-type conditions (collective)."""
+    """The lift of a problem's Dirichlet-type conditions (built-in or custom; collective)."""
     from fem.problems.common import boundary_facets
 
-    spec, dmesh = problem.strong_form, problem.dmesh
+    dmesh = problem.dmesh
     gdim = dmesh.mesh.geometry.dim
-    bs = gdim if problem.vector else 1
+    bs = problem.V.dofmap.index_map_bs  # gdim for vector problems, 1 for scalar ones
     pieces: list[list[Piece]] = [[] for _ in range(bs)]
-    bcs = [bc for bc in spec.bcs if bc.type in ("dirichlet", "roller", "affine")]
-    if not bcs:
+    sources = _sources(problem, gdim, bs)
+    if not sources:
         raise ConfigError("boundary.mode", "a lift needs at least one Dirichlet-type boundary "
                           "in problem.bcs")
-    for bc in bcs:
-        local = _facet_vertices(dmesh, boundary_facets(dmesh, bc.boundary, bc.key))
+    for boundary, key, parts, everywhere in sources:
+        local = _facet_vertices(dmesh, boundary_facets(dmesh, boundary, key))
         verts = np.concatenate([v for v in comm.allgather(local) if len(v)] or [local])
         if len(verts) == 0:
-            raise ConfigError(f"{bc.key}.boundary", f"no facets on boundary {bc.boundary!r}")
-        for c, data in _pieces_of(bc, gdim, bs):
-            pieces[c].append(Piece(verts, data, everywhere=bc.type == "affine"))
+            raise ConfigError(f"{key}.boundary", f"no facets on boundary {boundary!r}")
+        for c, data in parts:
+            pieces[c].append(Piece(verts, data, everywhere=everywhere))
     return Lift(pieces, m, k)

@@ -70,6 +70,11 @@ class VariationalProblem:
         self.mass = ufl.inner(u, v) * ufl.dx(domain=dmesh.mesh)
         self.vector = self.V.dofmap.index_map_bs > 1
         self.solver_settings = solver or SolverSettings()
+        bs = self.V.dofmap.index_map_bs
+        # the data as given (name → per-component g(x)): the ADF lift of coupling.lift
+        # extends it off Γ_D; raw DirichletBC objects carry only nodal values (None here)
+        self.dirichlet_data = (None if not isinstance(bcs, Mapping) else
+                               {n: dirichlet_parts(g, bs, f"bcs.{n}") for n, g in bcs.items()})
         self.bcs = (list(bcs) if not isinstance(bcs, Mapping)
                     else [self._dirichlet(n, g) for n, g in bcs.items()])
         if check_symmetry:
@@ -114,18 +119,34 @@ class VariationalProblem:
         return Solution(uh, {**solver.info(), "norms": global_norms(uh)}, self)
 
 
+def dirichlet_parts(value: DirichletValue, bs: int, key: str
+                    ) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """Boundary data per component: bs functions of points (3, n) → (n,)."""
+    if bs == 1:
+        return [_per_point(_interpolant(value, 1, key))]
+    if isinstance(value, int | float | str) or callable(value):
+        parts = [value] * bs if isinstance(value, int | float) else None
+        if parts is None:
+            raise ConfigError(key, f"a {bs}-component field needs a list of {bs} values")
+    else:
+        parts = list(value)
+    if len(parts) != bs:
+        raise ConfigError(key, f"expected {bs} components, got {len(parts)}")
+    return [q for p in parts for q in dirichlet_parts(p, 1, key)]
+
+
+def _per_point(f: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """f with one float per point (a user's callable may return a scalar or a (1, n) array)."""
+    def g(x: np.ndarray) -> np.ndarray:
+        v = np.asarray(f(x), dtype=np.float64)
+        return np.broadcast_to(v.reshape(-1) if v.size == x.shape[1] else v, (x.shape[1],))
+    return g
+
+
 def _interpolant(value: DirichletValue, bs: int, key: str) -> Callable[[np.ndarray], np.ndarray]:
     """Boundary data as a function of points (3, n) → (bs, n) or (n,)."""
     if bs > 1:
-        if isinstance(value, int | float | str) or callable(value):
-            parts = [value] * bs if isinstance(value, int | float) else None
-            if parts is None:
-                raise ConfigError(key, f"a {bs}-component field needs a list of {bs} values")
-        else:
-            parts = list(value)
-        if len(parts) != bs:
-            raise ConfigError(key, f"expected {bs} components, got {len(parts)}")
-        fs = [_interpolant(p, 1, key) for p in parts]
+        fs = dirichlet_parts(value, bs, key)
         return lambda x: np.stack([f(x) for f in fs])
     if callable(value):
         return value

@@ -20,3 +20,19 @@ def test_rve_elasticity_example_runs_small():
     activity = float(re.search(r"activity ([0-9.]+)% after 200 steps", res.stdout).group(1))
     assert rel < 0.2 and stress < 0.6
     assert 0 < activity < 100
+
+
+def test_user_mesh_traction_example_runs_small():
+    """A user's .msh, clamp + traction on named groups: point values and the energy report."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, str(EXAMPLES / "user_mesh_traction.py"), "--size",
+                          "0.2", "--steps", "100"], capture_output=True, text=True, timeout=600,
+                         env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    tip = re.search(r"tip deflection network ([0-9.e+-]+) FEM ([0-9.e+-]+)", res.stdout)
+    net, ref = float(tip.group(1)), float(tip.group(2))
+    assert ref < 0 and net < 0  # the traction pulls the tip down; the network follows
+    clamp = float(re.search(r"max \|u\| on the clamp ([0-9.e+-]+)", res.stdout).group(1))
+    assert clamp < 1e-10  # the clamp holds at random off-node points of the face (ADF lift)
+    ratio = float(re.search(r"energy ratio ([0-9.]+)", res.stdout).group(1))
+    assert 0 < ratio < 2 and "| **total** |" in res.stdout
