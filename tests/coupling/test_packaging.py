@@ -58,9 +58,9 @@ def test_wheel_holds_the_cli_the_harness_and_their_configs(installed):
     wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "coupling/cli/configs/demo-rve-elasticity.toml" in names
-    for module in ("__init__", "__main__", "train", "demo", "report", "bench"):
+    for module in ("__init__", "__main__", "train", "demo", "report"):
         assert f"coupling/cli/{module}.py" in names
-    for module in ("__init__", "grid", "cells", "measure", "harness", "tables", "peers"):
+    for module in ("__init__", "cli", "grid", "cells", "measure", "harness", "tables", "peers"):
         assert f"benchmarks/{module}.py" in names
     for config in BENCH_CONFIGS:
         assert f"benchmarks/configs/{config}" in names
