@@ -25,7 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .activations import ACTIVATIONS, get_activation
 from .errors import SpikingConfigError
@@ -85,31 +85,38 @@ class MLPConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=False)
 
-    in_dim: Any = 2
-    out_dim: Any = 1
-    hidden: Any = [64, 64]
-    neuron: Any = "vsn"
+    # Types are checked by the rules below (one place, with messages naming key and
+    # value); the descriptions are what the config reference shows.
+    in_dim: Any = Field(2, description="inputs (in a run config: from the mesh, not set)")
+    out_dim: Any = Field(1, description="outputs (in a run config: the field's components)")
+    hidden: Any = Field([64, 64], description=f"hidden widths, 1 to {MAX_LAYERS} integers "
+                        f"in [1, {MAX_WIDTH}]")
+    neuron: Any = Field("vsn", description=f"hidden units: one of {list(NEURON_KINDS)}")
     # Defaults = the configuration tests/spiking/test_training.py shows fitting a 2D field
     # to < 2 % with ~50 % activity.
-    activation: Any = "tanh"
-    num_steps: Any = 2
-    beta: Any = 1.0
-    threshold: Any = 0.02
-    learn_beta: Any = False
-    learn_threshold: Any = False
-    surrogate: Any = "arctan"
-    slope: Any = None
-    reset: Any = "subtract"
-    detach_reset: Any = True
-    bounds: Any = None
-    fourier_features: Any = 0
-    fourier_scale: Any = 1.0
-    fourier_learnable: Any = False
-    fourier_keep_input: Any = False
-    output_scale: Any = 1.0
-    output_shift: Any = 0.0
-    seed: Any = None
-    encoder: Any = None  # {kind = "hat" | "onehot", levels}: spiking input encoder
+    activation: Any = Field("tanh", description="φ of VSN/ANN units (VSN: φ(0) = 0)")
+    num_steps: Any = Field(2, description=f"spiking time steps T_s, in [1, {MAX_STEPS}]")
+    beta: Any = Field(1.0, description="membrane leak β in [0, 1]")
+    threshold: Any = Field(0.02, description="firing threshold θ > 0 (spiking units)")
+    learn_beta: Any = Field(False, description="β learnable per neuron")
+    learn_threshold: Any = Field(False, description="θ learnable per neuron")
+    surrogate: Any = Field("arctan", description=f"surrogate gradient: one of "
+                           f"{list(SURROGATE_KINDS)}")
+    slope: Any = Field(None, description="surrogate slope k > 0 (default: the kind's own)")
+    reset: Any = Field("subtract", description=f"LIF reset: one of {list(RESET_MODES)}")
+    detach_reset: Any = Field(True, description="no gradient through the reset")
+    bounds: Any = Field(None, description="input box [lo, hi] (in a run config: the mesh's)")
+    fourier_features: Any = Field(0, description=f"random Fourier features, in [0, "
+                                  f"{MAX_WIDTH}]")
+    fourier_scale: Any = Field(1.0, description="σ of the Fourier frequencies, > 0")
+    fourier_learnable: Any = Field(False, description="Fourier frequencies learnable")
+    fourier_keep_input: Any = Field(False, description="feed the inputs beside the features")
+    output_scale: Any = Field(1.0, description="nonzero number, or one per output component")
+    output_shift: Any = Field(0.0, description="number, or one per output component")
+    seed: Any = Field(None, description=f"initialisation seed in [0, {MAX_SEED}] (default: "
+                      "training.seed)")
+    encoder: Any = Field(None, description="spiking input encoder {kind = \"hat\" | "
+                         "\"onehot\", levels in [2, 10000]}")
 
     def __init__(self, **data: Any) -> None:
         try:
