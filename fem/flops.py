@@ -29,6 +29,16 @@ EVENTS = ("MatLUFactorSym", "MatLUFactorNum", "MatSolve", "MatMult", "PCSetUp", 
           "KSPSolve")
 
 
+def best_time(fn, repeats: int) -> float:
+    """Best wall time of `fn()` over `repeats` calls (the first warms caches)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def _event_flops() -> dict[str, float]:
     return {e: PETSc.Log.Event(e).getPerfInfo()["flops"] for e in EVENTS}
 

@@ -11,27 +11,18 @@ query (the reduced solves alone, and with the full field), the operations of one
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
 
+from fem.flops import best_time
 from fem.problems.parametric import VOIGT_NAMES, ParametricProblem
 from fem.reduced import ReducedBasis
 
 # a bound equal to the error (K(θ) a multiple of X: the min-theta constant is exact) may fall
 # below it by round-off; relative energy errors are compared up to this
 ROUND_OFF = 1e-9
-
-
-def best_time(fn, repeats: int = 20) -> float:
-    """Best wall time of `fn()` over `repeats` calls."""
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+REPEATS = 20  # online queries timed: the best of this many (each well under a millisecond)
 
 
 def rel_l2(u: np.ndarray, ref: np.ndarray, w: np.ndarray) -> float:
@@ -112,8 +103,8 @@ def evaluate(rb: ReducedBasis, pts: np.ndarray, targets: list[np.ndarray], weigh
         true.append(rb.energy_norm(u - t) / ref)
         bound.append(rb.estimate(mu) / ref)
     mu = pts[0]
-    reduced_s = best_time(lambda: rb.coefficients(mu))
-    field_s = best_time(lambda: rb.solve(mu))
+    reduced_s = best_time(lambda: rb.coefficients(mu), REPEATS)
+    field_s = best_time(lambda: rb.solve(mu), REPEATS)
     out = {"snapshots": len(rb.points), "mode": rb.mode, "dims": rb.dims, **rb.timings,
            "errors": distribution(errs), "point_errors": errs,
            "energy_error": {"true": true, "bound": bound, "true_max": max(true),
@@ -170,8 +161,8 @@ def query_row(rb: ReducedBasis, mu: np.ndarray, target: np.ndarray | None,
     """One query of a (saved) reduced model at μ: times, error against FEM, operations."""
     u = rb.solve(mu)
     out = {"snapshots": len(rb.points), "dims": rb.dims, "offline_s": rb.timings["offline_s"],
-           "online_reduced_s": best_time(lambda: rb.coefficients(mu)),
-           "online_field_s": best_time(lambda: rb.solve(mu)),
+           "online_reduced_s": best_time(lambda: rb.coefficients(mu), REPEATS),
+           "online_field_s": best_time(lambda: rb.solve(mu), REPEATS),
            "ops_reduced": rb.ops_per_query(False), "ops_field": rb.ops_per_query(True)}
     if target is not None:
         out["rel_l2"] = rel_l2(u, target, weights)

@@ -39,6 +39,7 @@ import torch
 import spiking
 from coupling.measure import global_activity, relative_l2
 from coupling.residuals.base import SparseOperator
+from fem.flops import best_time
 from fem.operators import to_torch_csr
 from fem.problems.parametric import ParametricProblem
 from fem.progress import progress
@@ -330,18 +331,6 @@ def reference_targets(problem: ParametricProblem, mu: np.ndarray, cache_dir, n_o
     return out
 
 
-def query_seconds(fn, repeats: int = 3) -> float:
-    """Best wall time of `fn()` over `repeats` calls (the first warms caches)."""
-    import time
-
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def time_query(disc: ParametricDiscretisation, net: torch.nn.Module, mu, train_s: float
                ) -> dict:
     """One query (the network at every dof for μ) against a DOLFINx assembly + solve at the
@@ -351,13 +340,13 @@ def time_query(disc: ParametricDiscretisation, net: torch.nn.Module, mu, train_s
 
     mu = np.asarray(mu, float)[None]
     with torch.no_grad():
-        t_query = query_seconds(lambda: disc.fields(net, mu))
+        t_query = best_time(lambda: disc.fields(net, mu), 3)
         monitor = spiking.ActivityMonitor(net)
         with monitor:
             disc.fields(net, mu)
     problem, comm = disc.problem, disc.comm
     problem.problem_at(mu[0]).solve()  # compiles the forms (JIT, cached on disk) once
-    t_fem = query_seconds(lambda: problem.problem_at(mu[0]).solve(), repeats=2)
+    t_fem = best_time(lambda: problem.problem_at(mu[0]).solve(), 2)
     t_query, t_fem = (comm.allreduce(t, op=MPI.MAX) for t in (t_query, t_fem))
     nodes = int(allreduce_scalars([float(disc.n_owned // disc.block_size)], comm)[0])
     out = {"dofs": nodes * disc.block_size, "query_s": t_query, "fem_s": t_fem,

@@ -304,16 +304,6 @@ def test_damaged_latest_resumes_from_the_previous_with_one_line(trained, tmp_pat
     assert not any("Warning" in ln for ln in err), err
 
 
-def _wired() -> bool:
-    import inspect
-
-    import coupling.cli.train as cli_train
-
-    return "check_resume" in inspect.getsource(cli_train)
-
-
-@pytest.mark.skipif(not _wired(), reason="`neurofem resume` does not call check_resume "
-                    "before writing config.toml yet (coupling/cli/train.py)")
 @pytest.mark.parametrize("damage", ["steps-below", "all-damaged", "other-config"])
 def test_refused_resume_leaves_config_toml_byte_identical(damage, trained, tmp_path, capsys):
     run = tmp_path / "run"

@@ -159,7 +159,6 @@ def test_not_a_table_refused():
 
 # ---- outputs never written through links or outside the run directory -----------------------
 import hashlib  # noqa: E402
-import inspect  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 
@@ -280,9 +279,6 @@ def test_resume_into_a_run_with_a_planted_link_is_one_line(trained, tmp_path, ou
     assert _tree(outside) == before and _tree(run) == run_before
 
 
-@pytest.mark.skipif("check_no_links" not in inspect.getsource(
-    __import__("coupling.cli.report", fromlist=["report"]).report),
-    reason="`neurofem report` does not call fem.cache.check_no_links yet (coupling/cli/report.py)")
 @pytest.mark.parametrize("name", ["report.html", "report.md", "summary.json", "curves.png",
                                   "fields.xdmf", "fields.h5"])
 def test_report_with_a_planted_link_refuses_in_one_line(name, trained, tmp_path, outside,

@@ -2,7 +2,6 @@
 give the same training bit for bit; another thread count gives it to the stated tolerance;
 and `fit` says which thread count it ran with. Also the input/output-width check of `fit`."""
 
-import inspect
 
 import pytest
 import torch
@@ -12,7 +11,6 @@ import coupling
 import fem
 import meshes
 import spiking
-from coupling.training import loop
 from coupling.training.guards import check_network, threads_in_use
 from coupling.training.loop import Callback
 from coupling.training.parallel import set_threads_per_rank
@@ -109,8 +107,6 @@ def test_wrong_out_dim_named_in_one_line(disc):
     assert len(str(e.value).splitlines()) == 1
 
 
-@pytest.mark.skipif("check_network" not in inspect.getsource(loop.fit),
-                    reason="fit does not call guards.check_network yet (coupling/training/loop.py)")
 def test_fit_refuses_wrong_in_dim_before_any_step(disc):
     rec = Record()
     with pytest.raises(ValueError, match="net.in_dim = 3"):
