@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import numpy as np
+import pytest
 import scipy.sparse.csgraph as csgraph
 
 import meshes
@@ -29,3 +31,35 @@ def vertex_data(kind: str, size: float, **opts):
     adj[n, boundary] = 1
     depth = csgraph.shortest_path(adj.tocsr(), unweighted=True, indices=n, directed=False)[:n] - 1
     return points, graph, depth
+
+
+def set_key(doc: dict, dotted: str, value) -> dict:
+    """A copy of a config document with the dotted key set (tables made as needed)."""
+    doc = copy.deepcopy(doc)
+    *parents, leaf = dotted.split(".")
+    node = doc
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+    return doc
+
+
+@pytest.fixture(scope="session")
+def make_lshape_poisson():
+    """A builder of the Galerkin discretisation of −Δu = 1 on a small L-shape (u = 0 on the
+    boundary, float64, with its FEM reference); each call builds a fresh one."""
+    import torch
+    import ufl
+
+    import coupling
+    import fem
+
+    def build():
+        dm = meshes.build("lshape", 0.15, comm=MPI.COMM_SELF)
+        V = fem.functionspace(dm)
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        pb = fem.VariationalProblem(dm, ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx,
+                                    1.0 * v * ufl.dx, bcs={"*": 0.0})
+        return coupling.discretise(pb, dtype=torch.float64, reference=pb.solve())
+
+    return build

@@ -5,24 +5,15 @@ import math
 
 import pytest
 import torch
-import ufl
 
 import coupling
-import fem
-import meshes
 import spiking
 from coupling.training.state import Callback
-from meshes.fenics import MPI
 
 
 @pytest.fixture(scope="module")
-def disc():
-    dm = meshes.build("lshape", 0.15, comm=MPI.COMM_SELF)
-    V = fem.functionspace(dm)
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    pb = fem.VariationalProblem(dm, ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx,
-                                1.0 * v * ufl.dx, bcs={"*": 0.0})
-    return coupling.discretise(pb, dtype=torch.float64, reference=pb.solve())
+def disc(make_lshape_poisson):
+    return make_lshape_poisson()
 
 
 def _net(disc, learn=False):

@@ -9,7 +9,6 @@ disk run `python -m coupling.cli` in subprocesses.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from conftest import set_key as _set
 from coupling.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,14 +44,6 @@ def tiny(steps: int = 10, **training) -> dict:
     return doc
 
 
-def _set(doc: dict, dotted: str, value) -> dict:
-    doc = copy.deepcopy(doc)
-    *parents, leaf = dotted.split(".")
-    node = doc
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-    return doc
 
 
 def _tree(folder: Path) -> dict[str, str]:

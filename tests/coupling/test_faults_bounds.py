@@ -5,7 +5,6 @@ a layer of 10⁵ units, a mesh far beyond its cell cap — on 1 rank and on 2.""
 
 from __future__ import annotations
 
-import copy
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from conftest import set_key as _set
 from coupling.cli import main
 from coupling.config import parse_config
 from coupling.training.resources import GB, estimate
@@ -27,14 +27,6 @@ def _example(name: str) -> dict:
     return tomllib.loads((ROOT / "examples" / name).read_text())
 
 
-def _set(doc: dict, dotted: str, value) -> dict:
-    doc = copy.deepcopy(doc)
-    *parents, leaf = dotted.split(".")
-    node = doc
-    for key in parents:
-        node = node.setdefault(key, {})
-    node[leaf] = value
-    return doc
 
 
 HEAT = _example("heat1d-vsn-sp.toml")

@@ -5,11 +5,8 @@ and `fit` says which thread count it ran with. Also the input/output-width check
 
 import pytest
 import torch
-import ufl
 
 import coupling
-import fem
-import meshes
 import spiking
 from coupling.training.guards import check_network, threads_in_use
 from coupling.training.loop import Callback
@@ -25,13 +22,8 @@ ACROSS_THREADS_RTOL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def disc():
-    dm = meshes.build("lshape", 0.15, comm=MPI.COMM_SELF)
-    V = fem.functionspace(dm)
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    pb = fem.VariationalProblem(dm, ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx,
-                                1.0 * v * ufl.dx, bcs={"*": 0.0})
-    return coupling.discretise(pb, dtype=torch.float64, reference=pb.solve())
+def disc(make_lshape_poisson):
+    return make_lshape_poisson()
 
 
 class Record(Callback):
