@@ -2,8 +2,10 @@
 
 Each table has a schema (:mod:`fem.schema`: unknown keys refused, strict types, finite
 numbers in range, constant expressions folded), checked before any mesh or FEM work, and
-a record the solvers read (:class:`MeshTable` itself, :class:`ProblemSpec`); ``coupling.config``
-embeds both tables. Errors name the key: ``config problem.degree: expected ...``.
+the record the solvers read: one pydantic model per table (:class:`MeshTable`,
+:class:`ProblemTable` with :class:`BCTable`, :class:`TimeTable`, ...), validated once, its
+type-dependent defaults filled in by the model itself; ``coupling.config`` embeds both
+tables. Errors name the key: ``config problem.degree: expected ...``.
 
 Problem table::
 
@@ -39,10 +41,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    model_validator,
+)
 
 from . import expressions
 from .errors import ConfigError
@@ -94,29 +103,45 @@ def _strain(value: Any) -> list[list[float]]:
 
 
 class MaterialTable(Table):
-    """Isotropic linear elasticity of one phase."""
+    """Isotropic linear elasticity of one phase; unpacks as ``E, nu = material``."""
 
     E: Positive
     nu: Annotated[float, Field(gt=-1.0, lt=0.5, allow_inf_nan=False)]
 
+    def __iter__(self):  # (E, ν): what lame(), bulk_shear() and the bounds take
+        return iter((self.E, self.nu))
+
 
 class BCTable(Table):
-    """One ``[[problem.bcs]]`` entry."""
+    """One ``[[problem.bcs]]`` entry (in a :class:`ProblemTable`: `value`, `component` and
+    `strain` kept only where the type uses them, a roller's value 0 unless given)."""
 
     boundary: str
     type: Literal[VECTOR_BC_TYPES + ("neumann",)]
-    value: Exprs | None = None
+    value: Exprs | None = None  # one entry for scalar problems / pressure / roller
     component: between(0, 2, integer=True) | None = None
     strain: Annotated[list[list[float]], BeforeValidator(_strain)] | None = None
+    _key: str = PrivateAttr("problem.bcs")
+
+    @property
+    def key(self) -> str:
+        """The entry's dotted key (``problem.bcs[1]``), for errors found with the mesh."""
+        return self._key
 
 
 class TimeTable(Table):
-    """θ-scheme time stepping."""
+    """θ-scheme time stepping on [0, t_end] with step dt (θ: the problem type's default
+    unless given, filled in by :class:`ProblemTable`)."""
 
     t_end: Positive
     dt: Positive
     theta: between(0.0, 1.0) | None = None
     initial: Expr = Field(default=0.0, validate_default=True)
+
+    @property
+    def steps(self) -> int:
+        """The number of time steps."""
+        return int(round(self.t_end / self.dt))
 
     @model_validator(mode="after")
     def _whole_steps(self) -> TimeTable:
@@ -145,13 +170,27 @@ class SolverTable(Table):
     lu_max_dofs: PositiveInt = LU_MAX_DOFS
     petsc: Annotated[dict[str, Any], AfterValidator(check_petsc_options)] = {}  # allowlist
 
+    def settings(self) -> SolverSettings:
+        """These settings as fem.solvers' record (what a LinearSolver takes)."""
+        return SolverSettings(self.method, self.rtol, self.atol, self.max_it, self.lu_max_dofs,
+                              dict(self.petsc))
+
+    def resolve(self, global_dofs: int) -> str:
+        """The concrete method ("lu" or "cg") for a system with this many dofs."""
+        return self.settings().resolve(global_dofs)
+
+    def petsc_options(self, global_dofs: int) -> dict:
+        """PETSc KSP options for this system size."""
+        return self.settings().petsc_options(global_dofs)
+
 
 class ProblemTable(Table):
-    """The ``[problem]`` table (see the module docstring)."""
+    """The ``[problem]`` table, validated once: the record every solver, residual and cache
+    key reads, its type-dependent defaults filled in by :meth:`_defaults`."""
 
     type: Literal[PROBLEM_TYPES]
     degree: between(1, 3, integer=True) = 1
-    source: Exprs | None = None
+    source: Exprs = []  # empty: zero
     coefficients: number_or_table(
         Positive, Annotated[dict[str, Positive], Field(min_length=1)]) = 1.0
     materials: Annotated[dict[str, MaterialTable], Field(min_length=1)] | None = None
@@ -163,6 +202,16 @@ class ProblemTable(Table):
     output: OutputTable = OutputTable()
     solver: SolverTable = SolverTable()
     quadrature_degree: between(1, 20, integer=True) | None = None
+    _raw: dict = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_raw(cls, data: Any, handler: Any) -> ProblemTable:
+        """The table as given (JSON-normalised), kept for the cache key and the summary."""
+        table = handler(data)
+        if isinstance(data, dict):
+            table._raw = json.loads(json.dumps(data, default=str))
+        return table
 
     @model_validator(mode="before")
     @classmethod
@@ -214,32 +263,50 @@ class ProblemTable(Table):
                 raise ConfigError(f"{k}.value", "missing")
         return self
 
-    def spec(self, raw: dict) -> ProblemSpec:
-        """The record the solvers read; `raw` is the table as given."""
-        vector = self.type in VECTOR_TYPES
-        spec = ProblemSpec(type=self.type, degree=self.degree,
-                           raw=json.loads(json.dumps(raw, default=str)),
-                           exact=self.exact, quadrature_degree=self.quadrature_degree)
-        if vector:
-            spec.materials = {k: (m.E, m.nu) for k, m in self.materials.items()}
+    @model_validator(mode="after")
+    def _defaults(self) -> ProblemTable:
+        """The one place the type-dependent defaults are filled in (see the class docstring)."""
+        if self.type in VECTOR_TYPES:
+            self.coefficients = 1.0
         else:
-            spec.coefficients = self.coefficients
-        if self.source is not None and self.type != "homogenisation":
-            spec.source = self.source
-        if self.type == "poisson_boltzmann":
-            spec.kappa = self.kappa
-        if self.type == "burgers":
-            spec.viscosity = self.viscosity
+            self.materials = {}
+        if self.type == "homogenisation":
+            self.source = []
+        if self.type != "poisson_boltzmann":
+            self.kappa = 0.0
         if self.type in DEFAULT_THETA:
-            t = self.time
-            theta = DEFAULT_THETA[self.type] if t.theta is None else t.theta
-            spec.time = TimeSpec(t.t_end, t.dt, theta, t.initial)
-            spec.output_points, spec.output_times = self.output.points, self.output.times
-        spec.bcs = [_bc_spec(bc, i) for i, bc in enumerate(self.bcs)]
-        s = self.solver
-        spec.solver = SolverSettings(s.method, s.rtol, s.atol, s.max_it, s.lu_max_dofs,
-                                     dict(s.petsc))
-        return spec
+            if self.time.theta is None:
+                self.time.theta = DEFAULT_THETA[self.type]
+        else:
+            self.time = None
+        for i, bc in enumerate(self.bcs):
+            if bc.type == "roller" and bc.value is None:
+                bc.value = [expressions.parse(0.0)]
+            if bc.type == "affine":
+                bc.value = None
+            bc.component = bc.component if bc.type == "roller" else None
+            bc.strain = bc.strain if bc.type == "affine" else None
+            bc._key = f"problem.bcs[{i}]"
+        return self
+
+    @property
+    def vector(self) -> bool:
+        return self.type in VECTOR_TYPES
+
+    @property
+    def raw(self) -> dict:
+        """The table as given (JSON-normalised: the cache key and the run summary)."""
+        return self._raw
+
+    # the sample grid of a space-time solution, as the resource estimates read it
+    output_points = property(lambda self: self.output.points)
+    output_times = property(lambda self: self.output.times)
+
+    def digest(self) -> str:
+        """A stable hash of the problem table (cache keys)."""
+        return hashlib.sha256(
+            json.dumps(self.raw, sort_keys=True, default=str).encode()
+        ).hexdigest()
 
 
 def _check_shape(value: Any, listed: bool, key: str) -> None:
@@ -249,23 +316,22 @@ def _check_shape(value: Any, listed: bool, key: str) -> None:
         raise ConfigError(key, f"expected one number or expression, got {value!r}")
 
 
-def _bc_spec(bc: BCTable, i: int) -> BoundarySpec:
-    value = bc.value
-    if value is None and bc.type == "roller":
-        value = [expressions.parse(0.0)]
-    return BoundarySpec(bc.boundary, bc.type, None if bc.type == "affine" else value,
-                        bc.component if bc.type == "roller" else None,
-                        bc.strain if bc.type == "affine" else None, key=f"problem.bcs[{i}]")
+class RefineInterfacesTable(Table):
+    """``refine_interfaces = {size, width}``: mesh size at inclusion surfaces, graded over width."""
+    size: Positive
+    width: Positive
 
 
 class MeshTable(BaseModel):
-    """The ``[mesh]`` table: kind, size and the builder's options (checked against its table)."""
+    """The ``[mesh]`` table: kind, size and the builder's options (checked against its table);
+    ``refine_interfaces`` fills the builder's ``interface_size`` / ``interface_width``."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 
     kind: str
     size: Positive | None = None
     options: dict[str, Any] = {}
+    refine_interfaces: RefineInterfacesTable | None = None
 
     @model_validator(mode="after")
     def _options(self) -> MeshTable:
@@ -288,6 +354,13 @@ class MeshTable(BaseModel):
         if self.kind not in kinds:
             raise ConfigError("kind", f"unknown value {self.kind!r} (choose from "
                               f"{', '.join(sorted([*kinds, 'interval']))})")
+        if self.refine_interfaces is not None:  # → the builder's interface_size / _width
+            if "interface_size" not in {o.name for o in kinds[self.kind].options} or \
+                    {"interface_size", "interface_width"} & set(given):
+                raise ConfigError("refine_interfaces", f"kind {self.kind!r} has no inclusion "
+                                  "interfaces (kinds: rve), or interface_size/_width also given")
+            given.update(interface_size=self.refine_interfaces.size,
+                         interface_width=self.refine_interfaces.width)
         for name, value in given.items():
             where = f"options.{name}" if name in self.options else name
             try:
@@ -316,68 +389,11 @@ class MeshTable(BaseModel):
         return meshes.build(self.kind, comm=comm, cache=default_store(), **kwargs)
 
 
-@dataclass
-class BoundarySpec:
-    """One boundary condition on a named facet group."""
-
-    boundary: str
-    type: str
-    value: list[ScalarExpr] | None = None  # one entry for scalar problems / pressure / roller
-    component: int | None = None
-    strain: list[list[float]] | None = None
-    key: str = "problem.bcs"
-
-
-@dataclass
-class TimeSpec:
-    """θ-scheme time stepping on [0, t_end] with step dt."""
-
-    t_end: float
-    dt: float
-    theta: float
-    initial: ScalarExpr
-
-    @property
-    def steps(self) -> int:
-        return int(round(self.t_end / self.dt))
-
-
-@dataclass
-class ProblemSpec:
-    """A validated ``[problem]`` table."""
-
-    type: str
-    degree: int = 1
-    source: list[ScalarExpr] = field(default_factory=list)  # empty: zero
-    coefficients: dict[str, float] | float = 1.0
-    materials: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (E, nu)
-    kappa: float = 0.0
-    viscosity: float = 0.0
-    exact: list[ScalarExpr] | None = None
-    bcs: list[BoundarySpec] = field(default_factory=list)
-    time: TimeSpec | None = None
-    output_points: int = 101
-    output_times: int = 101
-    solver: SolverSettings = field(default_factory=SolverSettings)
-    quadrature_degree: int | None = None
-    raw: dict = field(default_factory=dict)  # the table as given (hash key, summary)
-
-    @property
-    def vector(self) -> bool:
-        return self.type in VECTOR_TYPES
-
-    def digest(self) -> str:
-        """A stable hash of the problem table (cache keys)."""
-        return hashlib.sha256(
-            json.dumps(self.raw, sort_keys=True, default=str).encode()
-        ).hexdigest()
-
-
 def parse_mesh(table: dict, key: str = "mesh") -> MeshTable:
     """Validate a ``[mesh]`` table: kind (required), size (optional), the rest are options."""
     return validate(MeshTable, table, key)
 
 
-def parse_problem(table: dict, key: str = "problem") -> ProblemSpec:
+def parse_problem(table: dict, key: str = "problem") -> ProblemTable:
     """Validate a ``[problem]`` table (see the module docstring for its keys)."""
-    return validate(ProblemTable, table, key).spec(table)
+    return validate(ProblemTable, table, key)

@@ -3,6 +3,10 @@
 Cells ``matrix`` and ``inclusion`` (no ``inclusion`` for voids); facets ``x0 … z1`` and
 ``interface`` (matrix/inclusion facets, or the void surfaces). ``periodic=True`` makes
 the surface mesh of each face a translated copy of the opposite one (Gmsh setPeriodic).
+``interface_size`` / ``interface_width`` (``[mesh] refine_interfaces = {size, width}``)
+set the size at the inclusion surfaces absolutely and the distance over which it grows
+back to ``size`` (:func:`meshes.sizing.refine_near`); by default ``refine · size`` over
+3 · size.
 """
 
 from __future__ import annotations
@@ -78,6 +82,10 @@ def _make_periodic(faces: dict[str, list[int]]) -> None:
         Option("periodic", "bool", False, "periodic surface mesh on opposite faces"),
         Option("max_attempts", "int", 50_000, "bound on random placement attempts",
                positive=True),
+        Option("interface_size", "float", None, "mesh size at the inclusion surfaces (default "
+               "refine * size)", positive=True),
+        Option("interface_width", "float", None, "distance from the inclusion surfaces over "
+               "which the size grows back to --size (default 3 * size)", positive=True),
     ])
 def rve(model, o) -> dict:
     """Unit-cube RVE with N non-overlapping inclusions placed by random sequential addition."""
@@ -106,8 +114,9 @@ def rve(model, o) -> dict:
     vf_geom = sum(occ.getMass(3, v) for v in incl) if incl else \
         1.0 - sum(occ.getMass(3, v) for v in matrix)
     area = sum(occ.getMass(2, s) for s in interface)
-    check_cell_budget(o, 1.0, 3, min(1.0, area * 3 * o["size"]))
-    refine_near(o["size"], o["refine"], surfaces=interface)
+    fine, width = interface_sizing(o)
+    check_cell_budget({**o, "refine": fine}, 1.0, 3, min(1.0, area * width))
+    refine_near(o["size"], fine, surfaces=interface, grow=width)
     gmsh.model.mesh.generate(3)
     add_group(3, matrix, "matrix")
     add_group(3, incl, "inclusion")
@@ -127,11 +136,19 @@ def _placed_inclusions(o: dict, axis: int) -> list:
     incs = pack(kind, o["volume_fraction"], n, o["gap"], o["placement"], o["seed"],
                 tuple(o["aspect"]) if kind == "ellipsoid" else (1, 1, 1), axis, o["max_attempts"])
     a_min = float(incs[0].semi_axes.min())
-    local = o["size"] * min(1.0, o["refine"])
+    local = o["size"] * min(1.0, interface_sizing(o)[0])
     if 2 * a_min < local:
         raise MeshError(f"inclusions (smallest semi-axis {a_min:.3g}) are smaller than the local "
                         f"mesh size {local:.3g}: lower --size/--refine or --n")
     return incs
+
+
+def interface_sizing(o: dict) -> tuple[float, float]:
+    """(size at the inclusion surfaces as a fraction of ``size``, width of the graded layer)."""
+    size = o["size"]
+    fine = o["refine"] if o.get("interface_size") is None else o["interface_size"] / size
+    width = 3.0 * size if o.get("interface_width") is None else o["interface_width"]
+    return fine, width
 
 
 def _info(o: dict, incs: list, per_axes: list[int], vf_geom: float, area: float) -> dict:
@@ -152,6 +169,7 @@ def _info(o: dict, incs: list, per_axes: list[int], vf_geom: float, area: float)
         "periodic_axes": per_axes,
         "gap": o["gap"],
         "interface_area": float(area),
+        "interface_size": o["size"] * min(1.0, interface_sizing(o)[0]),
         "bbox": [0.0, 0.0, 0.0, 1.0, 1.0, 1.0],
         "inclusion_volume_exact": o["volume_fraction"] if kind != "fibre" else
         len(incs) * math.pi * float(incs[0].semi_axes[0]) ** 2,

@@ -2,10 +2,13 @@
 
 Near a feature (phase interface, hole, re-entrant corner) the size is ``refine * size``;
 it grows linearly back to ``size`` over ``grow`` (default 3 × size) from the feature.
+A surface's distance is sampled finely enough (≥ 2 samples per fine cell along its
+parametrisation) that the fine size is met at the surface itself.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import gmsh
@@ -18,6 +21,13 @@ def set_global_size(size: float) -> None:
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+
+
+def _sampling(surfaces: Sequence[int], fine: float) -> int:
+    """Distance-field samples per surface direction: at least 2 per fine cell, at least 40."""
+    ext = max(max(b[3] - b[0], b[4] - b[1], b[5] - b[2])
+              for b in (gmsh.model.getBoundingBox(2, s) for s in surfaces))
+    return int(min(400, max(40, math.ceil(2 * math.pi * ext / fine))))
 
 
 def refine_near(
@@ -42,7 +52,7 @@ def refine_near(
         f.setNumber(dist, "Sampling", 100)
     if surfaces:
         f.setNumbers(dist, "SurfacesList", list(surfaces))
-        f.setNumber(dist, "Sampling", 40)
+        f.setNumber(dist, "Sampling", _sampling(surfaces, refine * size))
     thr = f.add("Threshold")
     f.setNumber(thr, "InField", dist)
     f.setNumber(thr, "SizeMin", refine * size)
