@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fem.config import ProblemSpec, parse_problem
+from fem.config import ProblemTable, parse_problem
 from fem.errors import ConfigError
 from fem.mpi import fetch_from_owners
 
@@ -89,12 +89,12 @@ class BoundaryValues:
         return t(g) + t(d) * raw
 
 
-def dirichlet_boundaries(spec: ProblemSpec) -> list:
+def dirichlet_boundaries(spec: ProblemTable) -> list:
     """The Dirichlet-type boundary specs of a problem (dirichlet, roller, affine)."""
     return [bc for bc in spec.bcs if bc.type in ("dirichlet", "roller", "affine")]
 
 
-def distance_and_lift_specs(spec: ProblemSpec) -> tuple[ProblemSpec, ProblemSpec]:
+def distance_and_lift_specs(spec: ProblemTable) -> tuple[ProblemTable, ProblemTable]:
     """Poisson problems whose solutions are the distance function D and the lift g̃."""
     bcs = [bc for bc in spec.bcs if bc.type == "dirichlet"]
     if not bcs:

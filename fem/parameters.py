@@ -24,11 +24,10 @@ they never coincide with training draws by construction of the streams.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
 from .errors import ConfigError
 from .schema import Finite, Table, finite, validate
@@ -36,59 +35,37 @@ from .schema import Finite, Table, finite, validate
 SAMPLINGS = ("sobol", "uniform")
 
 
+def _range(r: Any) -> Any:
+    """``[low, high]`` as the table ``{low, high}``; a table as it is."""
+    if isinstance(r, dict):
+        return r
+    if not (isinstance(r, list) and len(r) == 2 and all(map(finite, r))):
+        raise ConfigError("", f"expected [low, high] (finite numbers) or a table "
+                          f"{{ low, high, scale }}, got {r!r}")
+    return {"low": float(r[0]), "high": float(r[1])}
+
+
 class RangeTable(Table):
-    """One parameter's range."""
+    """One parameter's range, ``[low, high]`` or ``{ low, high, scale }``: the parameter
+    itself (its `name` is its key in ``[parameters.ranges]``)."""
 
     low: Finite
     high: Finite
     scale: Literal["linear", "log"] = "linear"
-
-
-class ParametersTable(Table):
-    """The ``[parameters]`` table."""
-
-    table_key = "parameters"
-    ranges: dict[str, Any]  # [low, high] or {low, high, scale}: checked by _ranges
-    sampling: Literal["sobol", "uniform"] = "sobol"
-    batch: int = Field(4, ge=1, le=4096)
-    validation: int = Field(4, ge=1, le=1000)
-    held_out: int = Field(20, ge=1, le=10000)
-    draws: Literal["per_rank", "shared"] = "per_rank"
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    _name: str = PrivateAttr("")
 
     @model_validator(mode="after")
-    def _ranges(self) -> ParametersTable:
-        if not self.ranges:
-            raise ConfigError("ranges", "empty: name at least one parameter with its range")
-        for name, r in self.ranges.items():
-            key = f"ranges.{name}"
-            low, high, scale = range_of(r, key)
-            if low > high:
-                raise ConfigError(key, f"inverted range: low {low} > high {high}")
-            if scale == "log" and low <= 0:
-                raise ConfigError(key, f"a log range needs low > 0, got {low}")
+    def _ordered(self) -> RangeTable:
+        if self.low > self.high:
+            raise ConfigError("", f"inverted range: low {self.low} > high {self.high}")
+        if self.scale == "log" and self.low <= 0:
+            raise ConfigError("", f"a log range needs low > 0, got {self.low}")
         return self
 
-
-def range_of(r: Any, key: str) -> tuple[float, float, str]:
-    """(low, high, scale) of a ``[low, high]`` or ``{ low, high, scale }`` range."""
-    if isinstance(r, dict):
-        t = validate(RangeTable, r, key)
-        return t.low, t.high, t.scale
-    if not (isinstance(r, list) and len(r) == 2 and all(map(finite, r))):
-        raise ConfigError(key, f"expected [low, high] (finite numbers) or a table "
-                          f"{{ low, high, scale }}, got {r!r}")
-    return float(r[0]), float(r[1]), "linear"
-
-
-@dataclass(frozen=True)
-class Parameter:
-    """One named parameter and its range."""
-
-    name: str
-    low: float
-    high: float
-    scale: str = "linear"
+    @property
+    def name(self) -> str:
+        """The parameter's name (``E.inclusion``, ``k``, ``strain.11``)."""
+        return self._name
 
     def to_unit(self, v: np.ndarray) -> np.ndarray:
         """Values mapped to [0, 1] over the range (in log for a log scale; 0 if fixed)."""
@@ -103,18 +80,34 @@ class Parameter:
         return self.low + t * (self.high - self.low)
 
 
-@dataclass
-class ParameterBox:
-    """The parameter box P with its sampling settings (see the module docstring)."""
+class ParametersTable(Table):
+    """The ``[parameters]`` table: the parameter box P with its sampling settings (see the
+    module docstring), validated once."""
 
-    parameters: list[Parameter]
-    sampling: str = "sobol"
-    batch: int = 4
-    validation: int = 4
-    held_out: int = 20
-    draws: str = "per_rank"
-    seed: int = 0
-    raw: dict = field(default_factory=dict)
+    table_key = "parameters"
+    ranges: dict[str, Annotated[RangeTable, BeforeValidator(_range)]]
+    sampling: Literal[SAMPLINGS] = "sobol"
+    batch: int = Field(4, ge=1, le=4096)
+    validation: int = Field(4, ge=1, le=1000)
+    held_out: int = Field(20, ge=1, le=10000)
+    draws: Literal["per_rank", "shared"] = "per_rank"
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ParametersTable:
+        if not self.ranges:
+            raise ConfigError("ranges", "empty: name at least one parameter with its range")
+        # canonical order: a TOML writer may reorder the table (a run's config.toml), the
+        # network's μ inputs must not move
+        self.ranges = dict(sorted(self.ranges.items()))
+        for name, r in self.ranges.items():
+            r._name = name
+        return self
+
+    @property
+    def parameters(self) -> list[RangeTable]:
+        """The parameters in their canonical (sorted) order."""
+        return list(self.ranges.values())
 
     @property
     def names(self) -> list[str]:
@@ -182,11 +175,6 @@ class ParameterBox:
         return [dict(zip(self.names, map(float, row), strict=True)) for row in np.atleast_2d(mu)]
 
 
-def parse_parameters(table: dict, key: str = "parameters") -> ParameterBox:
-    """Validate a ``[parameters]`` table into a :class:`ParameterBox`."""
-    t = validate(ParametersTable, table, key)
-    params = [Parameter(name, *range_of(r, f"{key}.ranges.{name}"))
-              for name, r in sorted(t.ranges.items())]  # canonical order: a TOML writer
-    # may reorder the table (a run's config.toml), the network's μ inputs must not move
-    return ParameterBox(params, t.sampling, t.batch, t.validation, t.held_out, t.draws, t.seed,
-                        dict(table))
+def parse_parameters(table: dict, key: str = "parameters") -> ParametersTable:
+    """Validate a ``[parameters]`` table (see the module docstring)."""
+    return validate(ParametersTable, table, key)

@@ -30,7 +30,7 @@ from meshes import DistributedMesh
 from meshes.fenics import MPI, dolfinx
 
 from .cache import MANIFEST, atomic_write, default_store, key_of, verify, write_manifest
-from .config import ProblemSpec
+from .config import ProblemTable
 from .errors import FemError
 from .problems import build_problem
 from .problems.common import SpaceTimeSeries
@@ -73,7 +73,7 @@ def mesh_fingerprint(dmesh: DistributedMesh) -> dict:
     }
 
 
-def cache_doc(dmesh: DistributedMesh, spec: ProblemSpec) -> dict:
+def cache_doc(dmesh: DistributedMesh, spec: ProblemTable) -> dict:
     """What determines a reference: the mesh identity, the problem table and the degree."""
     return json.loads(json.dumps({"mesh": mesh_fingerprint(dmesh), "problem": spec.raw,
                                   "degree": spec.degree}, sort_keys=True, default=str))
@@ -104,7 +104,7 @@ def _store_entry(comm: MPI.Comm, doc: dict) -> Path | None:
 
 def reference(
     dmesh: DistributedMesh,
-    spec: ProblemSpec,
+    spec: ProblemTable,
     cache_dir: str | Path | None = None,
     write_fields: bool = True,
 ) -> Reference:

@@ -32,23 +32,17 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import scipy.sparse as sp
 
-from .config import SpikingConfigError
+from .errors import ConfigError
 
 MODES = ("float", "fixed")
 
 
-class CircuitError(SpikingConfigError):
-    """A bad circuit input; the message names the key (``circuit.<key>``)."""
+class CircuitError(ConfigError):
+    """A bad circuit input: the one config error, its key under ``circuit.``
+    (``config circuit.<key>: <message>``); the subclass only fixes that prefix."""
 
     def __init__(self, key: str, message: str) -> None:
-        from . import errors
-
-        self.key, self.detail, self.prefix = key, " ".join(str(message).split()), "circuit"
-        self.value = getattr(errors, "_UNSET", None)  # no value is quoted
-        ValueError.__init__(self, str(self))  # one line, whichever SpikingConfigError
-
-    def __str__(self) -> str:
-        return f"circuit.{self.key}: {self.detail}"
+        super().__init__(f"circuit.{key}", message)
 
 
 class Serial:

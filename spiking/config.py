@@ -1,20 +1,21 @@
 """Hyper-parameters of a coordinate network: :class:`MLPConfig`, the ``[network]`` table.
 
 The one schema of ``[network]``: a run config nests this model as it is, so every key is
-checked here once. The first bad key raises :class:`~spiking.errors.SpikingConfigError`
-naming it with its value (nested in a run config, the run's one-line ``ConfigError``
-naming the dotted key), so a TOML typo never becomes a traceback deep inside torch:
+checked here once. The first bad key raises the one config error type,
+:class:`neurofem_errors.ConfigError` (``spiking.SpikingConfigError``), naming the dotted key
+and the value in one line, standalone or nested in a run config, so a TOML typo never
+becomes a traceback deep inside torch:
 
 >>> MLPConfig(hidden=[32, 32], neuron="lif").num_steps
 2
 >>> MLPConfig(neuron="gru")
 Traceback (most recent call last):
     ...
-spiking.errors.SpikingConfigError: network.neuron = 'gru': expected one of ['vsn', 'lif', 'ann']
+neurofem_errors.ConfigError: config network.neuron: expected one of ['vsn', 'lif', 'ann'], got 'gru'
 >>> MLPConfig.from_dict({"hidden": [8], "seed": -1}, prefix="net")
 Traceback (most recent call last):
     ...
-spiking.errors.SpikingConfigError: net.seed = -1: expected an integer in [0, 4294967295]
+neurofem_errors.ConfigError: config net.seed: expected an integer in [0, 4294967295], got -1
 
 :class:`~spiking.networks.MLP` builds the network of a config (``MLP.from_config``).
 """
@@ -28,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .activations import ACTIVATIONS, get_activation
-from .errors import SpikingConfigError
+from .errors import ConfigError, bad_value
 from .neurons import RESET_MODES
 from .surrogate import SURROGATE_KINDS
 
@@ -46,14 +47,14 @@ def _is_number(v: Any) -> bool:
 
 
 class _Checks:
-    """Type/range checks of one config's keys; each raises SpikingConfigError on failure."""
+    """Type/range checks of one config's keys; each raises ConfigError on failure."""
 
     def __init__(self, cfg: MLPConfig) -> None:
         self.cfg = cfg
 
-    def bad(self, key: str, msg: str, value: Any = None) -> SpikingConfigError:
+    def bad(self, key: str, msg: str, value: Any = None) -> ConfigError:
         """The error for ``key`` (its value, or `value`, quoted) with the explanation."""
-        return SpikingConfigError(key, msg, getattr(self.cfg, key) if value is None else value)
+        return bad_value(key, msg, getattr(self.cfg, key) if value is None else value)
 
     def integer(self, key: str, lo: int, hi: int) -> None:
         """An integer (not a bool) in [lo, hi]."""
@@ -128,10 +129,10 @@ class MLPConfig(BaseModel):
     @classmethod
     def _known_keys(cls, data: Any) -> Any:
         if not isinstance(data, Mapping):
-            raise SpikingConfigError("", f"expected a table, got {data!r}")
+            raise ConfigError("", f"expected a table, got {data!r}")
         for key in data:
             if key not in cls.model_fields:
-                raise SpikingConfigError(
+                raise ConfigError(
                     str(key), f"unknown key (allowed: {', '.join(cls.model_fields)})")
         return data
 
@@ -162,8 +163,8 @@ class MLPConfig(BaseModel):
             raise c.bad("hidden", f"expected 1 to {MAX_LAYERS} layer widths")
         for i, w in enumerate(h):
             if not _is_int(w) or not 1 <= w <= MAX_WIDTH:
-                raise SpikingConfigError(f"hidden[{i}]", "expected a positive integer width "
-                                         f"(at most {MAX_WIDTH})", w)
+                raise bad_value(f"hidden[{i}]", "expected a positive integer width "
+                                f"(at most {MAX_WIDTH})", w)
         self.hidden = list(h)
 
     def _validate_neuron(self, c: _Checks) -> None:
@@ -219,20 +220,18 @@ class MLPConfig(BaseModel):
         if e is None:
             return
         if not isinstance(e, Mapping):
-            raise SpikingConfigError("encoder", "expected a table {kind, levels}", e)
+            raise bad_value("encoder", "expected a table {kind, levels}", e)
         for key in e:
             if key not in ("kind", "levels"):
-                raise SpikingConfigError(f"encoder.{key}", "unknown key (allowed: kind, levels)")
+                raise ConfigError(f"encoder.{key}", "unknown key (allowed: kind, levels)")
         if e.get("kind", "hat") not in ENCODER_KINDS:
-            raise SpikingConfigError("encoder.kind", f"expected one of {list(ENCODER_KINDS)}",
-                                     e["kind"])
+            raise bad_value("encoder.kind", f"expected one of {list(ENCODER_KINDS)}", e["kind"])
         levels = e.get("levels", 32)
         if not _is_int(levels) or not 2 <= levels <= 10_000:
-            raise SpikingConfigError("encoder.levels", "expected an integer in [2, 10000]",
-                                     levels)
+            raise bad_value("encoder.levels", "expected an integer in [2, 10000]", levels)
 
     def validate(self, prefix: str = "network") -> None:
-        """Check every key again (after changing fields); SpikingConfigError names the first
+        """Check every key again (after changing fields); a ConfigError names the first
         bad one under `prefix`."""
         try:
             type(self).model_validate(self.model_dump())
@@ -241,9 +240,9 @@ class MLPConfig(BaseModel):
 
     @classmethod
     def from_dict(cls, table: Mapping, *, prefix: str = "network", **overrides) -> MLPConfig:
-        """Config from a (TOML) table; unknown keys and bad values raise SpikingConfigError."""
+        """Config from a (TOML) table; unknown keys and bad values raise ConfigError."""
         if not isinstance(table, Mapping):
-            raise SpikingConfigError("", f"expected a table, got {table!r}", prefix=prefix)
+            raise ConfigError(prefix, f"expected a table, got {table!r}")
         values = {**table, **{k: v for k, v in overrides.items() if v is not None}}
         try:
             return cls.model_validate(values)
@@ -259,13 +258,9 @@ class MLPConfig(BaseModel):
         return {k: v for k, v in self.model_dump().items() if v is not None}
 
 
-def _unwrap(exc: ValidationError, prefix: str = "network") -> SpikingConfigError:
-    """The SpikingConfigError inside a pydantic error (raised by the checks above)."""
-    err = exc.errors(include_url=False)[0]
-    inner = (err.get("ctx") or {}).get("error")
-    if isinstance(inner, SpikingConfigError):
-        return inner.under(prefix)
-    return SpikingConfigError(".".join(map(str, err["loc"])), err["msg"], prefix=prefix)
+def _unwrap(exc: ValidationError, prefix: str = "network") -> ConfigError:
+    """The ConfigError of a pydantic error (raised by the checks above) under `prefix`."""
+    return ConfigError.from_validation(exc, prefix)
 
 
-__all__ = ["NEURON_KINDS", "MLPConfig", "SpikingConfigError"]
+__all__ = ["NEURON_KINDS", "ConfigError", "MLPConfig"]

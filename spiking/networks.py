@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from .activations import get_activation
-from .config import NEURON_KINDS, MLPConfig, SpikingConfigError
+from .config import NEURON_KINDS, MLPConfig
+from .errors import SpikingConfigError, bad_value
 from .neurons import LIF, VSN
 from .surrogate import DEFAULT_SLOPE, Surrogate
 
@@ -241,7 +242,7 @@ def _encoder(cfg: MLPConfig) -> nn.Module | None:
         return PopulationEncoder.from_dict(dict(table), width if cfg.fourier_features
                                            else cfg.in_dim)
     except ValueError as err:
-        raise SpikingConfigError("encoder", str(err), cfg.encoder) from None
+        raise bad_value("network.encoder", str(err), cfg.encoder) from None
 
 
 def _xavier_linear(n_in: int, n_out: int, gen, dtype) -> nn.Linear:
@@ -299,8 +300,8 @@ def mlp_from_config(
     if bounds is not None:
         bounds = [[float(v) for v in bounds[0]], [float(v) for v in bounds[1]]]
     if isinstance(table, Mapping) and in_dim is not None and table.get("in_dim", in_dim) != in_dim:
-        raise SpikingConfigError("in_dim", f"the data have {in_dim} coordinates",
-                                 table["in_dim"], prefix)
+        raise bad_value("in_dim", f"the data have {in_dim} coordinates",
+                        table["in_dim"]).under(prefix)
     cfg = MLPConfig.from_dict(table, prefix=prefix, in_dim=in_dim, bounds=bounds)
     return MLP.from_config(cfg, dtype=dtype)
 

@@ -42,9 +42,9 @@ from pydantic import Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from coupling.config.clif import ClifRun, CLIFRunConfig
 from coupling.config.tables import SEED, EnergySpec
-from fem.config import VECTOR_TYPES, MeshTable, ProblemSpec, ProblemTable
+from fem.config import VECTOR_TYPES, MeshTable, ProblemTable
 from fem.errors import ConfigError
-from fem.parameters import ParameterBox, ParametersTable, parse_parameters
+from fem.parameters import ParametersTable
 from fem.schema import (
     MAX_COUNT,
     Positive,
@@ -153,14 +153,14 @@ class RunConfig:
     """A validated run config; `raw` is the TOML document as given (hashed for resume)."""
 
     mesh: MeshTable
-    problem: ProblemSpec
+    problem: ProblemTable
     network: MLPConfig  # out_dim = the field's components; in_dim, bounds: from the mesh
     residual: ResidualSpec
     boundary: BoundarySpec
     training: TrainingSpec
     raw: dict[str, Any] = field(default_factory=dict)
     inputs: InputSpec = field(default_factory=InputSpec)
-    parameters: ParameterBox | None = None  # a parametric run ([parameters]; fem.parameters)
+    parameters: ParametersTable | None = None  # a parametric run ([parameters]; fem.parameters)
 
     def resolved(self) -> dict[str, Any]:
         """The config as resolved: the tables as given plus every residual/boundary/training
@@ -258,10 +258,8 @@ class NetworkRun(Table):
 
     def record(self, doc: dict[str, Any]) -> RunConfig:
         """The RunConfig record of this run; `doc` is the document as given."""
-        box = (parse_parameters(doc["parameters"]) if self.parameters is not None else None)
-        return RunConfig(self.mesh, self.problem.spec(doc["problem"]),
-                         self.network, self.residual, self.boundary,
-                         self.training, copy.deepcopy(doc), self.inputs, box)
+        return RunConfig(self.mesh, self.problem, self.network, self.residual, self.boundary,
+                         self.training, copy.deepcopy(doc), self.inputs, self.parameters)
 
 
 def _components(mesh: Any, problem: Any) -> int | None:

@@ -13,7 +13,7 @@ import numpy as np
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from coupling.config.tables import SEED, EnergySpec
-from fem.config import MeshTable, ProblemSpec, ProblemTable
+from fem.config import MeshTable, ProblemTable
 from fem.errors import ConfigError
 from fem.schema import MAX_COUNT, Finite, NonNegative, Positive, PositiveInt, Table, between
 from spiking import SURROGATE_KINDS
@@ -83,7 +83,7 @@ class CLIFRunConfig:
 
     mesh: MeshTable | None
     grid: dict | None
-    problem: ProblemSpec
+    problem: ProblemTable
     clif: CLIFSpec
     training: CLIFTraining
     raw: dict
@@ -124,7 +124,7 @@ class ClifRun(Table):
             if grid is None:
                 raise ConfigError("mesh.kind", "steady problems (poisson) need kind = \"grid\" "
                                   "(training transients are the box's eigenmodes)")
-            if p.source is not None and not (p.source[0].is_constant and float(
+            if p.source and not (p.source[0].is_constant and float(
                     p.source[0](np.zeros((3, 1)))[0]) == 0.0):
                 raise ConfigError("problem.source", "steady C-LIF runs solve Laplace: source "
                                   "must be 0")
@@ -147,5 +147,5 @@ class ClifRun(Table):
         grid = self.mesh.model_dump(exclude={"kind"}) if isinstance(self.mesh, GridTable) \
             else None
         mesh = None if grid is not None else self.mesh
-        return CLIFRunConfig(mesh, grid, self.problem.spec(doc["problem"]), self.clif,
-                             self.training, copy.deepcopy(doc))
+        return CLIFRunConfig(mesh, grid, self.problem, self.clif, self.training,
+                             copy.deepcopy(doc))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from meshes import DistributedMesh
 
-from ..config import ProblemSpec
+from ..config import ProblemTable
 from ..operators import dirichlet_arrays
 from .common import Solution, SpaceTimeSeries, phase_field
 from .elasticity import ElasticityProblem, lame
@@ -38,12 +38,12 @@ PROBLEMS = {
 }
 
 
-def build_problem(dmesh: DistributedMesh, spec: ProblemSpec):
+def build_problem(dmesh: DistributedMesh, spec: ProblemTable):
     """The problem object for a validated spec on a mesh (collective)."""
     return PROBLEMS[spec.type](dmesh, spec)
 
 
-def solve(dmesh: DistributedMesh, spec: ProblemSpec) -> Solution:
+def solve(dmesh: DistributedMesh, spec: ProblemTable) -> Solution:
     """Build and solve (collective)."""
     return build_problem(dmesh, spec).solve()
 

@@ -19,7 +19,7 @@ class BuiltinProblem:
     """Base of the problems built from a ``[problem]`` spec: their name is the spec's type."""
 
     vector = False
-    spec: object  # fem.config.ProblemSpec
+    spec: object  # fem.config.ProblemTable
 
     @property
     def name(self) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from meshes import DistributedMesh
 from meshes.fenics import dolfinx, ufl
 
-from ..config import ProblemSpec
+from ..config import ProblemTable
 from ..errors import ConfigError
 from ..solvers import LinearSolver, global_norms
 from .common import BuiltinProblem, Solution, dirichlet, facet_measure, phase_field, source_term
@@ -46,7 +46,7 @@ class ElasticityProblem(BuiltinProblem):
 
     vector = True
 
-    def __init__(self, dmesh: DistributedMesh, spec: ProblemSpec):
+    def __init__(self, dmesh: DistributedMesh, spec: ProblemTable):
         self.dmesh, self.spec = dmesh, spec
         mesh = dmesh.mesh
         gdim = mesh.geometry.dim

@@ -12,14 +12,14 @@ admissible test function (Hill–Mandel).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from meshes import DistributedMesh
 from meshes.fenics import MPI, dolfinx, ufl
 
-from ..config import BoundarySpec, ProblemSpec
+from ..config import BCTable, ProblemTable
 from ..errors import ConfigError
 from ..solvers import global_norms
 from .common import ALL_BOUNDARY, BuiltinProblem, Solution
@@ -103,12 +103,13 @@ class HomogenisationProblem(BuiltinProblem):
 
     vector = True
 
-    def __init__(self, dmesh: DistributedMesh, spec: ProblemSpec):
+    def __init__(self, dmesh: DistributedMesh, spec: ProblemTable):
         if dmesh.tdim != 3:
             raise ConfigError("mesh.kind", f"homogenisation needs a 3D RVE, got {dmesh.tdim}D")
         self.dmesh, self.spec = dmesh, spec
-        bc = BoundarySpec(ALL_BOUNDARY, "affine", strain=unit_strain(0).tolist(), key="problem.bcs")
-        self.elastic = ElasticityProblem(dmesh, replace(spec, bcs=[bc], source=[]))
+        bc = BCTable(boundary=ALL_BOUNDARY, type="affine", strain=unit_strain(0).tolist())
+        self.elastic = ElasticityProblem(dmesh, spec.model_copy(update={"bcs": [bc],
+                                                                        "source": []}))
         self.V = self.elastic.V
         self.stiffness, self.mass, self.load = (
             self.elastic.stiffness,

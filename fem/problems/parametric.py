@@ -1,6 +1,7 @@
 """Parametric problems: one built-in problem over a box of parameters, affinely decomposed.
 
-A :class:`ParametricProblem` is a ``[problem]`` table plus a :class:`fem.parameters.ParameterBox`.
+A :class:`ParametricProblem` is a ``[problem]`` table plus a ``[parameters]`` table
+(:class:`fem.parameters.ParametersTable`).
 Its discrete operator, load and Dirichlet data are affine in functions of μ,
 
     K(μ) = Σ_q θ_q(μ) K_q,     b(μ) = Σ_k c_k(μ) b_k,     g(μ) = Σ_k c_k(μ) g_k,
@@ -33,10 +34,10 @@ import numpy as np
 from meshes import DistributedMesh
 from meshes.fenics import MPI, ufl
 
-from ..config import ProblemSpec, parse_problem
+from ..config import ProblemTable, parse_problem
 from ..errors import ConfigError
 from ..operators import assemble_owned_csr, assemble_owned_vector, dirichlet_arrays
-from ..parameters import ParameterBox
+from ..parameters import ParametersTable, parse_parameters
 from .elasticity import epsilon, lame
 from .homogenisation import VOIGT, unit_strain
 
@@ -71,7 +72,7 @@ class AffineOperators:
 class ParametricProblem:
     """A built-in problem over a parameter box (see the module docstring)."""
 
-    def __init__(self, dmesh: DistributedMesh, spec: ProblemSpec, box: ParameterBox) -> None:
+    def __init__(self, dmesh: DistributedMesh, spec: ProblemTable, box: ParametersTable) -> None:
         if spec.type not in PARAMETRIC_TYPES:
             raise ConfigError("problem.type", f"{spec.type!r} has no parametric form (one of "
                               f"{', '.join(PARAMETRIC_TYPES)})")
@@ -91,8 +92,6 @@ class ParametricProblem:
     def from_tables(cls, dmesh: DistributedMesh, problem: dict, parameters: dict
                     ) -> ParametricProblem:
         """From a ``[problem]`` and a ``[parameters]`` table (dicts), both validated."""
-        from ..parameters import parse_parameters
-
         return cls(dmesh, parse_problem(problem), parse_parameters(parameters))
 
     @property
@@ -131,11 +130,11 @@ class ParametricProblem:
                     bc["strain"] = strain.tolist()
         return t
 
-    def spec_at(self, mu: np.ndarray) -> ProblemSpec:
+    def spec_at(self, mu: np.ndarray) -> ProblemTable:
         """The validated spec of the trainable problem at μ (its FEM solve is the reference)."""
         return parse_problem(self.table_at(mu))
 
-    def homogenisation_spec_at(self, mu: np.ndarray) -> ProblemSpec:
+    def homogenisation_spec_at(self, mu: np.ndarray) -> ProblemTable:
         """The six-load-case homogenisation spec at μ's moduli (homogenisation problems)."""
         t = self.table_at(mu)
         t = {k: v for k, v in t.items() if k in ("degree", "materials", "solver",
@@ -264,7 +263,7 @@ def _source_text(source) -> str:
     return str(source)
 
 
-def _role(name: str, spec: ProblemSpec, dmesh: DistributedMesh) -> str:
+def _role(name: str, spec: ProblemTable, dmesh: DistributedMesh) -> str:
     """'operator' or 'load' for a parameter name valid for this problem, else a ConfigError."""
     kind, _, what = name.partition(".")
     key = f"parameters.ranges.{name}"

@@ -24,7 +24,7 @@ class Problem(Protocol):
     load: Any
     bcs: list
     vector: bool
-    #: the strong form (coefficients, source, boundary data: a ``fem.config.ProblemSpec``)
+    #: the strong form (coefficients, source, boundary data: a ``fem.config.ProblemTable``)
     #: when the problem is built from one, else None; the sp and autograd residuals and the
     #: PDE-free lift need it, the Galerkin energy does not
     strong_form: Any

@@ -7,7 +7,7 @@ from __future__ import annotations
 from meshes import DistributedMesh
 from meshes.fenics import dolfinx, ufl
 
-from ..config import ProblemSpec
+from ..config import ProblemTable
 from ..solvers import LinearSolver, global_norms
 from .common import BuiltinProblem, Solution, dirichlet, facet_measure, phase_field, source_term
 
@@ -15,7 +15,7 @@ from .common import BuiltinProblem, Solution, dirichlet, facet_measure, phase_fi
 class ScalarEllipticProblem(BuiltinProblem):
     """−∇·(k∇u) + κ²u = f with Dirichlet/Neumann data (κ = 0: Poisson)."""
 
-    def __init__(self, dmesh: DistributedMesh, spec: ProblemSpec):
+    def __init__(self, dmesh: DistributedMesh, spec: ProblemTable):
         self.dmesh, self.spec = dmesh, spec
         mesh = dmesh.mesh
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", spec.degree))

@@ -19,7 +19,7 @@ import numpy as np
 from meshes import DistributedMesh
 from meshes.fenics import PETSc, dolfinx, ufl
 
-from ..config import ProblemSpec
+from ..config import ProblemTable
 from ..errors import ConfigError, SolverError
 from ..evaluate import PointEvaluator, grid_points
 from ..progress import progress
@@ -56,7 +56,7 @@ class _Transient(BuiltinProblem):
         for upd in self.bc_updates:
             upd(float(self.t_new.value))
 
-    def _setup(self, dmesh: DistributedMesh, spec: ProblemSpec):
+    def _setup(self, dmesh: DistributedMesh, spec: ProblemTable):
         self.dmesh, self.spec = dmesh, spec
         mesh = dmesh.mesh
         self.V = dolfinx.fem.functionspace(mesh, ("Lagrange", spec.degree))
@@ -85,7 +85,7 @@ class _Transient(BuiltinProblem):
 class HeatProblem(_Transient):
     """u_t = ∇·(k∇u) + f, θ-scheme in time, Lagrange P_k in space."""
 
-    def __init__(self, dmesh: DistributedMesh, spec: ProblemSpec):
+    def __init__(self, dmesh: DistributedMesh, spec: ProblemTable):
         self._setup(dmesh, spec)
         mesh = dmesh.mesh
         self.k = phase_field(dmesh, spec.coefficients, "problem.coefficients")
@@ -144,7 +144,7 @@ class HeatProblem(_Transient):
 class BurgersProblem(_Transient):
     """1D viscous Burgers u_t + u u_x = ν u_xx, θ-scheme, Newton (SNES) per step."""
 
-    def __init__(self, dmesh: DistributedMesh, spec: ProblemSpec):
+    def __init__(self, dmesh: DistributedMesh, spec: ProblemTable):
         require_dimension(dmesh, (1,), "burgers")
         self._setup(dmesh, spec)
         self.uh = dolfinx.fem.Function(self.V, name="u")

@@ -164,14 +164,14 @@ def test_energy_counts_of_a_tiny_circuit_equal_hand_counts():
 
 def test_non_symmetric_operator_is_refused_naming_the_key():
     K = sp.csr_matrix(np.array([[2.0, -1.0], [-0.5, 2.0]]))
-    with pytest.raises(CircuitError, match=r"^circuit\.operator: not symmetric") as err:
+    with pytest.raises(CircuitError, match=r"^config circuit\.operator: not symmetric") as err:
         Circuit(K, np.ones(2), CircuitParams())
     assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("neurons", [0, -4, 3, 2.0])
 def test_bad_neurons_per_dof_are_refused_naming_the_key(neurons):
-    with pytest.raises(CircuitError, match=r"^circuit\.neurons: ") as err:
+    with pytest.raises(CircuitError, match=r"^config circuit\.neurons: ") as err:
         CircuitParams(neurons=neurons)
     assert "\n" not in str(err.value)
 
@@ -182,8 +182,8 @@ def test_time_step_above_the_stability_bound_is_refused_naming_the_key():
     check_stable(p, L)
     limit = stable_dt(p, L)
     bad = CircuitParams(**{**p.as_dict(), "dt": 1.05 * limit})
-    with pytest.raises(CircuitError, match=r"^circuit\.dt: .* above the stability bound") as e:
+    with pytest.raises(CircuitError, match=r"^config circuit\.dt: .* above the stability bound") as e:
         check_stable(bad, L)
     assert "\n" not in str(e.value)
-    with pytest.raises(CircuitError, match=r"^circuit\.dt: "):
+    with pytest.raises(CircuitError, match=r"^config circuit\.dt: "):
         CircuitParams(dt=0.1, mode="fixed")  # fixed point needs a power of two
