@@ -10,7 +10,9 @@ drift in quanta (exactly 0 by construction), boundary/source/total quanta, spike
 and activity of the interface neurons, the energy per step of the spiking update against a
 float finite-volume update, the training settings, and figures: rollout curves (error,
 total quanta, spikes), u against the reference at the cell centroids, and the training
-curves from ``metrics.jsonl``. Written through :func:`validation.report.write_report`.
+curves from ``metrics.jsonl``, and the network beside the float finite-volume update of the
+same case (for a run with ``clif.flux_from``: the transferred network; see
+:mod:`coupling.runs.clif_transfer`). Written through :func:`validation.report.write_report`.
 
 Collective: every rank rebuilds the problem; rank 0 rolls out and broadcasts; on DOLFINx
 meshes the fields are gathered for a PyVista view and written as XDMF (``fields.xdmf``).
@@ -61,6 +63,7 @@ def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
         "energy_ratio": numbers["energy"]["ratio"],
         "energy_ratio_compute": numbers["energy"].get("ratio_compute"),
         "rollout": numbers,
+        "tables": [comparison_table(disc, numbers)],
         "geometry": _geometry(pb, comm.size),
         "training": _training(disc, records),
         "config": disc.cfg.resolved(),
@@ -180,6 +183,30 @@ def _mesh_fields(pb, out: dict, run_dir: Path, comm, html_scene: bool) -> dict[s
                           f"{out['t']:.4g} (3D: corner clipped to show the inside)"}
 
 
+def comparison_table(disc, numbers: dict) -> tuple[str, list[str], list[list[str]]]:
+    """The network (trained on this case, or transferred from ``clif.flux_from``) beside
+    the float finite-volume update on this case: rel. L2 error final and max, drift."""
+    c, fv = disc.cfg.clif, numbers.get("float_fv") or {}
+    if c.flux_from:
+        how = (f"{disc.step} steps on this case from it" if disc.step else "unchanged")
+        origin = f"transferred from {c.flux_from} ({how})"
+    else:
+        origin = f"trained on this case ({disc.step} steps)"
+
+    def pct(v):
+        return "n/a" if v is None else f"{v:.3%}"
+
+    rows = [[f"C-LIF flux network, {origin}", pct(numbers["rel_l2"]),
+             pct(numbers["rel_l2_max"]), f"{numbers['mass_drift']} / "
+             f"{numbers['mass_drift_max']}"],
+            [fv.get("scheme", "float FV"), pct(fv.get("rel_l2")), pct(fv.get("rel_l2_max")),
+             "float: not counted"]]
+    return (f"The flux network against the float finite-volume update (same case, Δt, "
+            f"horizon; vs the {_reference(disc.pb)})",
+            ["solver", "rel. L2 (final)", "rel. L2 (max)", "drift in quanta (final / max)"],
+            rows)
+
+
 def _reference(pb) -> str:
     return "exact solution" if pb.dmesh is None else "FEM reference"
 
@@ -206,11 +233,13 @@ def _training(disc, records: list[dict]) -> dict:
 
 def _describe(disc, numbers: dict) -> str:
     pb, c = disc.pb, disc.cfg.clif
+    trained = (f"transferred from the C-LIF run {c.flux_from} (flux_from) and trained"
+               if c.flux_from else "trained")
     what = ("relaxed in pseudo-time to the steady state" if pb.steady
             else f"rolled out from t = 0 to t = {pb.t_end:g}")
     return (f"PISNN's conservative spiking solver (C-LIF neurons on the facets moving integer "
             f"quanta of {numbers['quantum']:.3g} between cells; flux network {c.hidden}) "
-            f"trained {disc.step} steps on rollout windows of {c.window} steps from "
+            f"{trained} {disc.step} steps on rollout windows of {c.window} steps from "
             f"t ≤ {c.train_until:g}, then {what} in {numbers['rollout_steps']} integer steps "
             f"on {_mesh_kind(pb)} and compared with the {_reference(pb)} as cell averages.")
 

@@ -41,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory to create")
     p.add_argument("--steps", type=int, help="override training.steps")
     p.add_argument("--force", action="store_true", help="reuse a run directory that has a run")
+    p.add_argument("--flux-from", metavar="RUN", help="model = \"clif\": use the flux network "
+                   "of the trained C-LIF run RUN (sets clif.flux_from; unchanged: "
+                   "training.steps = 0 unless --steps is given)")
     _common(p)
     p.set_defaults(handler=train)
     from coupling.cli import run_command
@@ -185,8 +188,11 @@ def train(args: argparse.Namespace) -> int:
     """Start a run of CONFIG in --out (refused if a run is there, unless --force)."""
     from fem.config import load_toml
 
-    doc = _with_steps(load_toml(args.config), args.steps)
-    return _run(doc, Path(args.out), args, resume_run=False)
+    doc = load_toml(args.config)
+    if args.flux_from is not None and isinstance(doc, dict):  # a transfer: unchanged unless --steps
+        doc = _with_steps(doc, 0 if args.steps is None else args.steps)
+        doc.setdefault("clif", {})["flux_from"] = args.flux_from
+    return _run(_with_steps(doc, args.steps), Path(args.out), args, resume_run=False)
 
 
 def resume(args: argparse.Namespace) -> int:

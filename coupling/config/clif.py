@@ -61,6 +61,9 @@ class CLIFSpec(Table):
     modes: PositiveInt = 3
     records: between(2, MAX_COUNT, integer=True) = 11
     evaluate_every: between(0, MAX_COUNT, integer=True) = 0
+    # a trained C-LIF run directory whose flux network this run uses (coupling.runs.
+    # clif_transfer): unchanged with training.steps = 0, as initialisation with steps > 0
+    flux_from: Annotated[str, Field(min_length=1)] | None = None
 
 
 class CLIFTraining(Table):
@@ -91,7 +94,7 @@ class CLIFRunConfig:
     def resolved(self) -> dict:
         """The config with every [clif] and [training] default filled in."""
         doc = copy.deepcopy(self.raw)
-        doc["clif"] = self.clif.model_dump()
+        doc["clif"] = self.clif.model_dump(exclude_none=True)  # TOML has no null
         doc["training"] = self.training.model_dump(exclude_none=True)  # TOML has no null
         return doc
 

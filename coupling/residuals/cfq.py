@@ -14,7 +14,9 @@ neurons (:class:`spiking.CLIF`) move signed spike counts between cells
    (steady problems, relaxation in pseudo-time) with rel. L2 error, mass drift in quanta
    (Σ N − N(0) − boundary − source quanta; exactly 0), spike counts and energy per step —
    at the last step and every ``clif.evaluate_every`` steps (a rollout costs many
-   training steps); ``rollout.json`` and ``clif_fields.npz`` hold the final one.
+   training steps); ``rollout.json`` and ``clif_fields.npz`` hold the final one, whose
+   numbers also hold ``float_fv``: the float finite-volume update of the same case
+   (:mod:`coupling.residuals.cfq_fv`), its error beside the network's.
 
 Config: ``[mesh]`` (or ``kind = "grid"``), ``[problem]``, ``[clif]`` and ``[training]``,
 validated by :mod:`coupling.config.clif`.
@@ -28,13 +30,13 @@ The evaluation rollout is serial: rank 0 runs it and broadcasts the numbers.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from coupling.config.clif import CLIFRunConfig
+from coupling.residuals.cfq_fv import fv_evaluate, rel_l2
 from coupling.residuals.cfq_problem import CLIFProblem
 from coupling.training.checkpoint import atomic_write
 from spiking import CLIFSolver, FluxNet
@@ -108,21 +110,16 @@ class RolloutWindows:
         """Integer rollout from t = 0 over the whole horizon: errors, drift, spikes, energy."""
         pb, sol = self.pb, self.solver
         state = sol.init_state(torch.as_tensor(pb.initial()), 0.0)
-        rec_steps = np.unique(np.round(np.linspace(0, pb.steps, self.cfg.clif.records))
-                              .astype(int))
-        if pb.dmesh is not None and not pb.steady:  # FEM reference exists at FEM steps only
-            rec_steps = np.unique(np.round(rec_steps / pb.per_fem).astype(int) * pb.per_fem)
+        rec_steps = self.record_steps()
         counts = np.zeros((5, pb.steps), dtype=np.int64)  # moved, fired, evaluated, ...
         curve = {"t": [], "rel_l2": [], "mass_drift": [], "total_quanta": []}
         w = pb.geo.volumes
 
         def record():
             u = sol.values(state.quanta).numpy()
-            r = pb.reference(pb.snap(state.t) if not pb.steady else 0.0)
-            den = float(np.sum(w * r**2))
             curve["t"].append(state.t)
-            curve["rel_l2"].append(math.sqrt(float(np.sum(w * (u - r) ** 2)) / den)
-                                   if den else None)
+            curve["rel_l2"].append(rel_l2(u, pb.reference(pb.snap(state.t) if not pb.steady
+                                                            else 0.0), w))
             curve["mass_drift"].append(state.drift())
             curve["total_quanta"].append(state.total())
 
@@ -134,10 +131,20 @@ class RolloutWindows:
                 done += 1
             state.t = done * pb.dt  # no round-off drift of t over many steps
             record()
-        if keep:
+        out = self._summary(curve, counts, state)
+        if keep:  # the final rollout: also the float FV update on the same case
             self.final = {"curve": curve, "moved": counts[0], "fired": counts[1],
                           "state": state}
-        return self._summary(curve, counts, state)
+            out["float_fv"] = fv_evaluate(self)
+        return out
+
+    def record_steps(self) -> np.ndarray:
+        """The steps at which a rollout from t = 0 is compared with the reference."""
+        pb = self.pb
+        rec = np.unique(np.round(np.linspace(0, pb.steps, self.cfg.clif.records)).astype(int))
+        if pb.dmesh is not None and not pb.steady:  # FEM reference exists at FEM steps only
+            rec = np.unique(np.round(rec / pb.per_fem).astype(int) * pb.per_fem)
+        return rec
 
     def _summary(self, curve: dict, counts: np.ndarray, state) -> dict:
         pb, sol = self.pb, self.solver

@@ -3,8 +3,11 @@
 The loss is :class:`coupling.residuals.cfq.RolloutWindows` (rollout windows of the flux
 network, Zhang & Wang, arXiv 2511.21784); this module builds it from a validated config,
 trains it through :func:`coupling.fit` with the usual callbacks (metrics, checkpoints,
-resume), writes the run directory (``config.toml``, ``metrics.jsonl``, checkpoints, and at
-the end ``rollout.json`` and ``clif_fields.npz``), and rebuilds a trained run for reports.
+resume), from another run's flux network with ``clif.flux_from``
+(:mod:`coupling.runs.clif_transfer`; with 0 steps that network unchanged, still
+checkpointed so that reports rebuild it); writes the run directory (``config.toml``, ``metrics.jsonl``,
+checkpoints, and at the end ``rollout.json`` and ``clif_fields.npz``), and rebuilds a
+trained run for reports.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from coupling.config import parse_clif_config
 from coupling.config.clif import CLIFRunConfig
 from coupling.residuals.cfq import RolloutWindows
 from coupling.residuals.cfq_problem import CLIFProblem
+from coupling.runs.clif_transfer import with_flux_from
 from coupling.runs.network import RunResult
 from coupling.training.callbacks import Checkpoints, MetricsLog
 from coupling.training.checkpoint import CheckpointError, atomic_write, config_hash, load_checkpoint
@@ -34,8 +38,10 @@ class _Clock(Callback):
     the steps already taken (the windows of an uninterrupted run follow); writes the
     rollout files at the end."""
 
-    def __init__(self, disc: RolloutWindows, run_dir: Path, log: MetricsLog) -> None:
+    def __init__(self, disc: RolloutWindows, run_dir: Path, log: MetricsLog,
+                 checkpoints: Checkpoints) -> None:
         self.disc, self.run_dir, self.log, self.logged = disc, run_dir, log, False
+        self.checkpoints = checkpoints
 
     def on_start(self, state: FitState) -> None:
         disc = self.disc
@@ -56,6 +62,7 @@ class _Clock(Callback):
                                     "lr": state.optimizer.param_groups[0]["lr"],
                                     **result.measures, "wall_s": state.wall_s, "ranks":
                                     state.comm.size})
+            self.checkpoints.on_checkpoint(state, False)  # the network a report rebuilds
         if state.comm.rank == 0 and result.measures.get("final") and self.disc.final:
             self.disc.write_outputs(self.run_dir, result.measures)
 
@@ -80,14 +87,19 @@ def train_clif(cfg: CLIFRunConfig, run_dir: Path, comm, resume: bool):
     run_dir = Path(run_dir)
     if comm.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+    # clif.flux_from: the source's network (a resume restores it from its own checkpoint)
+    cfg, source = with_flux_from(cfg, comm) if not resume else (cfg, None)
     net, disc = build_clif(cfg, comm)
+    if source is not None:
+        net.load_state_dict(source.net.state_dict())  # weights and u_s, unchanged
     if comm.rank == 0:
         text = tomli_w.dumps(cfg.resolved()).encode()
         atomic_write(run_dir / CONFIG, lambda f: f.write(text))
     t = cfg.training
     log = MetricsLog(run_dir, resume=resume)
-    callbacks = [Checkpoints(run_dir, config_hash(cfg.resolved()), keep=t.keep_checkpoints,
-                             resume=resume), log, _Clock(disc, run_dir, log)]
+    ckpt = Checkpoints(run_dir, config_hash(cfg.resolved()), keep=t.keep_checkpoints,
+                       resume=resume)
+    callbacks = [ckpt, log, _Clock(disc, run_dir, log, ckpt)]
     with torch_threads(len(disc.pb.geo.pairs)):
         result = fit(net, disc, steps=t.steps, lr=t.lr,
                      schedule=t.schedule if t.steps else "none", log_every=t.log_every,
