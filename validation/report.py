@@ -186,6 +186,7 @@ def clif_tables(summary: dict) -> list[tuple[str, list[str], list[list[str]]]]:
                      _fmt(en.get("float_fv_compute_pj")), _fmt(en.get("ratio_compute"))],
                     ["whole rollout (µJ)", _fmt(en["rollout_spiking_uj"]),
                      _fmt(en["rollout_float_fv_uj"]), ""]]))
+    out += [tuple(t) for t in summary.get("tables", ())]  # (title, header, rows) of the run
     tr = summary["training"]
     rows = [["steps trained", _fmt(summary["step"])], ["final loss", _fmt(tr["loss"])]]
     rows += [[f"{table}.{k}", _fmt(v)] for table in ("clif", "training")
