@@ -1,4 +1,5 @@
-"""The layering of the five packages (and benchmarks), checked by import-linter's contracts.
+"""The layering of the five packages (and benchmarks), checked by import-linter's contracts,
+and the config's shape: one schema class per table, one config error type.
 
 The contracts live in pyproject.toml (``[tool.importlinter]``): meshes ← fem ←
 coupling | validation ← benchmarks, spiking beside fem and free of DOLFINx, only the CLI
@@ -14,12 +15,15 @@ import os
 import shutil
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("meshes", "fem", "spiking", "coupling", "validation", "benchmarks")
+PACKAGES = ("neurofem_errors", "meshes", "fem", "spiking", "coupling", "validation",
+            "benchmarks")
 LINT = Path(sys.executable).with_name("lint-imports")
 
 
@@ -103,3 +107,142 @@ def test_the_cli_parser_imports_neither_torch_nor_dolfinx():
                          cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+# -- the config: one schema class per table, no dataclass mirroring one, one error type ---
+
+def _models(annotation) -> list[type]:
+    """The pydantic models an annotation names (through Optional, unions, Annotated, lists
+    and dicts), in order, without repeats."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found = []
+    for arg in typing.get_args(annotation):
+        found += [m for m in _models(arg) if m not in found]
+    return found
+
+
+def _tables() -> dict[str, dict[str, list[type]]]:
+    """{run model: {top-level key: the schema classes of that table}}."""
+    from coupling.config import ClifRun, NetworkRun
+
+    return {run.__name__: {key: _models(field.annotation)
+                           for key, field in run.model_fields.items() if key != "model"}
+            for run in (NetworkRun, ClifRun)}
+
+
+def _all_schemas(models) -> set[type]:
+    """The models and every table nested in them."""
+    seen: set[type] = set()
+    todo = list(models)
+    while todo:
+        m = todo.pop()
+        if m not in seen:
+            seen.add(m)
+            todo += [n for f in m.model_fields.values() for n in _models(f.annotation)]
+    return seen
+
+
+def _dataclass_fields(path: Path) -> dict[str, set[str]]:
+    """{class name: annotated field names} of the @dataclass classes of one module."""
+    out = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ClassDef) and any(
+                "dataclass" in ast.unparse(d) for d in node.decorator_list):
+            out[node.name] = {s.target.id for s in node.body if isinstance(s, ast.AnnAssign)
+                              and isinstance(s.target, ast.Name)
+                              and "ClassVar" not in ast.unparse(s.annotation)}
+    return out
+
+
+def _mirrors(paths, schemas) -> set[tuple[str, str]]:
+    """(dataclass, schema) pairs where a dataclass holds most of a table's keys (3 or more
+    keys, 3/4 of them): a second record of the same table."""
+    found = set()
+    for path in paths:
+        for name, fields in _dataclass_fields(path).items():
+            for m in schemas:
+                keys = set(m.model_fields)
+                if len(keys) >= 3 and len(keys & fields) >= 0.75 * len(keys):
+                    found.add((f"{path.stem}.{name}", m.__name__))
+    return found
+
+
+# Python-API records that still repeat a table's keys (the next ones to merge; each is
+# what a lower layer's Python API takes, its table the TOML schema of it):
+# fem.solvers.SolverSettings (LinearSolver, fem.VariationalProblem(solver=...)) ↔
+# [problem.solver]; spiking.energy.EnergyTable (the price table) ↔ [energy];
+# coupling.training.levels.Level (fit's coarse-to-fine levels) ↔ [[training.levels]].
+KNOWN_MIRRORS = {("solvers.SolverSettings", "SolverTable"), ("energy.EnergyTable", "EnergySpec"),
+                 ("levels.Level", "LevelSpec")}
+
+
+def test_every_config_table_has_one_schema_class():
+    counts = {run: {key: len(models) for key, models in tables.items()}
+              for run, tables in _tables().items()}
+    # a clif run's [mesh] is one of two alternatives chosen by mesh.kind ("grid" or a
+    # builder kind), each one class; every other table is one class per run model
+    assert counts["NetworkRun"] == dict.fromkeys(counts["NetworkRun"], 1), counts
+    assert counts["ClifRun"] == {**dict.fromkeys(counts["ClifRun"], 1), "mesh": 2}, counts
+    assert {"mesh", "problem", "network", "training", "parameters"} <= set(counts["NetworkRun"])
+
+
+def test_no_dataclass_mirrors_a_config_table():
+    schemas = _all_schemas(m for t in _tables().values() for ms in t.values() for m in ms)
+    paths = [f for pkg in PACKAGES for f in sorted((ROOT / pkg).rglob("*.py"))]
+    assert _mirrors(paths, schemas) == KNOWN_MIRRORS
+
+
+def test_the_mirror_check_sees_a_planted_one(tmp_path):
+    from fem.config import TimeTable
+
+    planted = tmp_path / "m.py"
+    planted.write_text("from dataclasses import dataclass\n@dataclass\nclass TimeSpec:\n"
+                       "    t_end: float\n    dt: float\n    theta: float\n")
+    assert _mirrors([planted], {TimeTable}) == {("m.TimeSpec", "TimeTable")}
+
+
+def test_the_run_record_holds_the_validated_tables_themselves():
+    """What the code downstream reads is the schema instance (nothing rebuilt from dicts)."""
+    from coupling.config import parse_config
+    from fem.config import load_toml
+
+    for example in ("poisson-parametric.toml", "diffusion3d-clif.toml"):
+        cfg = parse_config(load_toml(ROOT / "examples" / example))
+        tables = _tables()["ClifRun" if hasattr(cfg, "clif") else "NetworkRun"]
+        held = {key: type(getattr(cfg, key)) for key in tables if hasattr(cfg, key)
+                and getattr(cfg, key) is not None}
+        assert len(held) >= 4, example
+        assert all(held[key] in tables[key] for key in held), (example, held)
+
+
+def test_there_is_one_config_error_type():
+    import neurofem_errors
+    import spiking
+    from fem.errors import ConfigError
+
+    names = [f"{f.parent.name}.{n.name}" for pkg in PACKAGES
+             for f in sorted((ROOT / pkg).rglob("*.py"))
+             for n in ast.walk(ast.parse(f.read_text()))
+             if isinstance(n, ast.ClassDef) and "ConfigError" in n.name]
+    assert names == ["neurofem_errors.ConfigError"]
+    assert spiking.SpikingConfigError is ConfigError is neurofem_errors.ConfigError
+
+
+@pytest.mark.parametrize("make, key", [
+    (lambda: __import__("spiking").MLPConfig.from_dict({"slope": 0}), "network.slope"),
+    (lambda: __import__("coupling.config").config.parse_config(
+        {"mesh": {"kind": "rectangle"}, "problem": {"type": "poisson"},
+         "network": {"slope": 0}}), "network.slope"),
+    (lambda: __import__("fem.config").config.parse_problem(
+        {"type": "heat", "time": {"t_end": 1.0, "dt": -1.0}}), "problem.time.dt"),
+    (lambda: __import__("fem.parameters").parameters.parse_parameters(
+        {"ranges": {"k": [2.0, 1.0]}}), "parameters.ranges.k"),
+    (lambda: __import__("spiking.circuit").circuit.CircuitParams(neurons=3), "circuit.neurons"),
+])
+def test_a_bad_value_in_any_layer_is_the_one_error_naming_its_key(make, key):
+    from neurofem_errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make()
+    assert str(err.value).startswith(f"config {key}: ") and "\n" not in str(err.value)

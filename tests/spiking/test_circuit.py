@@ -182,7 +182,8 @@ def test_time_step_above_the_stability_bound_is_refused_naming_the_key():
     check_stable(p, L)
     limit = stable_dt(p, L)
     bad = CircuitParams(**{**p.as_dict(), "dt": 1.05 * limit})
-    with pytest.raises(CircuitError, match=r"^config circuit\.dt: .* above the stability bound") as e:
+    with pytest.raises(CircuitError,
+                       match=r"^config circuit\.dt: .* above the stability bound") as e:
         check_stable(bad, L)
     assert "\n" not in str(e.value)
     with pytest.raises(CircuitError, match=r"^config circuit\.dt: "):

@@ -123,32 +123,34 @@ def test_from_config_round_trip():
 @pytest.mark.parametrize(
     "table, message",
     [
-        ({"hiden": [8]}, r"^config network\.hiden: unknown key"),
-        ({"hidden": 64}, r"^config network\.hidden: expected a list.*, got 64$"),
-        ({"hidden": [64, 0]}, r"^config network\.hidden\[1\]: expected a positive integer width.*, got 0$"),
-        ({"neuron": "izhikevich"}, r"^config network\.neuron: expected one of .*, got 'izhikevich'$"),
-        ({"activation": "sigmoid"}, r"^config network\.activation: .*φ\(0\) = 0\.5.*, got 'sigmoid'$"),
-        ({"activation": "swish"}, r"^config network\.activation: expected one of .*, got 'swish'$"),
-        ({"beta": 1.2}, r"^config network\.beta: expected a number in \[0, 1\], got 1\.2$"),
-        ({"num_steps": 0}, r"^config network\.num_steps: expected an integer in \[1, 1000\], got 0$"),
-        ({"num_steps": True}, r"^config network\.num_steps: .*, got True$"),
-        ({"surrogate": "atan"}, r"^config network\.surrogate: expected one of .*, got 'atan'$"),
-        ({"slope": 0}, r"^config network\.slope: expected a positive number, got 0$"),
-        ({"learn_beta": "yes"}, r"^config network\.learn_beta: expected true or false, got 'yes'$"),
-        ({"bounds": [[0, 0], [1, 0]]}, r"^config network\.bounds: .*lo < hi.*, got "),
-        ({"bounds": [[0, 0], [1]]}, r"^config network\.bounds: .*2 numbers.*, got "),
-        ({"output_scale": [1, 2]}, r"^config network\.output_scale: expected a number or.*, got \[1, 2\]$"),
-        ({"output_scale": 0}, r"^config network\.output_scale: scale must be nonzero, got 0$"),
-        ({"reset": "soft"}, r"^config network\.reset: expected one of .*, got 'soft'$"),
+        ({"hiden": [8]}, r"network\.hiden: unknown key"),
+        ({"hidden": 64}, r"network\.hidden: expected a list.*, got 64$"),
+        ({"hidden": [64, 0]}, r"network\.hidden\[1\]: expected a positive integer width.*, got 0$"),
+        ({"neuron": "izhikevich"}, r"network\.neuron: expected one of .*, got 'izhikevich'$"),
+        ({"activation": "sigmoid"}, r"network\.activation: .*φ\(0\) = 0\.5.*, got 'sigmoid'$"),
+        ({"activation": "swish"}, r"network\.activation: expected one of .*, got 'swish'$"),
+        ({"beta": 1.2}, r"network\.beta: expected a number in \[0, 1\], got 1\.2$"),
+        ({"num_steps": 0}, r"network\.num_steps: expected an integer in \[1, 1000\], got 0$"),
+        ({"num_steps": True}, r"network\.num_steps: .*, got True$"),
+        ({"surrogate": "atan"}, r"network\.surrogate: expected one of .*, got 'atan'$"),
+        ({"slope": 0}, r"network\.slope: expected a positive number, got 0$"),
+        ({"learn_beta": "yes"}, r"network\.learn_beta: expected true or false, got 'yes'$"),
+        ({"bounds": [[0, 0], [1, 0]]}, r"network\.bounds: .*lo < hi.*, got "),
+        ({"bounds": [[0, 0], [1]]}, r"network\.bounds: .*2 numbers.*, got "),
+        ({"output_scale": [1, 2]}, r"network\.output_scale: expected a number or.*, got \[1, 2\]$"),
+        ({"output_scale": 0}, r"network\.output_scale: scale must be nonzero, got 0$"),
+        ({"reset": "soft"}, r"network\.reset: expected one of .*, got 'soft'$"),
     ],
 )
 def test_config_errors_name_key_and_value(table, message):
-    with pytest.raises(SpikingConfigError, match=message):
+    with pytest.raises(SpikingConfigError, match=message) as err:
         mlp_from_config(table, in_dim=2)
+    assert str(err.value).startswith("config network.") and "\n" not in str(err.value)
 
 
 def test_config_in_dim_must_match_data():
-    with pytest.raises(SpikingConfigError, match=r"^config network\.in_dim: the data have 3 coordinates, got 2$"):
+    with pytest.raises(SpikingConfigError,
+                       match=r"^config network\.in_dim: the data have 3 coordinates, got 2$"):
         mlp_from_config({"in_dim": 2}, in_dim=3)
 
 
