@@ -1,11 +1,9 @@
 """The ``[mesh]`` and ``[problem]`` tables of a TOML config: pydantic schema and records.
 
-Each table has a schema (:mod:`fem.schema`: unknown keys refused, strict types, finite
-numbers in range, constant expressions folded), checked before any mesh or FEM work, and
-the record the solvers read: one pydantic model per table (:class:`MeshTable`,
-:class:`ProblemTable` with :class:`BCTable`, :class:`TimeTable`, ...), validated once, its
-type-dependent defaults filled in by the model itself; ``coupling.config`` embeds both
-tables. Errors name the key: ``config problem.degree: expected ...``.
+One pydantic model per table (:mod:`fem.schema`: unknown keys refused, strict types,
+finite numbers in range), checked once before any mesh or FEM work and then the record the
+solvers read (:class:`MeshTable`, :class:`ProblemTable` with :class:`BCTable`, ...);
+``coupling.config`` embeds both. Errors name the key: ``config problem.degree: ...``.
 
 Problem table::
 
@@ -27,10 +25,8 @@ Problem table::
     strain = [[...]]           # affine only: the macroscopic strain (3x3 or Voigt 6)
     [problem.time]             # heat / burgers
     t_end = 1.0, dt = 0.01, theta = 0.5, initial = "0"
-    [problem.output]           # sample grid for the space-time solution
-    points = 101, times = 101
-    [problem.solver]
-    method = "auto", rtol = 1e-10, lu_max_dofs = 60000
+    [problem.output]           # sample grid for the space-time solution: points = 101, times = 101
+    [problem.solver]           # method = "auto", rtol = 1e-10, lu_max_dofs = 60000
 
 The ``[mesh]`` table holds ``kind``, an optional ``size`` and the builder's options (as
 keys of the table or in ``options = {...}``), checked against the option table of
@@ -113,8 +109,7 @@ class MaterialTable(Table):
 
 
 class BCTable(Table):
-    """One ``[[problem.bcs]]`` entry (in a :class:`ProblemTable`: `value`, `component` and
-    `strain` kept only where the type uses them, a roller's value 0 unless given)."""
+    """One ``[[problem.bcs]]`` entry (value, component, strain: only where its type uses them)."""
 
     boundary: str
     type: Literal[VECTOR_BC_TYPES + ("neumann",)]
@@ -274,16 +269,13 @@ class ProblemTable(Table):
             self.source = []
         if self.type != "poisson_boltzmann":
             self.kappa = 0.0
-        if self.type in DEFAULT_THETA:
-            if self.time.theta is None:
-                self.time.theta = DEFAULT_THETA[self.type]
-        else:
+        if self.type not in DEFAULT_THETA:
             self.time = None
+        elif self.time.theta is None:
+            self.time.theta = DEFAULT_THETA[self.type]
         for i, bc in enumerate(self.bcs):
-            if bc.type == "roller" and bc.value is None:
-                bc.value = [expressions.parse(0.0)]
-            if bc.type == "affine":
-                bc.value = None
+            if bc.type == "affine" or (bc.type == "roller" and bc.value is None):
+                bc.value = None if bc.type == "affine" else [expressions.parse(0.0)]
             bc.component = bc.component if bc.type == "roller" else None
             bc.strain = bc.strain if bc.type == "affine" else None
             bc._key = f"problem.bcs[{i}]"
@@ -298,15 +290,23 @@ class ProblemTable(Table):
         """The table as given (JSON-normalised: the cache key and the run summary)."""
         return self._raw
 
-    # the sample grid of a space-time solution, as the resource estimates read it
-    output_points = property(lambda self: self.output.points)
+    output_points = property(lambda self: self.output.points)  # space-time sample grid
     output_times = property(lambda self: self.output.times)
 
     def digest(self) -> str:
         """A stable hash of the problem table (cache keys)."""
-        return hashlib.sha256(
-            json.dumps(self.raw, sort_keys=True, default=str).encode()
-        ).hexdigest()
+        return hashlib.sha256(json.dumps(self.raw, sort_keys=True).encode()).hexdigest()
+
+    def model_copy(self, *, update: dict | None = None, deep: bool = False) -> ProblemTable:
+        """A copy with `update` applied to the table and to :attr:`raw` (its cache key)."""
+        out = super().model_copy(update=update, deep=deep)
+        out._raw = json.loads(json.dumps({**self._raw, **(update or {})}, default=_plain))
+        return out
+
+
+def _plain(v: Any) -> Any:
+    """A table entry as JSON: a table's keys, an expression's text."""
+    return v.model_dump() if isinstance(v, BaseModel) else getattr(v, "text", str(v))
 
 
 def _check_shape(value: Any, listed: bool, key: str) -> None:

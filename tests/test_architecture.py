@@ -190,7 +190,7 @@ def test_every_config_table_has_one_schema_class():
 def test_no_dataclass_mirrors_a_config_table():
     schemas = _all_schemas(m for t in _tables().values() for ms in t.values() for m in ms)
     paths = [f for pkg in PACKAGES for f in sorted((ROOT / pkg).rglob("*.py"))]
-    assert _mirrors(paths, schemas) == KNOWN_MIRRORS
+    assert _mirrors(paths, schemas) <= KNOWN_MIRRORS  # no new one (measured: 3 left)
 
 
 def test_the_mirror_check_sees_a_planted_one(tmp_path):

@@ -24,9 +24,9 @@ from pathlib import Path
 from coupling.training.errors import CheckpointError, TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
-from spiking import SpikingConfigError
 
-USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError, OSError)
+# FemError: every bad request, the one ConfigError (any layer's config keys) included
+USER_ERRORS = (FemError, MeshError, CheckpointError, TrainingError, OSError)
 
 CONFIG = Path(str(resources.files(__package__) / "configs" / "demo-rve-elasticity.toml"))
 UNITS = {"length": "mm", "displacement": "mm", "stress": "GPa"}

@@ -19,9 +19,9 @@ from pathlib import Path
 from coupling.training.errors import CheckpointError, TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
-from spiking import SpikingConfigError
 
-USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError)
+# FemError: every bad request, the one ConfigError (any layer's config keys) included
+USER_ERRORS = (FemError, MeshError, CheckpointError, TrainingError)
 
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from coupling.training.errors import CheckpointError, TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
-from spiking import SpikingConfigError
 
-USER_ERRORS = (FemError, MeshError, SpikingConfigError, CheckpointError, TrainingError, OSError)
+# FemError: every bad request, the one ConfigError (any layer's config keys) included
+USER_ERRORS = (FemError, MeshError, CheckpointError, TrainingError, OSError)
 SIGNAL_EXIT = 128  # a run stopped by signal N exits with 128 + N (SIGTERM 143, SIGINT 130)
 
 
