@@ -29,8 +29,10 @@ import numpy as np
 import torch
 
 from coupling.config.clif import CLIFRunConfig
+from fem.config import OutputTable
 from fem.errors import ConfigError
 from fem.fv_geometry import grid_cell_average, grid_geometry, stable_dt
+from meshes.fenics import dolfinx
 from spiking.cfq import FIXED_VALUE, INSULATED, PRESCRIBED_FLUX
 
 
@@ -48,7 +50,7 @@ class CLIFProblem:
             self.h = (np.asarray(g["upper"]) - np.asarray(g["lower"])) / np.asarray(g["n"])
             self.dmesh = None
         else:
-            from fem.volumes import finite_volumes
+            from fem.volumes import finite_volumes  # deferred: loads Gmsh
 
             self.dmesh = cfg.mesh.build(comm)
             self.geo = finite_volumes(self.dmesh)
@@ -114,8 +116,7 @@ class CLIFProblem:
         """Cell averages of an expression at time t (Gauss on grids, UFL quadrature else)."""
         if self.dmesh is None:
             return grid_cell_average(self.geo, expr.numpy(t), self.h, order=4)
-        from fem.volumes import cell_averages
-        from meshes.fenics import dolfinx
+        from fem.volumes import cell_averages  # deferred: loads Gmsh
 
         const = dolfinx.fem.Constant(self.dmesh.mesh, float(t))
         return cell_averages(self.dmesh, expr.ufl(self.dmesh.mesh, const), self.geo.volumes)
@@ -140,13 +141,16 @@ class CLIFProblem:
 
     def _fem_reference(self) -> None:
         """FEM heat solution (θ-scheme, fem.HeatProblem) as cell averages at every FEM step."""
-        from fem.problems import HeatProblem
-        from fem.volumes import cell_averages
+        from fem.problems import HeatProblem  # deferred: loads Gmsh
+        from fem.volumes import cell_averages  # deferred: loads Gmsh
 
         spec = self.cfg.problem
         if spec.type != "heat":
             raise ConfigError("problem.type", "on DOLFINx meshes model 'clif' solves heat")
         snaps = []
+        # the cell averages are the reference: skip the space-time sample grid (101 points
+        # per axis at 101 times by default: most of the solve's time in 3D)
+        spec = spec.model_copy(update={"output": OutputTable(points=2, times=2)})
         HeatProblem(self.dmesh, spec).solve(
             on_step=lambda step, u: snaps.append(cell_averages(self.dmesh, u, self.geo.volumes)))
         self.fem_times = np.arange(spec.time.steps + 1) * spec.time.dt
