@@ -61,7 +61,7 @@ class FluxSource:
     def describe(self) -> str:
         """One line: where the network comes from and what it was trained on."""
         c, p = self.cfg, self.cfg.problem
-        mesh = (f"{'x'.join(str(n) for n in c.grid['n'])} grid" if c.grid is not None
+        mesh = (f"{'x'.join(str(n) for n in c.grid['n'])}-cell grid" if c.grid is not None
                 else f"'{c.mesh.kind}' mesh")
         return f"{self.run_dir} ({p.type} on a {mesh}, {self.step} steps)"
 
