@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 _CHILD = """
@@ -46,7 +47,6 @@ print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in t.it
 
 def main() -> None:
     """Run the measurement and print one JSON line per run."""
-    import tomllib
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("config")

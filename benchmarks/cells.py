@@ -21,8 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import measure
+from . import measure, peers
+from .circuit import run_cell_circuit
 from .grid import CONVERSION_T, METHODS, PROBLEMS, TARGETS, NotApplicable, Problem, method_config
+from .rivals import grid_fem
 
 
 def _autograd_batch(trainer, problem: Problem) -> int | None:
@@ -45,25 +47,21 @@ def run_cell(problem: Problem, method: str, quick: bool, workdir: Path, comm,
     except NotApplicable as exc:
         return {**record, "status": "n/a", "reason": str(exc)}
     if method == "deepxde":
-        from . import peers
-
         return {**record, **peers.run_deepxde(problem, doc, workdir, comm)}
     if method == "clif":
         return {**record, **run_clif(doc, workdir / problem.name / f"clif-n{comm.size}", comm)}
     if method == "circuit":
-        from .circuit import run_cell_circuit
-
         return {**record, **run_cell_circuit(doc, comm)}
     return {**record, **_run_network(problem, method, doc, workdir, comm)}
 
 
 def _run_network(problem: Problem, method: str, doc: dict, workdir: Path, comm) -> dict:
     """Train a coordinate network on the cell's config and measure it (collective)."""
-    import torch
+    import torch  # deferred: loads torch
 
-    from coupling.config import parse_run_config
-    from coupling.runs.network import Trainer
-    from coupling.training.parallel import set_threads_per_rank
+    from coupling.config import parse_run_config  # deferred: loads DOLFINx, torch
+    from coupling.runs.network import Trainer  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from coupling.training.parallel import set_threads_per_rank  # deferred: loads DOLFINx, torch
 
     set_threads_per_rank(comm)
     run_dir = workdir / problem.name / f"{method}-n{comm.size}"
@@ -135,9 +133,9 @@ def _time_to(records: list[dict], comm) -> dict:
 
 def run_clif(doc: dict, run_dir: Path, comm) -> dict:
     """Train and roll out one C-LIF cell; its error, drift, spikes and energy (collective)."""
-    from coupling.config import parse_clif_config
-    from coupling.residuals.cfq import ROLLOUT
-    from coupling.runs.clif import train_clif
+    from coupling.config import parse_clif_config  # deferred: loads DOLFINx, torch
+    from coupling.residuals.cfq import ROLLOUT  # deferred: loads DOLFINx, torch
+    from coupling.runs.clif import train_clif  # deferred: loads DOLFINx, torch, Gmsh, SciPy
 
     measure.reset_peak_memory()
     t0 = time.perf_counter()
@@ -170,7 +168,6 @@ def run_clif(doc: dict, run_dir: Path, comm) -> dict:
 
 def fem_rival(problem: Problem, quick: bool, comm) -> dict:
     """The FEM rival record of `problem` (collective); a failure is a record too."""
-    from .rivals import grid_fem
 
     try:
         return grid_fem(problem, quick, comm)
@@ -195,7 +192,7 @@ def worker(argv: list[str]) -> int:
     p.add_argument("--out", required=True)
     p.add_argument("--steps", type=int)
     a = p.parse_args(argv)
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_WORLD
     problem = PROBLEMS[a.problem]

@@ -19,7 +19,13 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+
+import tomli_w
+
+from . import measure
+from .grid import TARGETS as GRID_TARGETS
 
 SIZES = (0.2, 0.1, 0.06, 0.035, 0.02)
 NEURONS = (8, 16)
@@ -56,7 +62,6 @@ def _slope(xs: list[float], ys: list[float]) -> float:
 
 def disk(out: Path) -> None:
     """The disk table, records and log–log figure."""
-    import tomli_w
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -93,10 +98,10 @@ def _disk_row(size: float, n: int, s: dict) -> dict:
 
 def _disk_figure(rows: list[dict], path: Path) -> dict:
     """Steps and spikes to 1e-3 vs dofs, log–log, one line per neurons per node."""
-    import matplotlib
+    import matplotlib  # deferred: loads matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: loads matplotlib
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
     slopes = {}
@@ -242,15 +247,12 @@ def _provenance() -> str:
 def run_cell_circuit(doc: dict, comm) -> dict:
     """A bench-grid cell: the circuit of `doc`'s mesh and problem, measured against FEM
     (collective; the record carries the grid's keys: rel_l2, train_s, time_to, ...)."""
-    import time
 
-    from coupling import circuit as cc
-    from fem.circuit_system import circuit_system
-    from fem.config import parse_mesh, parse_problem
-    from fem.problems import build_problem
+    from coupling import circuit as cc  # deferred: loads DOLFINx, torch, SciPy
+    from fem.circuit_system import circuit_system  # deferred: loads DOLFINx, SciPy
+    from fem.config import parse_mesh, parse_problem  # deferred: loads DOLFINx
+    from fem.problems import build_problem  # deferred: loads DOLFINx, Gmsh
 
-    from . import measure
-    from .grid import TARGETS
 
     measure.reset_peak_memory()
     cfg = cc.parse_circuit(doc["circuit"])
@@ -266,7 +268,7 @@ def run_cell_circuit(doc: dict, comm) -> dict:
     s = cc.summary(built, trace)
     steps, neurons = trace.counts["steps"], built.info["neurons_total"]
     time_to = {f"{t:g}": next((setup_s + r["wall_s"] for r in trace.records
-                               if r["rel_fem"] <= t), None) for t in TARGETS}
+                               if r["rel_fem"] <= t), None) for t in GRID_TARGETS}
     mem = comm.allgather(measure.peak_memory_mb())
     return {"rel_l2": s["final"]["rel_fem"], "rel_l2_raw": s["final"]["rel_fem_raw"],
             "train_s": setup_s + trace.wall_s, "setup_s": setup_s, "steps": steps,

@@ -13,15 +13,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.grid import BenchError
+from benchmarks.grid import METHODS, PROBLEMS, BenchError
+from benchmarks.harness import RESULTS, Options, command_line, run
+from benchmarks.pareto import load, sweep
+from fem.cache import OutputError, check_folder
 
 USER_ERRORS = (BenchError,)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `bench` subcommand."""
-    from benchmarks.grid import METHODS, PROBLEMS
-    from benchmarks.harness import RESULTS
 
     p = sub.add_parser("bench", help="run the benchmark grid (problems × methods), write "
                        "JSON + Markdown results",
@@ -62,7 +63,6 @@ def check_args(args: argparse.Namespace) -> None:
     """Everything about the arguments that can be checked before any work (BenchError, one
     line): ranks and steps >= 1, --out a writable folder (not
     an existing file), the --pareto config valid (benchmarks.pareto.load)."""
-    from fem.cache import OutputError, check_folder
 
     for flag in ("mpi", "steps"):
         value = getattr(args, flag, None)
@@ -74,22 +74,17 @@ def check_args(args: argparse.Namespace) -> None:
     except OutputError as exc:
         raise BenchError(str(exc)) from None
     if args.pareto:
-        from benchmarks.pareto import load
-
         load(args.pareto, args.quick, args.steps)
 
 
 def bench(args: argparse.Namespace) -> int:
     """Run the grid and print where the results went."""
-    from benchmarks.harness import Options, command_line, run
 
     check_args(args)  # before any work: a sweep must not run for an hour and then fail
 
     argv = sys.argv[1:] if sys.argv and Path(sys.argv[0]).name == "neurofem" else None
     cmd = command_line(argv) if argv is not None else command_line(_rebuild(args))
     if args.pareto:
-        from benchmarks.pareto import sweep
-
         doc = sweep(args.pareto, quick=args.quick, steps=args.steps, out=args.out, command=cmd)
         print(f"neurofem: bench --pareto: {len(doc['records'])} designs, {doc['total_s']:.0f} s "
               f"-> {', '.join(doc['paths'])}", file=sys.stderr, flush=True)

@@ -34,7 +34,7 @@ class NotApplicable(Exception):
 
 def load_config(name: str) -> dict:
     """A packaged base config (a file name of ``benchmarks/configs/``) as a document."""
-    from fem.config import load_toml
+    from fem.config import load_toml  # deferred: loads DOLFINx
 
     return load_toml(CONFIGS / name)
 

@@ -21,7 +21,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
+
+from fem.cache import OutputError, check_folder
 
 from .grid import (
     CONVERSION_T,
@@ -34,6 +37,7 @@ from .grid import (
     clif_config,
     select,
 )
+from .tables import write_results
 
 HERE = Path(__file__).resolve().parent
 # In a checkout the recorded results live beside the harness; an installed harness writes
@@ -109,7 +113,6 @@ def _run_jobs(cells: list[tuple[str, str]], opts: Options, workdir: Path) -> lis
 
 def run(opts: Options) -> dict:
     """Run the selected grid (and the scaling study with --mpi N > 1); write JSON + Markdown."""
-    from .tables import write_results
 
     if opts.mpi < 1:
         raise BenchError(f"--mpi {opts.mpi}: expected a positive number of ranks")
@@ -141,7 +144,6 @@ def run(opts: Options) -> dict:
 
 def _check_folder(flag: str, folder: Path | None) -> None:
     """A results folder must be a (creatable, writable) directory: BenchError otherwise."""
-    from fem.cache import OutputError, check_folder
 
     if folder is None:
         return
@@ -224,8 +226,6 @@ def machine() -> dict:
 
 
 def _version(module: str) -> str | None:
-    from importlib import metadata
-
     names = {"dolfinx": ("fenics-dolfinx", "dolfinx-solver-real", "dolfinx")}.get(module,
                                                                                   (module,))
     for n in names:

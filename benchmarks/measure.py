@@ -10,7 +10,10 @@ apparent Young's modulus against the Hashin–Shtrikman bounds, :mod:`validation
 from __future__ import annotations
 
 import re
+import resource
 from pathlib import Path
+
+import spiking
 
 from .grid import CONVERSION_STEPS
 
@@ -31,8 +34,6 @@ def peak_memory_mb() -> float:
         text = Path("/proc/self/status").read_text()
         return int(re.search(r"VmHWM:\s+(\d+)", text).group(1)) / 1024.0
     except (OSError, AttributeError):
-        import resource
-
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -46,8 +47,8 @@ def time_to(records: list[dict], target: float) -> float | None:
 
 def read_metrics(run_dir: Path) -> list[dict]:
     """The records of a run's metrics.jsonl (empty if there is none)."""
-    from coupling.training.callbacks import METRICS
-    from coupling.training.callbacks import read_metrics as read
+    from coupling.training.callbacks import METRICS  # deferred: loads torch
+    from coupling.training.callbacks import read_metrics as read  # deferred: loads torch
 
     return read(run_dir / METRICS)
 
@@ -60,7 +61,7 @@ def history(records: list[dict]) -> list[dict]:
 
 def weighted_rel_l2(disc, u, comm) -> float:
     """√(Σ w (u − u_ref)² / Σ w u_ref²) over all ranks (the trainer's measure)."""
-    from coupling.measure import relative_l2
+    from coupling.measure import relative_l2  # deferred: loads DOLFINx, torch
 
     return relative_l2(u, disc.target, disc.weights, comm)
 
@@ -81,12 +82,11 @@ def _points_of(disc):
 
 def conversion(trainer, comm):
     """Convert the trained ReLU ANN to IF neurons: (per-T error/activity/energy, the SNN)."""
-    import torch
+    import torch  # deferred: loads torch
 
-    import spiking
-    from coupling.measure import global_activity
-    from spiking.conversion import convert_relu_mlp
-    from spiking.energy import count_energy
+    from coupling.measure import global_activity  # deferred: loads DOLFINx, torch
+    from spiking.conversion import convert_relu_mlp  # deferred: loads torch
+    from spiking.energy import count_energy  # deferred: loads torch
 
     net, disc = trainer.net, trainer.disc
     snn = convert_relu_mlp(net, _points_of(disc))
@@ -108,9 +108,7 @@ def conversion(trainer, comm):
 
 def energy(trainer):
     """Energy report of a VSN network over the evaluation points (this rank's points)."""
-    import torch
-
-    import spiking
+    import torch  # deferred: loads torch
 
     mon = spiking.ActivityMonitor(trainer.net)
     with torch.no_grad(), mon:
@@ -120,8 +118,10 @@ def energy(trainer):
 
 def elasticity_extras(trainer, coefficients) -> dict:
     """Stress / energy errors and the apparent Young's modulus of a displacement field."""
-    from validation.errors import elasticity_errors
-    from validation.fields import network_function, on_space
+    from validation.errors import elasticity_errors  # deferred: loads DOLFINx, Gmsh
+    from validation.fields import network_function, on_space  # deferred: loads DOLFINx, torch
+
+    # deferred: loads DOLFINx, Gmsh
     from validation.mechanics import apparent_young_modulus, hashin_shtrikman_young, phase_fractions
 
     problem, dmesh = trainer.disc.problem, trainer.dmesh

@@ -25,6 +25,7 @@ import torch
 import coupling
 import spiking
 from coupling.config import parse_run_config
+from coupling.consistency import consistency_term
 from coupling.runs.network import Trainer
 from meshes.fenics import MPI
 
@@ -39,8 +40,6 @@ def run(doc: dict, weight: float, steps: int | None, pool: int | None = None) ->
     tr.setup()
     disc = tr.disc
     if weight:
-        from coupling.consistency import consistency_term
-
         extra = {} if pool is None else {"pool": pool}
         disc.consistency = consistency_term(disc, weight, doc["training"].get("seed", 0),
                                             **extra)

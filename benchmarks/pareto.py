@@ -23,9 +23,19 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
+
+import coupling
+import spiking
+from coupling.training.resources import check
+from fem.errors import FemError
+
+from .grid import BenchError
+from .harness import RESULTS, git_info, machine
+from .measure import elasticity_extras
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -85,7 +95,6 @@ STRESS_TARGET = 0.10  # elasticity: stress error within the target too
 
 def load(problem: str, quick: bool, steps: int | None) -> tuple[str, dict]:
     """(name, config dict) of PROBLEM, shrunk for ``quick`` or to ``steps``."""
-    from .grid import BenchError
 
     path = PROBLEMS.get(problem, Path(problem))
     if not path.is_file():
@@ -124,11 +133,7 @@ def load(problem: str, quick: bool, steps: int | None) -> tuple[str, dict]:
 def validate(doc: dict, where: str) -> None:
     """The config as a run would check it, and its resource estimate, before any work
     (BenchError naming the file and the key)."""
-    from coupling.config import parse_run_config
-    from coupling.training.resources import check
-    from fem.errors import FemError
-
-    from .grid import BenchError
+    from coupling.config import parse_run_config  # deferred: loads DOLFINx, torch
 
     try:
         check(parse_run_config(doc))
@@ -138,10 +143,9 @@ def validate(doc: dict, where: str) -> None:
 
 def _network(trainer, design: dict):
     """The design's network: the config's [network] with the design's overrides."""
-    import spiking
-    from spiking.config import MLPConfig
-    from spiking.encoders import PopulationEncoder
-    from spiking.networks import MLP, hidden_unit
+    from spiking.config import MLPConfig  # deferred: loads torch
+    from spiking.encoders import PopulationEncoder  # deferred: loads torch
+    from spiking.networks import MLP, hidden_unit  # deferred: loads torch
 
     table = trainer.cfg.network.model_dump(exclude={"in_dim", "out_dim", "bounds"})
     table.update({k: v for k, v in design.items() if k not in ("label", "lam", "encoder")})
@@ -155,7 +159,7 @@ def _network(trainer, design: dict):
     cfg = MLPConfig.from_dict(table, prefix="network", in_dim=trainer.disc.in_dim,
                               bounds=[list(map(float, b)) for b in trainer.disc.bounds])
     mode, levels = design["encoder"]
-    import torch
+    import torch  # deferred: loads torch
 
     gen = torch.Generator().manual_seed(cfg.seed)
     return MLP(cfg.in_dim, cfg.hidden, out_dim=cfg.out_dim, bounds=cfg.bounds, seed=gen,
@@ -166,10 +170,7 @@ def _network(trainer, design: dict):
 
 def run_design(trainer, design: dict) -> dict:
     """Train one design from scratch and measure its error and energy."""
-    import torch
-
-    import coupling
-    import spiking
+    import torch  # deferred: loads torch
 
     torch.manual_seed(trainer.cfg.training.seed)
     net = _network(trainer, design)
@@ -194,8 +195,6 @@ def run_design(trainer, design: dict) -> dict:
            "layers": {la["name"]: {"ratio": la["ratio"], "ratio_compute": la["ratio_compute"]}
                       for la in en["layers"]}}
     if trainer.cfg.problem.type == "elasticity":
-        from .measure import elasticity_extras
-
         with torch.no_grad():
             rec["stress_rel"] = elasticity_extras(trainer, trainer.disc.field(net))["stress_rel"]
     return rec
@@ -264,10 +263,10 @@ def markdown(doc: dict) -> str:
 
 def plot(doc: dict, path: Path) -> None:
     """Error vs energy ratio, both conventions side by side, the front joined."""
-    import matplotlib
+    import matplotlib  # deferred: loads matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: loads matplotlib
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     recs = [r for r in doc["records"] if r["rel_l2"] is not None]
@@ -294,13 +293,10 @@ def sweep(problem: str, *, quick: bool = False, steps: int | None = None,
           append: bool = False) -> dict:
     """Run the grid on PROBLEM and write JSON, Markdown and PNG; returns the JSON document
     (``append``: the designs join the records already in the JSON, same steps required)."""
-    import tempfile
 
-    from coupling.config import parse_run_config
-    from coupling.runs.network import Trainer
-    from meshes.fenics import MPI
-
-    from .harness import RESULTS, git_info, machine
+    from coupling.config import parse_run_config  # deferred: loads DOLFINx, torch
+    from coupling.runs.network import Trainer  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     t0 = time.perf_counter()
     name, cfg_doc = load(problem, quick, steps)
@@ -326,8 +322,6 @@ def sweep(problem: str, *, quick: bool = False, steps: int | None = None,
     if append and stem.with_suffix(".json").is_file():
         old = json.loads(stem.with_suffix(".json").read_text())
         if old["steps"] != doc["steps"]:
-            from .grid import BenchError
-
             raise BenchError(f"--append: {stem}.json has {old['steps']} steps, not "
                              f"{doc['steps']}")
         doc["records"] = old["records"] + records

@@ -12,11 +12,14 @@ DeepXDE is an optional extra (``pip install -e .[peers]``): without it the cell 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+from fem.expressions import CONSTANTS, FUNCTIONS
 
 from .grid import TARGETS
 from .measure import peak_memory_mb, reset_peak_memory, time_to, weighted_rel_l2
@@ -24,15 +27,12 @@ from .measure import peak_memory_mb, reset_peak_memory, time_to, weighted_rel_l2
 
 def available() -> bool:
     """Whether DeepXDE can be imported."""
-    import importlib.util
 
     return importlib.util.find_spec("deepxde") is not None
 
 
 def _torch_funcs():
-    import torch
-
-    from fem.expressions import CONSTANTS, FUNCTIONS
+    import torch  # deferred: loads torch
 
     funcs = {f: getattr(torch, f) for f in FUNCTIONS if hasattr(torch, f)}
     funcs.update(atan=torch.atan, asin=torch.asin, acos=torch.acos, atan2=torch.atan2,
@@ -42,7 +42,7 @@ def _torch_funcs():
 
 def torch_expression(expr, x, t=None):
     """A fem.expressions.ScalarExpr evaluated on torch coordinates x (n, d) [and t]."""
-    import torch
+    import torch  # deferred: loads torch
 
     cols = [x[:, i : i + 1] for i in range(x.shape[1])]
     zero = torch.zeros_like(cols[0])
@@ -55,7 +55,6 @@ def torch_expression(expr, x, t=None):
 
 def numpy_expression(expr, x: np.ndarray, t: np.ndarray | None = None) -> np.ndarray:
     """The same on numpy points (n, d) → (n, 1), time per point."""
-    from fem.expressions import CONSTANTS, FUNCTIONS
 
     funcs = {f: getattr(np, f) for f in FUNCTIONS if hasattr(np, f)}
     zero = np.zeros(len(x))
@@ -90,7 +89,7 @@ def _geometry(dde, mesh_spec):
 
 def _coefficient(spec, x):
     """k at torch points: one number, or two layers split at z = 0.5 (cube_minus_spheres)."""
-    import torch
+    import torch  # deferred: loads torch
 
     k = spec.coefficients
     if not isinstance(k, dict):
@@ -155,7 +154,7 @@ def _data(dde, cfg, disc, space_time: bool):
 
 def _train(dde, model, disc, comm, t, x_eval) -> tuple[list[dict], float, object]:
     """Adam for t.steps, the error logged every t.log_every: (history, wall s, rel_l2 fn)."""
-    import torch
+    import torch  # deferred: loads torch
 
     history: list[dict] = []
 
@@ -187,9 +186,11 @@ def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
     if comm.size > 1:
         return {"status": "n/a", "reason": "the DeepXDE peer runs on one rank"}
     os.environ.setdefault("DDE_BACKEND", "pytorch")
-    from coupling.config import parse_run_config
-    from coupling.runs.network import Trainer
-    from coupling.training.parallel import set_threads_per_rank
+    import deepxde as dde  # deferred: optional extra, and DDE_BACKEND must be set first
+
+    from coupling.config import parse_run_config  # deferred: loads DOLFINx, torch
+    from coupling.runs.network import Trainer  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from coupling.training.parallel import set_threads_per_rank  # deferred: loads DOLFINx, torch
 
     set_threads_per_rank(comm)
     reset_peak_memory()
@@ -198,7 +199,6 @@ def run_deepxde(problem, doc: dict, workdir: Path, comm) -> dict:
     trainer = Trainer(cfg, workdir / problem.name / "deepxde", comm,
                       reference_cache=workdir / problem.name / "reference")
     trainer.setup()
-    import deepxde as dde
 
     dde.config.set_random_seed(cfg.training.seed)
     disc, space_time = trainer.disc, problem.space_time

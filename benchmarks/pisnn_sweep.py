@@ -34,6 +34,11 @@ import time
 import tomllib
 from pathlib import Path
 
+from fem.errors import ConfigError
+
+from .grid import BenchError
+from .harness import RESULTS, git_info, machine
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PROBLEMS = ("heat1d", "laplace2d", "diffusion3d")
@@ -49,8 +54,6 @@ QUICK = ([1e-4], [0.9], [0.0, 0.005])
 def load(problem: str, quick: bool) -> dict:
     """The example config of PROBLEM (quick: a few training steps, no progress bar)."""
     if problem not in PROBLEMS:
-        from .grid import BenchError
-
         raise BenchError(f"pisnn_sweep {problem!r}: expected one of {list(PROBLEMS)}")
     doc = tomllib.loads((ROOT / "examples" / f"{problem}-clif.toml").read_text())
     doc["training"]["progress"] = False
@@ -89,9 +92,11 @@ def _point(disc, broadcast: float, cfl: float, ref_steps: int) -> dict:
 def run_resolution(doc: dict, resolution: float, cfls: list[float], broadcasts: list[float],
                    workdir: Path) -> list[dict]:
     """Train at one resolution (CFL 0.9), roll out at every (cfl, broadcast) pair."""
-    from coupling.config import parse_clif_config
+    from coupling.config import parse_clif_config  # deferred: loads DOLFINx, torch
+
+    # deferred: loads DOLFINx, torch, Gmsh, SciPy
     from coupling.runs.clif import build_clif, load_trained_clif, train_clif
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_SELF
     doc = copy.deepcopy(doc)
@@ -215,10 +220,10 @@ def markdown(doc: dict) -> str:
 
 def plot(doc: dict, path: Path) -> None:
     """Error vs energy per step (both conventions), one marker per CFL, the target box."""
-    import matplotlib
+    import matplotlib  # deferred: loads matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: loads matplotlib
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
     recs = [r for r in doc["records"] if r["rel_l2"] is not None]
@@ -245,7 +250,6 @@ def sweep(problem: str, *, quick: bool = False, out: Path | None = None, command
           resolutions: list[float] | None = None, cfls: list[float] | None = None,
           broadcasts: list[float] | None = None) -> dict:
     """Run the sweep on PROBLEM and write JSON, Markdown and PNG; returns the document."""
-    from .harness import RESULTS, git_info, machine
 
     t0 = time.perf_counter()
     doc_cfg = load(problem, quick)
@@ -286,9 +290,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     cmd = "python -m benchmarks.pisnn_sweep " + " ".join(argv if argv is not None
                                                          else sys.argv[1:])
-    from fem.errors import ConfigError
-
-    from .grid import BenchError
 
     try:
         doc = sweep(a.problem, quick=a.quick, out=a.out, command=cmd, resolutions=a.resolution,

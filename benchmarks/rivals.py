@@ -25,22 +25,25 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
+import spiking
+
+from .grid import PROBLEMS, circuit_config
+
 
 def _load_trained(run_dir: Path, comm):
-    try:
-        from coupling.runs.network import load_trained
-    except ImportError:  # the layout before coupling/runs
-        from coupling.trainer import load_trained
+    from coupling.runs.network import load_trained  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+
     return load_trained(run_dir, comm)
 
 
 def fem_prices(cost: dict) -> dict[str, dict]:
     """The FEM solve priced with PETSc's log and with MUMPS' elimination count."""
-    from spiking.prices import flop_ops, price
+    from spiking.prices import flop_ops, price  # deferred: loads torch
 
     petsc = price(flop_ops(cost["flops"], cost["reads"], cost["writes"]))
     mumps = cost.get("mumps_elimination_flops") or 0.0
@@ -53,11 +56,9 @@ def fem_prices(cost: dict) -> dict[str, dict]:
 
 def grid_fem(problem, quick: bool, comm) -> dict:
     """The FEM rival of one bench-grid problem: its solve timed, counted and priced."""
-    from fem.config import parse_mesh, parse_problem
-    from fem.problems import build_problem
-    from validation.rom import fem_cost
-
-    from .grid import circuit_config
+    from fem.config import parse_mesh, parse_problem  # deferred: loads DOLFINx
+    from fem.problems import build_problem  # deferred: loads DOLFINx, Gmsh
+    from validation.rom import fem_cost  # deferred: loads DOLFINx, Gmsh, SciPy
 
     doc = circuit_config(problem, quick, None)  # the problem's mesh and FE problem
     fe = build_problem(parse_mesh(doc["mesh"]).build(comm), parse_problem(doc["problem"]))
@@ -76,9 +77,8 @@ def grid_fem(problem, quick: bool, comm) -> dict:
 
 def grid_rivals(record: Path, argv: list[str]) -> dict:
     """Measure the FEM rival of every steady FE problem of a bench record; the record."""
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
-    from .grid import PROBLEMS
     from .tables import markdown
 
     doc = json.loads(record.read_text())
@@ -102,8 +102,8 @@ def _row(method: str, accuracy, time_s, prices: dict, note: str = "") -> dict:
 
 def price_rows(fem: dict, roms: list[dict], net: dict, net_accuracy, net_time) -> list[dict]:
     """One row per method (accuracy = median held-out rel. L2 of the field)."""
-    from spiking.energy import OpCounts
-    from spiking.prices import price
+    from spiking.energy import OpCounts  # deferred: loads torch
+    from spiking.prices import price  # deferred: loads torch
 
     fp = fem_prices(fem)
     rows = [_row("FEM solve (PETSc log)", 0.0, fem["fem_s"], fp["petsc"],
@@ -140,9 +140,7 @@ def markdown(rows: list[dict], title: str) -> str:
 
 def network_energy(trainer, mu: np.ndarray) -> tuple[dict, int]:
     """The spiking network's energy report (dict) over one query at μ, and its points."""
-    import torch
-
-    import spiking
+    import torch  # deferred: loads torch
 
     disc, net = trainer.disc, trainer.net
     monitor = spiking.ActivityMonitor(net)
@@ -153,9 +151,9 @@ def network_energy(trainer, mu: np.ndarray) -> tuple[dict, int]:
 
 def parametric_rivals(run_dir: Path, counts: list[int]) -> dict:
     """ROM rows, FEM cost and the price table of a trained parametric run (one rank)."""
-    from meshes.fenics import MPI
-    from spiking.prices import network_prices
-    from validation.rom import fem_targets, rom_rows
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
+    from spiking.prices import network_prices  # deferred: loads torch
+    from validation.rom import fem_targets, rom_rows  # deferred: loads DOLFINx, Gmsh, SciPy
 
     comm = MPI.COMM_WORLD
     trainer = _load_trained(run_dir, comm)
@@ -178,9 +176,9 @@ def parametric_rivals(run_dir: Path, counts: list[int]) -> dict:
 
 def single_rivals(run_dir: Path) -> dict:
     """FEM cost and the price table of a trained one-problem run (its report's summary)."""
-    from meshes.fenics import MPI
-    from spiking.prices import network_prices
-    from validation.rom import fem_cost
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
+    from spiking.prices import network_prices  # deferred: loads torch
+    from validation.rom import fem_cost  # deferred: loads DOLFINx, Gmsh, SciPy
 
     trainer = _load_trained(run_dir, MPI.COMM_WORLD)
     s = json.loads((run_dir / "summary.json").read_text())
@@ -194,9 +192,8 @@ def single_rivals(run_dir: Path) -> dict:
 
 def _field_seconds(trainer) -> float:
     """Best wall time of the network's field at every node (three calls)."""
-    import time
 
-    import torch
+    import torch  # deferred: loads torch
 
     best = float("inf")
     with torch.no_grad():
@@ -239,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     md = [f"# Rivals of {run}", "", f"- command: `{doc['command']}`", f"- uptime: `{uptime}`",
           "", markdown(doc["prices"], "Priced per answer")]
     if "rom" in doc:
-        from validation.rom import markdown as rom_markdown
+        from validation.rom import markdown as rom_markdown  # deferred: loads DOLFINx, Gmsh, SciPy
 
         md.append(rom_markdown(doc["rom"]))
     Path(f"{args.out}.md").write_text("\n".join(md))

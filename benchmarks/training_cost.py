@@ -20,10 +20,16 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+import coupling
+import validation
+from benchmarks.measure import peak_memory_mb
 
 
 def _variant(text: str, base_steps: int, base_batch: int | float = 0) -> dict:
@@ -47,9 +53,7 @@ def _variant(text: str, base_steps: int, base_batch: int | float = 0) -> dict:
 
 def _train(trainer, v: dict, comm) -> dict:
     """Train a fresh copy of the config's network with variant `v`; time and errors."""
-    import torch
-
-    import coupling
+    import torch  # deferred: loads torch
 
     t = trainer.cfg.training
     torch.manual_seed(t.seed)
@@ -68,11 +72,9 @@ def _train(trainer, v: dict, comm) -> dict:
                           device=v["device"], comm=comm)
     wall = time.perf_counter() - t0
     u = disc.to_function(net.cpu())
-    import validation
 
     errors = validation.compare(trainer.problem, u, reference=trainer.ref.u).numbers["errors"]
-    from benchmarks.measure import peak_memory_mb
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     peak = comm.allreduce(peak_memory_mb(), op=MPI.MAX)  # since the start: setup included
     return {**v, "train_s": wall, "steps_per_s": v["steps"] / wall, "peak_mib": peak,
@@ -100,16 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="default steps (else the config's)")
     parser.add_argument("--out", required=True, help="output path without extension")
     args = parser.parse_args(argv)
-    from coupling.config import load_run_config
-    from coupling.runs.network import Trainer
-    from coupling.training.parallel import set_threads_per_rank
-    from meshes.fenics import MPI
+    from coupling.config import load_run_config  # deferred: loads DOLFINx, torch
+    from coupling.runs.network import Trainer  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from coupling.training.parallel import set_threads_per_rank  # deferred: loads DOLFINx, torch
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_WORLD
     set_threads_per_rank(comm)
     cfg = load_run_config(args.config)
-    import shutil
-    import tempfile
 
     scratch = comm.bcast(tempfile.mkdtemp(prefix="training-cost-") if comm.rank == 0 else None)
     trainer = Trainer(cfg, Path(scratch), comm)  # its reference cache: gone at the end
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(args, rows: list[dict], fem_s: float, setup: float, trainer, ranks: int) -> None:
-    import torch
+    import torch  # deferred: loads torch
 
     dofs = int(trainer.problem.V.dofmap.index_map.size_global
                * trainer.problem.V.dofmap.index_map_bs)

@@ -105,7 +105,7 @@ def problem_lines(label: str, doc: dict, kind: str) -> list[str]:
 
 def _setup_pj(system: dict) -> dict:
     """The circuit's setup (Lanczos products with K) priced like a FEM flop count."""
-    from spiking.prices import flop_ops, price
+    from spiking.prices import flop_ops, price  # deferred: loads torch
 
     k = system["setup_matvecs"]
     return price(flop_ops(2.0 * k * system["nnz"], 3.0 * k * system["nnz"], 2.0 * k *

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from coupling.pointwise import network_inputs, random_points
+from coupling.pointwise import network_inputs, quadrature_points, random_points
 from coupling.training.parallel import allreduce_scalars
 from fem.errors import ConfigError
 
@@ -83,7 +83,6 @@ class ConsistencyTerm:
 
 def mean_cell_size(V, comm) -> float:
     """Mean cell diameter over all ranks (volume-equivalent: |cell|^(1/tdim))."""
-    from coupling.pointwise import quadrature_points
 
     q = quadrature_points(V, 1)
     tdim = V.mesh.topology.dim

@@ -141,7 +141,7 @@ class Lift:
 
     def normalise(self, x_nodes: np.ndarray, comm) -> None:
         """Scale φ of each component to max 1 over the given nodes of all ranks."""
-        from meshes.fenics import MPI
+        from meshes.fenics import MPI  # deferred: loads DOLFINx
 
         self.scale = np.ones(self.components)
         _, phi = self(x_nodes)
@@ -155,7 +155,7 @@ class Lift:
 
 def _facet_vertices(dmesh, facets: np.ndarray) -> np.ndarray:
     """Vertex coordinates (n, fdim + 1, 3) of this rank's owned facets among `facets`."""
-    from meshes.fenics import dolfinx
+    from meshes.fenics import dolfinx  # deferred: loads DOLFINx
 
     mesh = dmesh.mesh
     fdim = mesh.topology.dim - 1
@@ -201,7 +201,7 @@ def _sources(problem, gdim: int, bs: int) -> list[tuple[str, str, list, bool]]:
 
 def build_lift(problem, comm, m: float = ORDER, k: int = NEIGHBOURS) -> Lift:
     """The lift of a problem's Dirichlet-type conditions (built-in or custom; collective)."""
-    from fem.problems.common import boundary_facets
+    from fem.problems.common import boundary_facets  # deferred: loads DOLFINx, Gmsh
 
     dmesh = problem.dmesh
     gdim = dmesh.mesh.geometry.dim

@@ -34,8 +34,11 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import platformdirs
 
 from .errors import FemError
 
@@ -151,14 +154,13 @@ def verify(folder: str | os.PathLike, required: tuple[str, ...] = ()) -> str | N
 
 def versions() -> dict[str, str]:
     """The software versions a cache key includes."""
-    from importlib import metadata
 
     out = {}
     for dist in ("neurofem", "fenics-dolfinx", "dolfinx-solver-real", "gmsh"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
     with contextlib.suppress(ImportError):
-        import dolfinx
+        import dolfinx  # deferred: loads DOLFINx
 
         out["dolfinx"] = dolfinx.__version__
     return out
@@ -184,7 +186,6 @@ def cache_root() -> Path | None:
         return None
     if value:
         return Path(value).expanduser()
-    import platformdirs
 
     return Path(platformdirs.user_cache_dir("neurofem"))
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 from meshes.errors import MeshError
 
+from .cache import atomic_write, claim_output
 from .errors import FemError
+from .resources import check_solve
 
 USER_ERRORS = (FemError, MeshError, OSError)
 
@@ -35,21 +38,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def solve_command(args: argparse.Namespace) -> int:
     """Handler of `neurofem fem solve`."""
+    # deferred: loads DOLFINx
     from .config import load_toml, parse_mesh, parse_problem, require_table
 
     doc = load_toml(args.config)
     mesh_spec = parse_mesh(require_table(doc, "mesh"))
     spec = parse_problem(require_table(doc, "problem"))  # validate before any heavy work
-    from .resources import check_solve
 
     check_solve(mesh_spec, spec, force=getattr(args, "force", False))  # bounded before work
 
-    import time
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
-    from meshes.fenics import MPI
-
-    from .cache import atomic_write, claim_output
-    from .reference import reference, save
+    from .reference import reference, save  # deferred: loads DOLFINx, Gmsh
 
     comm = MPI.COMM_WORLD
     # The output folder is checked before any work: never another command's (a run's) folder.

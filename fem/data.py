@@ -22,7 +22,7 @@ import numpy as np
 
 from fem.mpi import displacements
 from meshes import DistributedMesh
-from meshes.fenics import basix, dolfinx, ufl
+from meshes.fenics import MPI, basix, dolfinx, ufl
 
 UNTAGGED = -1
 
@@ -228,7 +228,7 @@ def dof_adjacency(V: dolfinx.fem.FunctionSpace, complete: bool = True) -> Adjace
     extra columns of :mod:`fem.operators`. With ``complete=False`` only this rank's cells are
     used and ``Adjacency.complete`` flags the dofs whose neighbourhood is whole.
     """
-    import scipy.sparse as sp
+    import scipy.sparse as sp  # deferred: loads SciPy
 
     mesh = V.mesh
     comm = mesh.comm
@@ -262,9 +262,7 @@ def dof_adjacency(V: dolfinx.fem.FunctionSpace, complete: bool = True) -> Adjace
 
 def _complete_rows(A, l2g, coords, imap, comm):
     """Send the couplings of ghost rows to their owners and merge them (Alltoallv)."""
-    import scipy.sparse as sp
-
-    from meshes.fenics import MPI
+    import scipy.sparse as sp  # deferred: loads SciPy
 
     n_owned, n_local = imap.size_local, A.shape[0]
     G = A[n_owned:].tocoo()

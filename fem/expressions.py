@@ -72,7 +72,7 @@ class ScalarExpr:
 
     def ufl(self, mesh, t=None):
         """This expression as UFL on `mesh`; `t` is a number or a dolfinx Constant."""
-        from meshes.fenics import ufl
+        from meshes.fenics import ufl  # deferred: loads DOLFINx
 
         x = ufl.SpatialCoordinate(mesh)
         gdim = mesh.geometry.dim
@@ -93,7 +93,7 @@ class ScalarExpr:
 
     def numpy(self, t: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
         """A callable ``f(x)`` on points of shape (3, n) (DOLFINx interpolation layout)."""
-        from scipy.special import erf
+        from scipy.special import erf  # deferred: loads SciPy
 
         funcs = {f: getattr(np, f) for f in FUNCTIONS if hasattr(np, f)}
         funcs.update(

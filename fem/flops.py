@@ -24,6 +24,8 @@ import time
 
 from meshes.fenics import MPI, PETSc, dolfinx
 
+from .solvers import LinearSolver, SolverSettings
+
 VALUE_WORDS, INDEX_WORDS = 2, 1  # float64 value, int32 index, in 32-bit words
 EVENTS = ("MatLUFactorSym", "MatLUFactorNum", "MatSolve", "MatMult", "PCSetUp", "PCApply",
           "KSPSolve")
@@ -45,7 +47,6 @@ def _event_flops() -> dict[str, float]:
 
 def _solver(problem, u):
     """The LinearSolver problem.solve() would use (elasticity: with rigid-body modes)."""
-    from .solvers import LinearSolver, SolverSettings
 
     if hasattr(problem, "solver"):
         return problem.solver(u)

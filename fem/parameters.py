@@ -135,7 +135,7 @@ class ParametersTable(Table):
         uniform random."""
         seed = np.random.SeedSequence([self.seed, stream]).generate_state(1)[0]
         if (method or self.sampling) == "sobol":
-            from scipy.stats import qmc
+            from scipy.stats import qmc  # deferred: loads SciPy
 
             with warnings.catch_warnings():  # n need not be a power of 2 here (fixed sets)
                 warnings.simplefilter("ignore", UserWarning)

@@ -41,19 +41,21 @@ POD_RTOL = 1e-10  # keep every numerically independent snapshot direction (qr_sv
 
 def _pymor():
     """pyMOR's pieces, imported lazily (pyMOR pulls Qt helpers and a logger on import)."""
-    from pymor.core.logger import set_log_levels
+    from pymor.core.logger import set_log_levels  # deferred: loads pyMOR
 
     set_log_levels({"pymor": "WARN"})
-    from pymor.algorithms.pod import pod
-    from pymor.models.basic import StationaryModel
+    from pymor.algorithms.pod import pod  # deferred: loads pyMOR
+    from pymor.models.basic import StationaryModel  # deferred: loads pyMOR
+
+    # deferred: loads pyMOR
     from pymor.operators.constructions import LincombOperator, VectorOperator
-    from pymor.operators.numpy import NumpyMatrixOperator
-    from pymor.parameters.functionals import (
+    from pymor.operators.numpy import NumpyMatrixOperator  # deferred: loads pyMOR
+    from pymor.parameters.functionals import (  # deferred: loads pyMOR
         GenericParameterFunctional,
         ProductParameterFunctional,
         ProjectionParameterFunctional,
     )
-    from pymor.reductors.coercive import CoerciveRBReductor
+    from pymor.reductors.coercive import CoerciveRBReductor  # deferred: loads pyMOR
 
     return dict(pod=pod, StationaryModel=StationaryModel, Lincomb=LincombOperator,
                 Vector=VectorOperator, Matrix=NumpyMatrixOperator,

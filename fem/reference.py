@@ -217,7 +217,7 @@ def write_fields_file(fields: dict[str, dolfinx.fem.Function], stem: Path) -> Pa
 
 def load(folder: str | Path, V: dolfinx.fem.FunctionSpace) -> Reference:
     """Read a cached reference onto the space V (collective; any partition of the same mesh)."""
-    from scipy.spatial import cKDTree
+    from scipy.spatial import cKDTree  # deferred: loads SciPy
 
     folder = Path(folder)
     comm = V.mesh.comm

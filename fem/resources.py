@@ -63,7 +63,7 @@ def mesh_cells(mesh: Any) -> tuple[float, int]:
         size = mesh.size or 0.01
         x0, x1 = mesh.options.get("x0", 0.0), mesh.options.get("x1", 1.0)
         return (x1 - x0) / size, 1
-    import meshes.registry as registry
+    import meshes.registry as registry  # deferred: loads Gmsh
 
     builder = registry.kinds()[mesh.kind]
     opts = registry.resolve(mesh.kind, mesh.size, mesh.options)

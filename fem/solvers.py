@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshes.fenics import PETSc, dolfinx, ufl
+from meshes.fenics import MPI, PETSc, dolfinx, ufl
 
-from .errors import SolverError
+from .errors import ConfigError, SolverError
 
 LU_MAX_DOFS = 60_000  # above this many global dofs "auto" switches from MUMPS LU to CG + AMG
 
@@ -50,7 +50,6 @@ def check_petsc_options(options: dict) -> dict:
     PETSc looks option names up case-insensitively, so ``KSP_View_Mat`` is ``ksp_view_mat``:
     names are compared (and returned) in lower case, values case-insensitively too.
     """
-    from .errors import ConfigError
 
     if not isinstance(options, dict):
         raise ConfigError("petsc", f"expected a table of PETSc options, got {options!r}"[:200])
@@ -233,7 +232,6 @@ def global_norms(u: dolfinx.fem.Function) -> dict:
     h1 = dolfinx.fem.assemble_scalar(dolfinx.fem.form(ufl.inner(ufl.grad(u), ufl.grad(u)) * dx))
     n = u.function_space.dofmap.index_map.size_local * u.function_space.dofmap.index_map_bs
     local_max = float(np.max(np.abs(u.x.array[:n]))) if n else 0.0
-    from meshes.fenics import MPI
 
     return {
         "l2": float(np.sqrt(comm.allreduce(l2, op=MPI.SUM))),

@@ -16,6 +16,8 @@ import json
 from pathlib import Path
 from typing import Any, Protocol
 
+import gmsh
+
 from meshes.fenics import MPI
 
 from .core import DistributedMesh, distribute, gmsh_session
@@ -44,7 +46,6 @@ def cache_doc(kind: str, opts: dict[str, Any]) -> dict[str, Any]:
 
 def _store(cache: MeshCache, doc: dict, info: dict) -> None:
     """Write the current Gmsh mesh and its info into a new cache entry (rank 0)."""
-    import gmsh
 
     def write(folder: Path) -> None:
         gmsh.option.setNumber("Mesh.MshFileVersion", 4.1)
@@ -72,7 +73,6 @@ def _cached(cache: MeshCache | None, doc: dict) -> tuple[Path, dict] | None:
 
 def _build_rank0(kind: str, opts: dict, cache: MeshCache | None, model) -> tuple[Any, Any]:
     """Fill the Gmsh `model` on rank 0 from the cache or the builder: (failure, info)."""
-    import gmsh
 
     doc = cache_doc(kind, opts)
     hit = _cached(cache, doc)

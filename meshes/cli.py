@@ -34,7 +34,7 @@ def _kinds_epilog(table) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `mesh` subcommand with one sub-subcommand per mesh kind."""
-    from .registry import kinds
+    from .registry import kinds  # deferred: loads Gmsh
 
     table = kinds()
     p = sub.add_parser("mesh", help="build a mesh with Gmsh, export it, preview it",
@@ -66,10 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the requested mesh, write it, preview it, print a one-line summary."""
-    from .core import gmsh_session
-    from .export import FORMATS, _suffix, preview, write
-    from .mesh_quality import summary_line
-    from .registry import build_model
+    from .core import gmsh_session  # deferred: loads DOLFINx, Gmsh
+    from .export import FORMATS, _suffix, preview, write  # deferred: loads Gmsh, meshio
+    from .mesh_quality import summary_line  # deferred: loads Gmsh
+    from .registry import build_model  # deferred: loads Gmsh
 
     for flag, path, allowed in (("-o/--output", args.output, FORMATS),
                                 ("--preview", args.preview, (".png",))):

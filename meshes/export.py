@@ -57,9 +57,9 @@ def write(path: str) -> str:
         gmsh.write(path)
     elif suffix == ".xdmf":
         # meshio's XDMF writer needs h5py; DOLFINx writes XDMF/HDF5 that DOLFINx reads back.
-        from meshes.fenics import MPI
+        from meshes.fenics import MPI  # deferred: loads DOLFINx
 
-        from .core import distribute
+        from .core import distribute  # deferred: loads DOLFINx
 
         _, xyz, _ = gmsh.model.mesh.getNodes()
         gdim = 2 if np.all(np.asarray(xyz)[2::3] == 0.0) else 3
@@ -72,7 +72,7 @@ def write(path: str) -> str:
 
 def write_xdmf(dm, path: str) -> str:
     """Write a DistributedMesh with cell tags "phase" and facet tags "boundary" (collective)."""
-    from meshes.fenics import dolfinx
+    from meshes.fenics import dolfinx  # deferred: loads DOLFINx
 
     _suffix(path, (".xdmf",), "output")
     with dolfinx.io.XDMFFile(dm.comm, path, "w") as f:
@@ -87,8 +87,8 @@ def write_xdmf(dm, path: str) -> str:
 def preview(path: str, window: tuple[int, int] = (900, 700)) -> str:
     """Render the current Gmsh mesh to a PNG off-screen, coloured by phase."""
     _suffix(path, (".png",), "--preview")
-    import pyvista as pv
-    import vtk
+    import pyvista as pv  # deferred: loads PyVista
+    import vtk  # deferred: loads PyVista
 
     # Off-screen rendering without a display works, but VTK warns about X on stderr.
     vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_ERROR)

@@ -59,7 +59,7 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 def perram_wertheim(r: np.ndarray, ainv: np.ndarray, binv: np.ndarray) -> float:
     """max over λ in [0,1] of the Perram–Wertheim contact function (> 1: disjoint)."""
-    from scipy.optimize import minimize_scalar
+    from scipy.optimize import minimize_scalar  # deferred: loads SciPy
 
     def neg_f(lam: float) -> float:
         m = (1 - lam) * ainv + lam * binv

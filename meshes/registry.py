@@ -17,6 +17,7 @@ import gmsh
 # importing the builder modules fills the table (each uses @register)
 from . import imports, planar, rve, solids  # noqa: F401
 from .errors import MeshError
+from .mesh_quality import group_measures, quality
 from .registration import BUILDERS, Builder, Option
 
 
@@ -113,7 +114,6 @@ def resolve(kind: str, size: float | None, options: dict[str, Any]) -> dict[str,
 
 def build_model(kind: str, size: float | None = None, **options: Any) -> dict[str, Any]:
     """Build and mesh `kind` in the current Gmsh model (inside ``gmsh_session()``); return info."""
-    from .mesh_quality import group_measures, quality
 
     opts = resolve(kind, size, options)
     b = get(kind)

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from meshes.fenics import dolfinx
+from meshes.fenics import MPI, dolfinx, ufl
 
 from . import conservation as cons
-from .errors import elasticity_errors, field_errors, von_mises
+from .errors import elasticity_errors, field_errors, integrate, von_mises
 from .fields import elastic_fields, magnitude
 
 
@@ -109,9 +109,6 @@ def mesh_statistics(dmesh) -> dict:
            "vertices": int(mesh.topology.index_map(0).size_global),
            "dimension": tdim, "cell_type": mesh.topology.cell_name(),
            "ranks": mesh.comm.size, "phases": {}, "boundaries": sorted(dmesh.facet_names)}
-    from meshes.fenics import ufl
-
-    from .errors import integrate
 
     dx = ufl.Measure("dx", domain=mesh, subdomain_data=dmesh.cell_tags)
     one = dolfinx.fem.Constant(mesh, 1.0)
@@ -125,7 +122,6 @@ def mesh_statistics(dmesh) -> dict:
         out["quality"] = {k: v for k, v in q.items() if isinstance(v, int | float)}
     h = dolfinx.cpp.mesh.h(mesh._cpp_object, tdim,
                            np.arange(mesh.topology.index_map(tdim).size_local, dtype=np.int32))
-    from meshes.fenics import MPI
 
     out["h_min"] = float(mesh.comm.allreduce(float(h.min(initial=np.inf)), op=MPI.MIN))
     out["h_max"] = float(mesh.comm.allreduce(float(h.max(initial=0.0)), op=MPI.MAX))

@@ -37,7 +37,7 @@ def public_name(key: str, elastic: bool) -> str:
 def write_xdmf(fields: dict, path: str | Path, elastic: bool, cell_tags=None) -> Path:
     """Every P1 / DG0 field (and the phase tags as a DG0 field) into one XDMF file
     (collective); higher degrees are left to the VTU (interpolated to the nodes)."""
-    from meshes.fenics import dolfinx
+    from meshes.fenics import dolfinx  # deferred: loads DOLFINx
 
     path = Path(path)
     mesh = next(iter(fields.values())).function_space.mesh
@@ -55,7 +55,7 @@ def write_xdmf(fields: dict, path: str | Path, elastic: bool, cell_tags=None) ->
 
 def phase_function(mesh, cell_tags):
     """The cell tags as a DG0 function named "phase" (0 where a cell has no tag)."""
-    from meshes.fenics import dolfinx
+    from meshes.fenics import dolfinx  # deferred: loads DOLFINx
 
     Q = dolfinx.fem.functionspace(mesh, ("DG", 0))
     w = dolfinx.fem.Function(Q, name="phase")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from meshes.fenics import dolfinx
+from meshes.fenics import dolfinx, ufl
 
 
 def network_function(coefficients: torch.Tensor, V,
@@ -64,9 +64,8 @@ def cell_field(expr, mesh, name: str, shape: tuple[int, ...] | None = None
 def elastic_fields(u_fem, u_net, lmbda, mu) -> dict[str, dolfinx.fem.Function]:
     """Per-cell strain and stress tensors of FEM and network, and the stress-error magnitude
     |σ(u_net) − σ(u_fem)| (Frobenius) and von Mises difference (network − FEM)."""
-    from meshes.fenics import ufl
 
-    from .errors import strain, stress, von_mises_expr
+    from .errors import strain, stress, von_mises_expr  # deferred: loads Gmsh
 
     mesh = u_fem.function_space.mesh
     d = mesh.geometry.dim

@@ -26,8 +26,8 @@ WINDOW = (1500, 600)
 
 
 def _pyvista():
-    import pyvista as pv
-    import vtk
+    import pyvista as pv  # deferred: loads PyVista
+    import vtk  # deferred: loads PyVista
 
     vtk.vtkLogger.SetStderrVerbosity(vtk.vtkLogger.VERBOSITY_ERROR)  # no X warnings
     pv.OFF_SCREEN = True
@@ -286,7 +286,7 @@ def _props(renderer) -> list:
 def export_html(plotter, path: str | Path) -> str | None:
     """Interactive HTML of the scene (needs trame); returns the path, or None with a note."""
     try:
-        import trame  # noqa: F401
+        import trame  # noqa: F401  # deferred: optional extra (interactive HTML only)
     except ImportError:
         print(f"neurofem: note: interactive HTML {path} skipped: pyvista's export_html needs "
               "the 'trame' package (pip install trame trame-vtk)", flush=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fem.cache import atomic_write
+from fem.problems.elasticity import epsilon, sigma
 from fem.problems.homogenisation import VOIGT, bulk_shear, hashin_shtrikman, isotropic_moduli
 from meshes.fenics import MPI, dolfinx, ufl
 
@@ -33,7 +34,6 @@ def apparent_stiffness(problem, fields: list[dolfinx.fem.Function]) -> np.ndarra
     """6x6 Voigt C from the volume-averaged stress of six unit-strain fields (collective).
 
     `problem` is the elasticity problem at μ (its Lamé fields λ, μ)."""
-    from fem.problems.elasticity import sigma
 
     comm = problem.dmesh.comm
     mesh = problem.dmesh.mesh
@@ -55,7 +55,6 @@ def energy_stiffness(problem, fields: list[dolfinx.fem.Function]) -> np.ndarray:
     a(u_i + e_i, u_j + e_j) = a(u_i, u_j) + a(e_i, e_j): the error of this C is quadratic in
     the field error, where the stress average (:func:`apparent_stiffness`) is linear in it.
     """
-    from fem.problems.elasticity import epsilon, sigma
 
     comm = problem.dmesh.comm
     mesh = problem.dmesh.mesh
@@ -98,10 +97,10 @@ def moduli_comparison(C_net: np.ndarray, C_fem: np.ndarray, materials: dict,
 def plot_errors(names: list[str], points: np.ndarray, errors: list[float], path: Path,
                 title: str) -> Path:
     """One panel per parameter: the held-out error against that parameter's value."""
-    import matplotlib
+    import matplotlib  # deferred: loads matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: loads matplotlib
 
     n = len(names)
     cols = min(n, 4)

@@ -19,10 +19,10 @@ def layer_label(name: str) -> str:
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # deferred: loads matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: loads matplotlib
 
     return plt
 
@@ -143,6 +143,6 @@ def cell_values(centroids: np.ndarray, u: np.ndarray, ref: np.ndarray, path: str
 
 def pixel_std(path: str | Path) -> float:
     """Standard deviation of a PNG's pixel values (0 for a blank image)."""
-    import matplotlib.image
+    import matplotlib.image  # deferred: loads matplotlib
 
     return float(np.std(matplotlib.image.imread(str(path))))

@@ -19,6 +19,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
+import numpy
+
 
 def _version(dist: str) -> str | None:
     try:
@@ -31,19 +33,18 @@ def versions() -> dict[str, str | None]:
     """Versions of neurofem, DOLFINx, PETSc (petsc4py), torch, numpy and Python."""
     out = {"neurofem": _version("neurofem")}
     try:
-        import dolfinx
+        import dolfinx  # deferred: loads DOLFINx
 
         out["dolfinx"] = dolfinx.__version__
     except ImportError:  # pragma: no cover - DOLFINx is a hard dependency
         out["dolfinx"] = None
     try:
-        from petsc4py import PETSc
+        from petsc4py import PETSc  # deferred: loads DOLFINx
 
         out["petsc"] = ".".join(str(v) for v in PETSc.Sys.getVersion())
     except ImportError:  # pragma: no cover
         out["petsc"] = None
-    import numpy
-    import torch
+    import torch  # deferred: loads torch
 
     out.update(torch=torch.__version__, numpy=numpy.__version__,
                python=platform.python_version())

@@ -15,9 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fem.flops import best_time
+from fem.errors import ConfigError
+from fem.flops import best_time, solve_cost
 from fem.problems.parametric import VOIGT_NAMES, ParametricProblem
 from fem.reduced import ReducedBasis
+from fem.reference import reference
+from meshes.fenics import dolfinx
+from validation.parametric import (
+    apparent_stiffness,
+    distribution,
+    energy_stiffness,
+    moduli_comparison,
+)
 
 # a bound equal to the error (K(θ) a multiple of X: the min-theta constant is exact) may fall
 # below it by round-off; relative energy errors are compared up to this
@@ -32,7 +41,6 @@ def rel_l2(u: np.ndarray, ref: np.ndarray, w: np.ndarray) -> float:
 
 def fem_targets(problem: ParametricProblem, pts: np.ndarray, cache_dir=None) -> list[np.ndarray]:
     """FEM solutions at the points (owned dofs), from the reference caches or solved."""
-    from fem.reference import reference
 
     n = problem.V.dofmap.index_map.size_local * problem.V.dofmap.index_map_bs
     return [reference(problem.dmesh, problem.spec_at(mu), cache_dir=cache_dir,
@@ -42,7 +50,6 @@ def fem_targets(problem: ParametricProblem, pts: np.ndarray, cache_dir=None) -> 
 def fem_cost(problem, mu: np.ndarray | None = None) -> dict:
     """One FEM assembly + solve (at μ for a parametric problem, built afresh each time as a
     query would): PETSc's count (fem.flops) and the best wall time of two."""
-    from fem.flops import solve_cost
 
     build = (lambda: problem) if mu is None else (lambda: problem.problem_at(mu))  # noqa: E731
     solve_cost(build())  # compiles the forms once (JIT, cached on disk)
@@ -62,9 +69,6 @@ def six_strains(problem: ParametricProblem) -> np.ndarray | None:
 def moduli(problem: ParametricProblem, rb: ReducedBasis, pts: np.ndarray, cache_dir=None
            ) -> dict | None:
     """E, G of the reduced model's C(μ) (energy and stress average) vs FEM homogenisation."""
-    from fem.reference import reference
-    from meshes.fenics import dolfinx
-    from validation.parametric import apparent_stiffness, energy_stiffness, moduli_comparison
 
     unit = six_strains(problem)
     if unit is None:
@@ -93,7 +97,6 @@ def moduli(problem: ParametricProblem, rb: ReducedBasis, pts: np.ndarray, cache_
 def evaluate(rb: ReducedBasis, pts: np.ndarray, targets: list[np.ndarray], weights: np.ndarray,
              fem_s: float | None = None, cache_dir=None) -> dict:
     """One reduced model at the held-out points (module docstring)."""
-    from validation.parametric import distribution
 
     errs, true, bound = [], [], []
     for mu, t in zip(pts, targets, strict=True):
@@ -173,9 +176,8 @@ def rom_query(path, problem: ParametricProblem, mu: np.ndarray, weights: np.ndar
               cache_dir=None) -> dict:
     """A saved reduced model (``neurofem rom``'s .npz) queried at μ: times, error against
     the FEM solve there, and its price per answer in both 45 nm conventions (pJ)."""
-    from fem.errors import ConfigError
-    from spiking.energy import OpCounts
-    from spiking.prices import price
+    from spiking.energy import OpCounts  # deferred: loads torch
+    from spiking.prices import price  # deferred: loads torch
 
     if not Path(path).is_file():
         raise ConfigError("--rom", f"{path}: no such file (write one with `neurofem rom`)")

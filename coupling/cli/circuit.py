@@ -13,11 +13,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import resource
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+import spiking
+from coupling.cli.report_circuit import write_outputs
 from coupling.cli.train import USER_ERRORS
+from fem.errors import ConfigError
 
 __all__ = ["USER_ERRORS", "register", "circuit"]
 
@@ -48,7 +54,6 @@ def _attr(*paths: str):
 
 def _same_tables(doc: dict, run_doc: dict) -> None:
     """Refuse a warm start from a run of another mesh or problem."""
-    from fem.errors import ConfigError
 
     for key in ("mesh", "problem"):
         if key in doc and doc[key] != run_doc.get(key):
@@ -58,10 +63,10 @@ def _same_tables(doc: dict, run_doc: dict) -> None:
 
 def _setup(doc: dict, from_run: str | None, comm) -> dict:
     """Mesh, problem, operators, FEM solution at owned dofs, and the trained run if any."""
-    import numpy as np
 
+    # deferred: loads DOLFINx
     from fem.config import load_toml, parse_mesh, parse_problem, require_table
-    from fem.problems import build_problem
+    from fem.problems import build_problem  # deferred: loads DOLFINx, Gmsh
 
     if from_run:
         load_trained = _attr("coupling.runs.network:load_trained",
@@ -87,7 +92,6 @@ def _setup(doc: dict, from_run: str | None, comm) -> dict:
 
 def _exact(spec, system):
     """The problem's exact solution at the owned free dofs, or None."""
-    import numpy as np
 
     if not getattr(spec, "exact", None):
         return None
@@ -99,9 +103,7 @@ def _exact(spec, system):
 
 def _network_start(trainer, system, comm) -> tuple:
     """The trained network at the owned free dofs, its wall time and energy (collective)."""
-    import torch
-
-    import spiking
+    import torch  # deferred: loads torch
 
     net, disc = trainer.net, trainer.disc
     monitor = spiking.ActivityMonitor(net)
@@ -114,7 +116,7 @@ def _network_start(trainer, system, comm) -> tuple:
     if getattr(net, "neuron", "ann") in ("vsn", "lif"):
         rep = spiking.energy_report(net, monitor)
         ops = sum((la.snn for la in rep.layers), spiking.energy.OpCounts())
-        from spiking.prices import network_prices
+        from spiking.prices import network_prices  # deferred: loads torch
 
         prices = network_prices(rep, int(nodes))["spiking"]
         info.update(pj=prices["full_pj"], compute_pj=prices["compute_pj"],
@@ -125,9 +127,9 @@ def _network_start(trainer, system, comm) -> tuple:
 
 def circuit(args: argparse.Namespace) -> int:
     """Build and run the circuit of CONFIG (and its warm start from --from) into --out."""
-    from coupling import circuit as cc
-    from fem.config import load_toml
-    from meshes.fenics import MPI
+    from coupling import circuit as cc  # deferred: loads DOLFINx, torch, SciPy
+    from fem.config import load_toml  # deferred: loads DOLFINx
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     collective_errors = _attr("coupling.training.parallel:collective_errors")
     claimed = _attr("coupling.training.rundir:claimed")
@@ -157,9 +159,8 @@ def _fmt_reached(reached: dict) -> str:
 
 def _run(doc: dict, cfg, args: argparse.Namespace, comm) -> dict:
     """Set up, run cold (and warm), write the run directory (collective)."""
-    from coupling import circuit as cc
-    from coupling.cli.report_circuit import write_outputs
-    from fem.circuit_system import circuit_system
+    from coupling import circuit as cc  # deferred: loads DOLFINx, torch, SciPy
+    from fem.circuit_system import circuit_system  # deferred: loads DOLFINx, SciPy
 
     s = _setup(doc, args.from_run, comm)
     system = circuit_system(s["problem"], s["ops"])
@@ -189,7 +190,6 @@ def _run(doc: dict, cfg, args: argparse.Namespace, comm) -> dict:
 
 def _memory(built, comm) -> dict:
     """Peak resident memory of any rank (whole process) and the circuit's own arrays (MB)."""
-    import resource
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kB on Linux
     return {"ranks": comm.size, "peak_rss_mb_max_rank": comm.allreduce(rss, op=_mpi_max()),
@@ -198,7 +198,7 @@ def _memory(built, comm) -> dict:
 
 
 def _mpi_max():
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     return MPI.MAX
 

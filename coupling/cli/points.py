@@ -19,14 +19,20 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from coupling.cli import run_command
 from coupling.cli.report import USER_ERRORS
+from coupling.cli.report_parametric import is_parametric
+from coupling.training.resources import GB, machine_memory
+from fem.cache import atomic_write
+from fem.errors import ConfigError
 
 __all__ = ["USER_ERRORS", "register", "points", "read_points"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `points` subcommand."""
-    from coupling.cli import run_command
 
     p = run_command(sub, "points", "evaluate a trained run at the points of a CSV file",
                     "Values of a trained run at arbitrary points: the raw network (with its "
@@ -46,10 +52,6 @@ def read_points(path: Path, limit_bytes: float | None = None):
     """Points (n, d) from a CSV file, streamed line by line; one-line ConfigError naming the
     file (and line) if it cannot be read, is not numbers, or is too large (checked from its
     size before reading: at most :data:`MAX_POINTS` points and `limit_bytes` of memory)."""
-    import numpy as np
-
-    from fem.errors import ConfigError
-
     try:
         size = path.stat().st_size
         fh = path.open("rb")
@@ -92,8 +94,6 @@ def read_points(path: Path, limit_bytes: float | None = None):
 def check_size(path: Path, size: int, head: bytes, limit_bytes: float | None = None) -> int:
     """Points a file of `size` bytes holds, estimated from its first lines (`head`); refused
     (ConfigError naming --file and the estimate) above MAX_POINTS or `limit_bytes`."""
-    from coupling.training.resources import GB, machine_memory
-    from fem.errors import ConfigError
 
     lines = [ln for ln in head.splitlines() if ln.strip()]
     per_line = max(4.0, (sum(map(len, lines)) + len(lines)) / max(1, len(lines)))
@@ -109,11 +109,10 @@ def check_size(path: Path, size: int, head: bytes, limit_bytes: float | None = N
 
 def points(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR at the points of --file and write --out (collective)."""
-    import numpy as np
 
+    # deferred: loads DOLFINx, torch
     from coupling.training.parallel import collective_errors, set_threads_per_rank
-    from fem.cache import atomic_write
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_WORLD
     out = Path(args.out)
@@ -121,18 +120,16 @@ def points(args: argparse.Namespace) -> int:
         set_threads_per_rank(comm)
         _refuse_parametric(Path(args.run_dir))
         if out.is_symlink():  # checked before any work (and atomic_write refuses it again)
-            from fem.errors import ConfigError
 
             raise ConfigError("--out", f"{out} is a symbolic link: refusing to write through "
                               "it; remove it or choose another file")
         pts = read_points(Path(args.file))  # every rank reads: the same one-line errors
+        # deferred: loads DOLFINx, torch, Gmsh, SciPy
         from coupling.runs.network import load_trained
 
         trainer = load_trained(Path(args.run_dir), comm)
         gdim = trainer.dmesh.mesh.geometry.dim
         if pts.shape[1] != gdim:
-            from fem.errors import ConfigError
-
             raise ConfigError("--file", f"{args.file}: points have {pts.shape[1]} coordinates, "
                               f"the mesh is {gdim}D")
         mine = pts if comm.rank == 0 else pts[:0]
@@ -152,8 +149,6 @@ def points(args: argparse.Namespace) -> int:
 
 def _refuse_parametric(run_dir: Path) -> None:
     """A parametric run's network takes μ too: refused in one line (not a traceback)."""
-    from coupling.cli.report_parametric import is_parametric
-    from fem.errors import ConfigError
 
     if is_parametric(run_dir):
         raise ConfigError("RUN_DIR", f"{run_dir} is a parametric run ([parameters]): its field "

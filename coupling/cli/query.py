@@ -18,14 +18,18 @@ import math
 import sys
 from pathlib import Path
 
+from coupling.cli import run_command
 from coupling.cli.report import USER_ERRORS
+from coupling.cli.report_parametric import is_parametric
+from fem.cache import check_folder
+from fem.errors import ConfigError
+from validation.export import write_xdmf
 
 __all__ = ["USER_ERRORS", "register", "query", "parse_params"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `query` subcommand."""
-    from coupling.cli import run_command
 
     p = run_command(sub, "query", "evaluate a trained parametric run at new parameters",
                     "The surrogate's field at a new parameter point (every parameter named, "
@@ -40,7 +44,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def parse_params(items: list[str]) -> dict[str, float]:
     """{name: value} from NAME=VALUE strings; one-line ConfigError naming a bad one."""
-    from fem.errors import ConfigError
 
     out = {}
     for item in items:
@@ -60,10 +63,9 @@ def parse_params(items: list[str]) -> dict[str, float]:
 
 def query(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR's network at --param values and write the field (collective)."""
-    from coupling.cli.report_parametric import is_parametric
+    # deferred: loads DOLFINx, torch
     from coupling.training.parallel import collective_errors, set_threads_per_rank
-    from fem.errors import ConfigError
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_WORLD
     run_dir = Path(args.run_dir)
@@ -73,15 +75,16 @@ def query(args: argparse.Namespace) -> int:
         if not is_parametric(run_dir):
             raise ConfigError(str(run_dir), "not a parametric run (its config.toml has no "
                               "[parameters] table); evaluate it with `neurofem points`")
+        # deferred: loads DOLFINx, torch, Gmsh, SciPy
         from coupling.runs.network import load_trained
-        from coupling.training.callbacks import METRICS, read_metrics
+        from coupling.training.callbacks import METRICS, read_metrics  # deferred: loads torch
 
         trainer = load_trained(run_dir, comm)
         mu = trainer.problem.box.parse(values)
         out = Path(args.out) if args.out else run_dir / "query"
         result = _run_query(trainer, mu, out, comm, read_metrics, METRICS, run_dir)
         if args.rom:  # the reduced-basis rival at the same μ (validation.rom)
-            from validation.rom import rom_query
+            from validation.rom import rom_query  # deferred: loads DOLFINx, Gmsh, SciPy
 
             result["rom"] = rom_query(args.rom, trainer.problem, mu,
                                       trainer.disc.weights.double().numpy(),
@@ -101,10 +104,9 @@ def query(args: argparse.Namespace) -> int:
 
 def _run_query(trainer, mu, out: Path, comm, read_metrics, metrics_name, run_dir) -> dict:
     """Time, write and compare one query (collective)."""
+    # deferred: loads DOLFINx, torch, Gmsh
     from coupling.residuals.parametric import reference_targets, time_query
-    from coupling.training.checkpoint import atomic_write
-    from fem.cache import check_folder
-    from validation.export import write_xdmf
+    from coupling.training.checkpoint import atomic_write  # deferred: loads torch
 
     check_folder(out)
     records = read_metrics(run_dir / metrics_name) if comm.rank == 0 else []

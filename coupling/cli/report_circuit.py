@@ -12,16 +12,17 @@ import json
 from pathlib import Path
 
 import numpy as np
+import tomli_w
 
 from fem.cache import atomic_write
 
 
 def _convergence_figure(traces: dict, fem_error: float | None, path: Path) -> str:
     """Relative error vs step of each start (log scale)."""
-    import matplotlib
+    import matplotlib  # deferred: loads matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: loads matplotlib
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
     for (name, tr), color in zip(traces.items(), ("tab:blue", "tab:orange"), strict=False):
@@ -47,8 +48,8 @@ def _convergence_figure(traces: dict, fem_error: float | None, path: Path) -> st
 
 def _rate_picture(s: dict, built, rates: np.ndarray, path: Path, comm) -> str | None:
     """Spike rate per node on the mesh (PyVista, rank 0 writes; collective)."""
-    from meshes.fenics import dolfinx
-    from validation.figures import gather_grid, panels
+    from meshes.fenics import dolfinx  # deferred: loads DOLFINx
+    from validation.figures import gather_grid, panels  # deferred: loads DOLFINx
 
     V = s["problem"].V
     f = dolfinx.fem.Function(V, name="spike_rate")
@@ -111,7 +112,6 @@ def _markdown(result: dict) -> str:
 
 def write_outputs(out: Path, result: dict, traces: dict, built, s: dict, comm) -> dict:
     """Write config.toml, summary.json, report.md and the figures (collective)."""
-    import tomli_w
 
     fem_error = result.get("fem_error")
     rate = _rate_picture(s, built, traces["cold"].rates, out / "spike_rates.png", comm)

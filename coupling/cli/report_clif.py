@@ -25,13 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
+from validation.export import write_vtu
+from validation.provenance import flagged, run_command_line, run_header
+from validation.report import write_report
+
 
 def build_clif_report(run_dir: Path, comm, html_scene: bool = False) -> dict:
     """Roll the C-LIF run in run_dir out again and write its report (collective)."""
-    from coupling.runs.clif import load_trained_clif
-    from coupling.training.callbacks import METRICS, read_metrics
-    from validation.provenance import flagged, run_command_line, run_header
-    from validation.report import write_report
+    from coupling.runs.clif import load_trained_clif  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from coupling.training.callbacks import METRICS, read_metrics  # deferred: loads torch
 
     t0 = time.perf_counter()
     _net, disc = load_trained_clif(run_dir, comm)
@@ -92,7 +94,7 @@ def _settings(disc) -> dict:
 def _rollout(disc, comm) -> dict:
     """The integer rollout from t = 0 (rank 0, in the thread setting of training), broadcast:
     its numbers, curves in the rollout.json format, and the final cell values."""
-    from coupling.runs.clif import torch_threads
+    from coupling.runs.clif import torch_threads  # deferred: loads DOLFINx, torch, Gmsh, SciPy
 
     out = None
     if comm.rank == 0:
@@ -112,7 +114,7 @@ def _rollout(disc, comm) -> dict:
 def _outputs(disc, out: dict, records: list[dict], run_dir: Path, comm,
              html_scene: bool) -> tuple[dict[str, str], list[str]]:
     """Figures ({file: caption}, rank 0) and field files; collective on DOLFINx meshes."""
-    from validation import figures as fig
+    from validation import figures as fig  # deferred: loads DOLFINx
 
     pb = disc.pb
     ref = _reference(pb)
@@ -141,8 +143,8 @@ def _outputs(disc, out: dict, records: list[dict], run_dir: Path, comm,
 def _mesh_fields(pb, out: dict, run_dir: Path, comm, html_scene: bool) -> dict[str, str]:
     """u, reference and error as DG0 fields on the DOLFINx mesh: fields.xdmf and a PyVista
     view (collective; rank 0 renders)."""
-    from meshes.fenics import dolfinx
-    from validation import figures as fig
+    from meshes.fenics import dolfinx  # deferred: loads DOLFINx
+    from validation import figures as fig  # deferred: loads DOLFINx
 
     mesh = pb.dmesh.mesh
     tdim = mesh.topology.dim
@@ -164,7 +166,6 @@ def _mesh_fields(pb, out: dict, run_dir: Path, comm, html_scene: bool) -> dict[s
     grid = fig.gather_grid(mesh, None, fields, pb.dmesh.cell_tags)
     if comm.rank != 0:
         return {}
-    from validation.export import write_vtu
 
     write_vtu(grid, run_dir / "fields.vtu", elastic=False)
     lo = float(min(out["u"].min(), out["reference"].min()))

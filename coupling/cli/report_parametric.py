@@ -10,15 +10,18 @@ against a FEM assembly + solve at the same μ (:mod:`coupling.cli.query`).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
+import spiking
+
 
 def is_parametric(run_dir: Path) -> bool:
     """Whether run_dir/config.toml has a ``[parameters]`` table."""
-    from coupling.training.rundir import CONFIG
-    from fem.config import load_toml
+    from coupling.training.rundir import CONFIG  # deferred: loads torch
+    from fem.config import load_toml  # deferred: loads DOLFINx
 
     path = run_dir / CONFIG
     return path.exists() and isinstance(doc := load_toml(path), dict) and "parameters" in doc
@@ -26,10 +29,11 @@ def is_parametric(run_dir: Path) -> bool:
 
 def held_out(trainer, comm) -> dict:
     """Network vs FEM at every held-out μ (collective): errors, activity, C(μ) when defined."""
-    import spiking
-    from coupling.measure import global_activity
+    from coupling.measure import global_activity  # deferred: loads DOLFINx, torch
+
+    # deferred: loads DOLFINx, torch, Gmsh
     from coupling.residuals.parametric import reference_targets
-    from validation.parametric import distribution
+    from validation.parametric import distribution  # deferred: loads DOLFINx, Gmsh
 
     disc, net, problem = trainer.disc, trainer.net, trainer.problem
     pts = problem.box.held_out_points()
@@ -49,8 +53,10 @@ def held_out(trainer, comm) -> dict:
 
 def homogenisation(trainer, pts: np.ndarray) -> dict | None:
     """C(μ) of the network (six unit strains) vs FEM homogenisation at each point's moduli."""
-    from fem.problems.parametric import VOIGT_NAMES
-    from fem.reference import reference
+    from fem.problems.parametric import VOIGT_NAMES  # deferred: loads DOLFINx, Gmsh
+    from fem.reference import reference  # deferred: loads DOLFINx, Gmsh
+
+    # deferred: loads DOLFINx, Gmsh
     from validation.parametric import apparent_stiffness, energy_stiffness, moduli_comparison
 
     disc, net, problem = trainer.disc, trainer.net, trainer.problem
@@ -79,10 +85,10 @@ def homogenisation(trainer, pts: np.ndarray) -> dict | None:
 
 def build_parametric_report(run_dir: Path, comm) -> dict:
     """Validate a parametric run at its held-out points and write its report (collective)."""
-    from coupling.residuals.parametric import time_query
-    from coupling.runs.network import load_trained
-    from coupling.training.callbacks import METRICS, read_metrics
-    from validation.parametric import plot_errors, write_report
+    from coupling.residuals.parametric import time_query  # deferred: loads DOLFINx, torch, Gmsh
+    from coupling.runs.network import load_trained  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from coupling.training.callbacks import METRICS, read_metrics  # deferred: loads torch
+    from validation.parametric import plot_errors, write_report  # deferred: loads DOLFINx, Gmsh
 
     trainer = load_trained(run_dir, comm)
     summary = held_out(trainer, comm)
@@ -102,9 +108,7 @@ def build_parametric_report(run_dir: Path, comm) -> dict:
                                f"worst {100 * d['max']:.3g}% over {d['n']} points"))
     rom = run_dir / "rom" / "rom.json"  # `neurofem rom CONFIG --out RUN/rom`: the rival
     if rom.exists():
-        import json
-
-        from validation.rom import markdown as rom_markdown
+        from validation.rom import markdown as rom_markdown  # deferred: loads DOLFINx, Gmsh, SciPy
 
         summary["rom"] = json.loads(rom.read_text())
         summary["rom_markdown"] = rom_markdown(summary["rom"], "Rival: reduced basis "

@@ -13,11 +13,13 @@ reduced basis written to RUN/rom (``--out RUN/rom``) appears in `neurofem report
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
 
 from coupling.cli.report import USER_ERRORS
+from fem.errors import ConfigError
 
 __all__ = ["USER_ERRORS", "register", "rom"]
 
@@ -39,10 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def rom(args: argparse.Namespace) -> int:
     """Build, measure and save the reduced bases (one rank)."""
-    from fem.errors import ConfigError
-    from fem.problems.parametric import ParametricProblem
-    from meshes.fenics import MPI
-    from validation.rom import markdown, rom_rows
+    from fem.problems.parametric import ParametricProblem  # deferred: loads DOLFINx, Gmsh
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
+    from validation.rom import markdown, rom_rows  # deferred: loads DOLFINx, Gmsh, SciPy
 
     cfg = _load_config(args.config)
     if getattr(cfg, "parameters", None) is None:
@@ -73,10 +74,6 @@ def rom(args: argparse.Namespace) -> int:
 
 def _load_config(path: str):
     """The validated run config (the one schema of `neurofem train`)."""
-    import importlib
-
-    from fem.errors import ConfigError
-
     if not Path(path).is_file():
         raise ConfigError("config", f"{path}: no such file")
     config = importlib.import_module("coupling.config")

@@ -49,9 +49,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+import fem.data
 from coupling.geometry import DepthFeature, depth_feature
 from coupling.residuals.base import BuildContext, RowSampled
+from coupling.residuals.sp_elastic_mesh import UNTAGGED, phase_mesh
 from fem.errors import ConfigError
+from fem.problems.elasticity import affine_displacement
 
 TERMS = ("pde", "interface", "traction", "bc")
 
@@ -223,9 +226,7 @@ def _facet_points(fs, x: np.ndarray, keep: np.ndarray):
 
 def _boundary_data(problem, pts: np.ndarray, tags: np.ndarray, normal: np.ndarray):
     """Per boundary point: Dirichlet data g and fixed mask, traction t and free mask."""
-    from coupling.residuals.sp_elastic import prescribed_traction
-    from coupling.residuals.sp_elastic_mesh import UNTAGGED
-    from fem.problems.elasticity import affine_displacement
+    from coupling.residuals.sp_elastic import prescribed_traction  # deferred: loads SciPy
 
     dmesh = problem.dmesh
     d = pts.shape[1]
@@ -259,8 +260,6 @@ def _boundary_data(problem, pts: np.ndarray, tags: np.ndarray, normal: np.ndarra
 def elastic_autograd_residual(problem, r, weight: float, coords: np.ndarray, n_owned: int, t,
                               interface_input: bool) -> ElasticAutogradResidual:
     """The vanilla-PINN residual of an elasticity problem (see the module docstring)."""
-    import fem.data
-    from coupling.residuals.sp_elastic_mesh import phase_mesh
 
     if problem.name != "elasticity":
         raise ConfigError("residual.kind", f"'autograd' on a vector problem serves linear "

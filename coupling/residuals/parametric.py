@@ -31,18 +31,23 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
 
 import spiking
+from coupling.boundary import boundary_values
+from coupling.geometry import with_interface_distance
 from coupling.measure import global_activity, relative_l2
 from coupling.residuals.base import SparseOperator
+from coupling.training.parallel import allreduce_scalars
 from fem.flops import best_time
 from fem.operators import to_torch_csr
 from fem.problems.parametric import ParametricProblem
 from fem.progress import progress
+from fem.reference import reference
 from meshes.core import bounding_box
 from meshes.fenics import MPI, dolfinx
 
@@ -97,7 +102,7 @@ class ParametricDiscretisation:
         start = step * B * (1 if shared else self.comm.size) + (0 if shared
                                                                  else self.comm.rank * B)
         if box.sampling == "sobol":
-            from scipy.stats import qmc
+            from scipy.stats import qmc  # deferred: loads SciPy
 
             if getattr(self, "_sobol", None) is None:
                 self._sobol = qmc.Sobol(len(box), scramble=True, seed=box.seed)
@@ -258,8 +263,6 @@ def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | No
     lo, hi = bounding_box(problem.dmesh.mesh)
     box = lo.tolist(), hi.tolist()
     if interface_distance:
-        from coupling.geometry import with_interface_distance
-
         x, box = with_interface_distance(x, box, problem.dmesh)
     n_op = len(problem.operator_names)
     bounds = (box[0] + [0.0] * n_op, box[1] + [1.0] * n_op)
@@ -288,10 +291,6 @@ def _exponent(ops, comm) -> int:
 
 def _channel_lifts(problem: ParametricProblem, ops, dtype, x):
     """g̃_k, D (ADF lift, :mod:`coupling.lift`) and the Dirichlet data g_k at every column."""
-    from types import SimpleNamespace
-
-    from coupling.boundary import boundary_values
-
     layout = ops.layout
     fixed = problem.has_fixed_channel()
     probes = ([None] if fixed else []) + list(range(len(problem.load_names)))
@@ -319,7 +318,6 @@ def _channel_lifts(problem: ParametricProblem, ops, dtype, x):
 def reference_targets(problem: ParametricProblem, mu: np.ndarray, cache_dir, n_owned: int
                       ) -> list[torch.Tensor]:
     """FEM solutions at the points μ (owned dofs, float64), cached like every reference."""
-    from fem.reference import reference
 
     out = []
     points = np.atleast_2d(mu)
@@ -336,7 +334,6 @@ def time_query(disc: ParametricDiscretisation, net: torch.nn.Module, mu, train_s
     """One query (the network at every dof for μ) against a DOLFINx assembly + solve at the
     same μ: wall times (max over ranks), speed-up, queries to pay back `train_s` seconds of
     training, and the query's energy in both conventions (spiking networks) (collective)."""
-    from coupling.training.parallel import allreduce_scalars
 
     mu = np.asarray(mu, float)[None]
     with torch.no_grad():

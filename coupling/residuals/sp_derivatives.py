@@ -211,7 +211,7 @@ class SPOperator:
         self, dtype=None, device=None, *, second_order: bool | None = None, laplacian_dims=None
     ):
         """The operator as torch sparse CSR tensors (see TorchSPOperator)."""
-        import torch
+        import torch  # deferred: loads torch
 
         dtype = torch.float32 if dtype is None else dtype
         stacked = sps.vstack(self.grad, format="csr")
@@ -294,7 +294,7 @@ class TorchSPOperator:
 
     def gradient(self, u):
         """∂u/∂x_k at the centres as (n_out, c, d) (or (n_out, d) for 1-D u), one sparse product."""
-        import torch
+        import torch  # deferred: loads torch
 
         flat = u.unsqueeze(-1) if u.dim() == 1 else u
         out = torch.sparse.mm(self.stacked, flat).reshape(self.dim, self.n_out, flat.shape[1])
@@ -307,7 +307,7 @@ class TorchSPOperator:
 
     def second_derivatives(self, u):
         """G_k G_l u at the centres as (n_out, c, d, d) (or (n_out, d, d) for 1-D u)."""
-        import torch
+        import torch  # deferred: loads torch
 
         if self.hessian is None:
             raise SPError("second derivatives need an operator built with second_order=True")
@@ -320,7 +320,7 @@ class TorchSPOperator:
 
     def laplacian_of(self, u):
         """Σ_k G_k G_k u at the centres, shaped (n_out, c) or (n_out,)."""
-        import torch
+        import torch  # deferred: loads torch
 
         if self.laplacian is None:
             raise SPError("the Laplacian needs an operator built with second_order=True")

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import basix
 import numpy as np
 
 from fem.errors import ConfigError
 from fem.problems import lame
+from meshes.fenics import dolfinx
 
 UNTAGGED = -1
 
@@ -161,10 +163,6 @@ def _entries(nodes, a, b, normal, area, n_owned: int) -> FacetEntries:
 
 def phase_mesh(problem, x: np.ndarray, n_owned: int) -> PhaseMesh:
     """The phases, interface and boundary entries of an elasticity problem on this rank."""
-    import basix
-
-    from meshes.fenics import dolfinx
-
     mesh = problem.dmesh.mesh
     tdim = mesh.topology.dim
     fdim = tdim - 1

@@ -184,7 +184,7 @@ def mesh_vertex_graph(mesh) -> tuple[np.ndarray, Neighbourhoods, int]:
     Vertices on a partition boundary see only the cells this rank holds (DOLFINx ghosts
     cells sharing a facet), so their 1-ring may be smaller than in serial.
     """
-    from meshes.fenics import dolfinx
+    from meshes.fenics import dolfinx  # deferred: loads DOLFINx
 
     tdim = mesh.topology.dim
     mesh.topology.create_connectivity(tdim, 0)

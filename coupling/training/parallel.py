@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from meshes.fenics import MPI
 
@@ -134,7 +135,6 @@ def set_threads_per_rank(comm: MPI.Comm, threads: int | None = None) -> int:
         threads = int(env) if env.isdigit() and int(env) > 0 else 1
     torch.set_num_threads(threads)
     with contextlib.suppress(ImportError):  # BLAS already loaded by numpy: limit it too
-        from threadpoolctl import threadpool_limits
 
         threadpool_limits(threads)
     return threads

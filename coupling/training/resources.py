@@ -58,7 +58,7 @@ def _net(network, key: str) -> Any:
         return getattr(network, key)
     if key in network:
         return network[key]
-    from spiking.config import MLPConfig
+    from spiking.config import MLPConfig  # deferred: loads torch
 
     return getattr(MLPConfig(), key)
 

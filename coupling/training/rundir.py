@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import filelock
+
 from coupling.training.checkpoint import CheckpointError
 from fem.cache import OWNER, OutputError, atomic_write, claim_output, file_mode
 
@@ -61,7 +63,6 @@ def _holder(path: Path) -> str:
 @contextlib.contextmanager
 def lock(path: str | os.PathLike, command: str = "train") -> Iterator[Path]:
     """Hold the exclusive lock of run directory `path` (refused at once if it is held)."""
-    import filelock
 
     path = Path(path)
     flock = filelock.FileLock(path / LOCK, timeout=0, mode=file_mode())

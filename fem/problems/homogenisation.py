@@ -19,11 +19,11 @@ import numpy as np
 from meshes import DistributedMesh
 from meshes.fenics import MPI, dolfinx, ufl
 
-from ..config import BCTable, ProblemTable
+from ..config import BCTable, ProblemTable, parse_problem
 from ..errors import ConfigError
 from ..solvers import global_norms
 from .common import ALL_BOUNDARY, BuiltinProblem, Solution
-from .elasticity import ElasticityProblem, sigma
+from .elasticity import ElasticityProblem, affine_displacement, sigma
 
 VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))  # engineering shear in 3..5
 
@@ -120,7 +120,6 @@ class HomogenisationProblem(BuiltinProblem):
 
     def solve(self) -> Solution:
         """Solve the six load cases with one factorisation / AMG setup."""
-        from .elasticity import affine_displacement
 
         comm = self.dmesh.comm
         g = self.elastic.affine[0]
@@ -159,7 +158,6 @@ def homogenise(
     dmesh: DistributedMesh, materials: dict[str, tuple[float, float]], degree: int = 1, **solver
 ) -> tuple[Homogenised, Solution]:
     """Apparent 6x6 stiffness of the RVE `dmesh` with isotropic (E, ν) per phase."""
-    from ..config import parse_problem
 
     spec = parse_problem(
         {

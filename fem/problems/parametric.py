@@ -38,6 +38,7 @@ from ..config import ProblemTable, parse_problem
 from ..errors import ConfigError
 from ..operators import assemble_owned_csr, assemble_owned_vector, dirichlet_arrays
 from ..parameters import ParametersTable, parse_parameters
+from . import build_problem
 from .elasticity import epsilon, lame
 from .homogenisation import VOIGT, unit_strain
 
@@ -143,7 +144,6 @@ class ParametricProblem:
 
     def problem_at(self, mu: np.ndarray):
         """The trainable built-in problem at μ (collective)."""
-        from . import build_problem
 
         return build_problem(self.dmesh, self.spec_at(mu))
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from meshes import DistributedMesh
-from meshes.fenics import dolfinx, ufl
+from meshes.fenics import PETSc, dolfinx, ufl
 
 from ..errors import ConfigError
 from ..expressions import parse as parse_expression
@@ -87,7 +87,6 @@ class VariationalProblem:
         symmetric K; checked on the assembled matrix (collective), so a form that is
         symmetric up to round-off passes and, e.g., an advection term is refused.
         """
-        from meshes.fenics import PETSc
 
         A = dolfinx.fem.petsc.assemble_matrix(dolfinx.fem.form(self.stiffness))
         A.assemble()
