@@ -2,7 +2,7 @@
 
 The one schema of ``[network]``: a run config nests this model as it is, so every key is
 checked here once. The first bad key raises the one config error type,
-:class:`neurofem_errors.ConfigError` (``spiking.SpikingConfigError``), naming the dotted key
+:class:`neurofem_errors.ConfigError` (``spiking.ConfigError``), naming the dotted key
 and the value in one line, standalone or nested in a run config, so a TOML typo never
 becomes a traceback deep inside torch:
 

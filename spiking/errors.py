@@ -2,8 +2,7 @@
 
 ``spiking`` may not import ``fem``, so :class:`ConfigError` lives in the dependency-free
 :mod:`neurofem_errors`; it is the same class that ``fem`` and ``coupling`` raise, with the
-same one-line message ``config <dotted key>: <message>``. ``SpikingConfigError`` is that
-class under the name spiking's API has always exported.
+same one-line message ``config <dotted key>: <message>`` (``spiking.ConfigError``).
 """
 
 from __future__ import annotations
@@ -12,9 +11,7 @@ from typing import Any
 
 from neurofem_errors import ConfigError, short
 
-__all__ = ["ConfigError", "SpikingConfigError", "bad_value"]
-
-SpikingConfigError = ConfigError  # the same class (one config error type)
+__all__ = ["ConfigError", "bad_value"]
 
 
 def bad_value(key: str, detail: str, value: Any) -> ConfigError:

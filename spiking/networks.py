@@ -27,7 +27,8 @@ from torch import nn
 
 from .activations import get_activation
 from .config import NEURON_KINDS, MLPConfig
-from .errors import SpikingConfigError, bad_value
+from .encoders import PopulationEncoder
+from .errors import bad_value
 from .neurons import LIF, VSN
 from .surrogate import DEFAULT_SLOPE, Surrogate
 
@@ -235,7 +236,6 @@ def _encoder(cfg: MLPConfig) -> nn.Module | None:
     table = cfg.encoder
     if not table:
         return None
-    from .encoders import PopulationEncoder
 
     width = 2 * cfg.fourier_features + (cfg.in_dim if cfg.fourier_keep_input else 0)
     try:
@@ -341,7 +341,6 @@ __all__ = [
     "NEURON_KINDS",
     "MLP",
     "MLPConfig",
-    "SpikingConfigError",
     "BoxNormalisation",
     "FourierFeatures",
     "Activation",

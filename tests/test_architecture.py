@@ -226,7 +226,8 @@ def test_there_is_one_config_error_type():
              for n in ast.walk(ast.parse(f.read_text()))
              if isinstance(n, ast.ClassDef) and "ConfigError" in n.name]
     assert names == ["neurofem_errors.ConfigError"]
-    assert spiking.SpikingConfigError is ConfigError is neurofem_errors.ConfigError
+    assert spiking.ConfigError is ConfigError is neurofem_errors.ConfigError
+    assert not hasattr(spiking, "SpikingConfigError")  # one type, one name
 
 
 @pytest.mark.parametrize("make, key", [

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from spiking import (
     LIF,
     VSN,
+    ConfigError,
     MLPConfig,
-    SpikingConfigError,
     build_mlp,
     equal_shape_ann,
     mlp_from_config,
@@ -143,13 +143,13 @@ def test_from_config_round_trip():
     ],
 )
 def test_config_errors_name_key_and_value(table, message):
-    with pytest.raises(SpikingConfigError, match=message) as err:
+    with pytest.raises(ConfigError, match=message) as err:
         mlp_from_config(table, in_dim=2)
     assert str(err.value).startswith("config network.") and "\n" not in str(err.value)
 
 
 def test_config_in_dim_must_match_data():
-    with pytest.raises(SpikingConfigError,
+    with pytest.raises(ConfigError,
                        match=r"^config network\.in_dim: the data have 3 coordinates, got 2$"):
         mlp_from_config({"in_dim": 2}, in_dim=3)
 
@@ -157,5 +157,5 @@ def test_config_in_dim_must_match_data():
 def test_config_error_is_value_error_and_prefix():
     with pytest.raises(ValueError, match=r"model\.hidden"):
         MLPConfig.from_dict({"hidden": []}, prefix="model")
-    with pytest.raises(SpikingConfigError, match="expected a table"):
+    with pytest.raises(ConfigError, match="expected a table"):
         mlp_from_config([1, 2])
