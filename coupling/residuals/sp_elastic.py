@@ -34,6 +34,11 @@ linear field on its own side. Under MPI the rows are the owned nodes; as for the
 residual the second derivatives at a rank's edge use the stencils the rank holds, and the
 facet areas and h_i of a node at a rank's edge come from the cells the rank holds (2-rank
 laminate check: same rows, residual exact, Σ w 2% below the serial sum).
+
+Point batches (``training.batch``): a step draws the same fraction of each term's rows
+(interior, interface, traction) without replacement and scales each term by its rows /
+rows drawn, an unbiased estimate of the full loss and its gradient; the network is
+evaluated only at the nodes the drawn rows' stencils reach (two SP rings).
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class ElasticSPResidual:
     boundary: object  # coupling.boundary.BoundaryValues over all local columns
     x: torch.Tensor  # (n_local, in_dim) network inputs at every local node
     penalty: DirichletPenalty | None = None
+    rows: sps.csr_matrix | None = None  # A in SciPy (point batches: the columns a batch needs)
 
     def values(self, net: torch.nn.Module) -> torch.Tensor:
         """Unrolled nodal displacements (Dirichlet data imposed per the boundary mode)."""
@@ -87,10 +93,12 @@ class ElasticSPResidual:
         return self.A @ self.values(net) - self.c
 
     def loss(self, net, batch=None):
+        if batch is not None:
+            return self._batch_loss(net, batch)
         u = self.values(net)
         r = self.A @ u - self.c
         wr2 = self.w * r * r
-        ends = np.cumsum((0,) + self.counts)
+        ends = np.cumsum((0,) + tuple(self.counts))
         terms = {name: wr2[ends[i]: ends[i + 1]].sum() for i, name in enumerate(TERMS)}
         if self.penalty is not None:
             p = self.penalty
@@ -98,9 +106,61 @@ class ElasticSPResidual:
             terms["bc"] = torch.sum(p.w * d * d)
         return sum(terms.values()), terms
 
-    def sample(self, step: int, batch: int | float = 0) -> None:
-        """Full batch only: the rows couple through the stress field."""
-        return None
+    def sample(self, step: int, batch: int | float = 0) -> torch.Tensor | None:
+        """Rows of a point batch: the same fraction of every term's rows (interior,
+        interface, traction), drawn without replacement (None: no batch, or all rows)."""
+        n = int(sum(self.counts))
+        frac = batch if isinstance(batch, float) else (batch / n if n else 0)
+        if not batch or not n or frac >= 1:
+            return None
+        ends = np.cumsum((0,) + tuple(self.counts))
+        return torch.cat([ends[i] + torch.randperm(m)[: max(1, round(frac * m))]
+                          for i, m in enumerate(self.counts) if m])
+
+    def batch_size(self) -> int:
+        """Rows a point batch draws from on this rank."""
+        return int(sum(self.counts))
+
+    def _batch_loss(self, net, batch: torch.Tensor):
+        """The loss on a point batch: each term's rows weighted by (its rows)/(drawn), the
+        network evaluated only at the nodes the batch's stencils reach."""
+        d = self.rows.shape[1] // len(self.x)
+        rows = np.sort(batch.cpu().numpy())
+        sub = self.rows[rows]
+        nodes = np.unique(sub.indices // d)
+        dofs = (nodes[:, None] * d + np.arange(d)).reshape(-1)
+        place = np.full(self.rows.shape[1], -1, dtype=np.int64)
+        place[dofs] = np.arange(len(dofs))
+        Ab = sps.csr_matrix((sub.data, place[sub.indices], sub.indptr), shape=(len(rows),
+                                                                                len(dofs)))
+        dev = self.c.device
+        at = torch.as_tensor(dofs, device=dev)
+        u = self.boundary.apply_at(net(self.x[torch.as_tensor(nodes, device=dev)]).reshape(-1),
+                                   at)
+        op = SparseOperator(to_torch_csr(Ab, self.c.dtype, dev))
+        idx = torch.as_tensor(rows, device=dev)
+        r = op @ u - self.c[idx]
+        terms = _term_sums(self.w[idx] * r * r, rows, self.counts)
+        if self.penalty is not None:
+            p = self.penalty
+            pn = p.index // d
+            raw = net(self.x[pn]).gather(1, (p.index % d)[:, None])[:, 0]
+            diff = self.boundary.apply_at(raw, p.index) - p.g
+            terms["bc"] = torch.sum(p.w * diff * diff)
+        return sum(terms.values()), terms
+
+
+def _term_sums(wr2: torch.Tensor, rows: np.ndarray, counts) -> dict[str, torch.Tensor]:
+    """Σ w r² per term over a batch of rows (sorted row numbers), each term scaled by (its
+    rows)/(rows drawn from it): with rows drawn uniformly, an unbiased estimate of its sum."""
+    ends = np.cumsum((0,) + tuple(counts))
+    term = np.searchsorted(ends, rows, side="right") - 1
+    out = {}
+    for i, name in enumerate(TERMS):
+        sel = np.flatnonzero(term == i)
+        scale = counts[i] / len(sel) if len(sel) else 0.0
+        out[name] = wr2[torch.as_tensor(sel, device=wr2.device)].sum() * scale
+    return out
 
 
 def _neighbour_source(r, pm: PhaseMesh, p: int, pos: np.ndarray, n: int):
@@ -288,7 +348,7 @@ def elastic_sp_residual(problem, r, mode: str, weight: float, ops, boundary, x_n
     dtype = t(np.zeros(0)).dtype
     penalty = _penalty(ops, pm, h, weight, layout.n_owned, t) if mode == "soft" else None
     return ElasticSPResidual(SparseOperator(to_torch_csr(A, dtype=dtype)), t(np.concatenate(cs)),
-                             t(np.concatenate(ws)), tuple(counts), boundary, t(x_net), penalty)
+                             t(np.concatenate(ws)), tuple(counts), boundary, t(x_net), penalty, A)
 
 
 def build(ctx: BuildContext) -> ElasticSPResidual:
