@@ -20,11 +20,15 @@ meshes the fields are gathered for a PyVista view and written as XDMF (``fields.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
+from coupling.training.rundir import CONFIG
+from fem.config import load_toml
+from fem.errors import ConfigError
 from validation.export import write_vtu
 from validation.provenance import flagged, run_command_line, run_header
 from validation.report import write_report
@@ -199,13 +203,31 @@ def comparison_table(disc, numbers: dict) -> tuple[str, list[str], list[list[str
 
     rows = [[f"C-LIF flux network, {origin}", pct(numbers["rel_l2"]),
              pct(numbers["rel_l2_max"]), f"{numbers['mass_drift']} / "
-             f"{numbers['mass_drift_max']}"],
-            [fv.get("scheme", "float FV"), pct(fv.get("rel_l2")), pct(fv.get("rel_l2_max")),
-             "float: not counted"]]
+             f"{numbers['mass_drift_max']}"]]
+    if c.compare_with:
+        rows.append(case_trained_row(Path(c.compare_with), disc.cfg.raw, pct))
+    rows.append([fv.get("scheme", "float FV"), pct(fv.get("rel_l2")),
+                 pct(fv.get("rel_l2_max")), "float: not counted"])
     return (f"The flux network against the float finite-volume update (same case, Δt, "
             f"horizon; vs the {_reference(disc.pb)})",
             ["solver", "rel. L2 (final)", "rel. L2 (max)", "drift in quanta (final / max)"],
             rows)
+
+
+def case_trained_row(run: Path, raw: dict, pct) -> list[str]:
+    """The row of ``clif.compare_with``: that run's final rollout (its rollout.json), if it
+    solved this same case ([mesh] and [problem] equal), else why not."""
+    label = f"C-LIF flux network trained on this case ({run})"
+    try:
+        other = load_toml(run / CONFIG)
+        summary = json.loads((run / "rollout.json").read_text())["summary"]
+    except (ConfigError, OSError, ValueError, KeyError) as exc:
+        return [label, "n/a", "n/a", f"n/a: {type(exc).__name__} reading {run}"]
+    if any(other.get(k) != raw.get(k) for k in ("mesh", "problem")):
+        return [label, "n/a", "n/a", "n/a: that run solved another case"]
+    return [f"{label}, {other.get('training', {}).get('steps', '?')} steps",
+            pct(summary["rel_l2"]), pct(summary["rel_l2_max"]),
+            f"{summary['mass_drift']} / {summary['mass_drift_max']}"]
 
 
 def _reference(pb) -> str:

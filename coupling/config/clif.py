@@ -64,6 +64,9 @@ class CLIFSpec(Table):
     # a trained C-LIF run directory whose flux network this run uses (coupling.runs.
     # clif_transfer): unchanged with training.steps = 0, as initialisation with steps > 0
     flux_from: Annotated[str, Field(min_length=1)] | None = None
+    # a C-LIF run trained on this same case: the report puts its error and drift beside
+    # this run's and the float FV update's (coupling.cli.report_clif)
+    compare_with: Annotated[str, Field(min_length=1)] | None = None
 
 
 class CLIFTraining(Table):

@@ -14,6 +14,7 @@ import torch
 
 import meshes
 from coupling.cli import main
+from coupling.cli.report_clif import case_trained_row, comparison_table
 from coupling.config import parse_clif_config
 from coupling.runs.clif import load_trained_clif, train_clif
 from coupling.runs.clif_transfer import load_flux
@@ -65,6 +66,28 @@ def test_transferred_network_reproduces_its_own_rollout_bit_for_bit(source, tmp_
     for (k, p), (_, q) in zip(net.state_dict().items(), src.state_dict().items(), strict=True):
         assert torch.equal(p, q), k
     assert disc.cfg.clif.hidden == [16, 16]
+
+
+def test_report_table_puts_transferred_case_trained_and_float_fv_side_by_side(source,
+                                                                              tmp_path):
+    doc = _small_heat1d()
+    doc["clif"].update(flux_from=str(source), compare_with=str(source))
+    doc["training"]["steps"] = 0
+    train_clif(parse_clif_config(doc), tmp_path, MPI.COMM_WORLD, resume=False)
+    _, disc = load_trained_clif(tmp_path, MPI.COMM_WORLD)
+    numbers = disc.evaluate(keep=True)
+    title, header, rows = comparison_table(disc, numbers)
+    assert [r[0].split(",")[0] for r in rows] == [
+        "C-LIF flux network", f"C-LIF flux network trained on this case ({source})",
+        "float FV: explicit two-point flux k·(A/d)·(u_i − u_j)"]
+    assert "transferred from" in rows[0][0] and "unchanged" in rows[0][0]
+    assert rows[1][1:] == rows[0][1:]  # the source's own case: the same rollout
+    fv = numbers["float_fv"]
+    assert rows[2][1] == f"{fv['rel_l2']:.3%}" and fv["rel_l2"] < numbers["rel_l2"]
+    assert rows[0][3] == "0 / 0"
+    other = _small_heat1d()
+    other["mesh"]["n"] = [20]
+    assert "another case" in case_trained_row(source, other, str)[3]
 
 
 def test_transferred_network_conserves_exactly_on_a_new_2d_mesh(source):
