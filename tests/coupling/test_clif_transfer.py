@@ -68,6 +68,17 @@ def test_transferred_network_reproduces_its_own_rollout_bit_for_bit(source, tmp_
     assert disc.cfg.clif.hidden == [16, 16]
 
 
+def test_cli_flux_from_runs_the_network_unchanged(source, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(tomli_w.dumps(_small_heat1d()))  # training.steps = 8 in the file
+    out = tmp_path / "out"
+    assert main(["train", str(cfg), "--out", str(out), "--flux-from", str(source)]) == 0
+    resolved = load_toml(out / "config.toml")
+    assert resolved["training"]["steps"] == 0 and resolved["clif"]["flux_from"] == str(source)
+    a, b = (np.load(d / "clif_fields.npz") for d in (source, out))
+    assert np.array_equal(a["quanta"], b["quanta"])
+
+
 def test_report_table_puts_transferred_case_trained_and_float_fv_side_by_side(source,
                                                                               tmp_path):
     doc = _small_heat1d()
