@@ -54,22 +54,19 @@ TRAIN_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(TRAIN_CASES))
-def test_train_refuses_within_5_s_naming_key_and_estimate(name, tmp_path, capsys):
+def test_train_refuses_before_any_work_naming_key_and_estimate(name, tmp_path, capsys):
     doc, key, estimate_text = TRAIN_CASES[name]
     cfg = tmp_path / "run.toml"
     cfg.write_text(tomli_w.dumps(doc))
-    t0 = time.perf_counter()
     try:
         code = main(["train", str(cfg), "--out", str(tmp_path / "run")])
     except SystemExit as exc:
         code = exc.code
-    elapsed = time.perf_counter() - t0
     err = capsys.readouterr().err.strip().splitlines()
     lines = [ln for ln in err if ln.startswith("neurofem: error:")]
     assert code == 2 and len(lines) == 1 and "Traceback" not in "\n".join(err), err
     assert f"config {key}:" in lines[0] and estimate_text in lines[0], lines[0]
-    assert elapsed < 5.0, f"{name}: refused after {elapsed:.1f} s"
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists()  # refused before the mesh: nothing created
 
 
 def test_legitimate_configs_still_pass():
