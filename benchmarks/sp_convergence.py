@@ -46,34 +46,42 @@ PLAN_2D = [("2d uniform", h, None, None) for h in (0.1, 0.07, 0.05, 0.035, 0.025
 PLAN_3D = [("3d bench (refine 0.5)", {"size": h}) for h in (0.2, 0.16, 0.12, 0.08)] + \
     [("3d uniform (refine 1)", {"size": h, "refine": 1.0}) for h in (0.16, 0.12, 0.09)] + \
     [("3d interface", {"size": 0.16, "interface_size": hi, "interface_width": 0.15})
-     for hi in (0.08, 0.05)]
+     for hi in (0.08, 0.05)] + \
+    [(f"3d bench, {k} {v}", {"size": h, "sp": {k: v}}) for k, v in (("order", 2), ("rings", 2))
+     for h in (0.2, 0.12)]
 QUICK_2D = [p for p in PLAN_2D if p[1] >= 0.05 and (p[2] is None or p[2] >= 0.025)]
 QUICK_3D = [p for p in PLAN_3D if p[1]["size"] >= 0.16]
 RVE = {"inclusion": "sphere", "volume_fraction": 0.15, "n": 8, "seed": 0}  # bench problem 6
 
 
-def run_2d(plan) -> list[dict]:
-    """Measure every 2D mesh of `plan`."""
+def run_2d(plan, comm) -> list[dict]:
+    """Measure every 2D mesh of `plan` (collective over `comm`)."""
     out = []
     for family, h, hi, width in plan:
         t0 = time.perf_counter()
-        r = measure(disk_square(h, hi, width))
+        r = measure(disk_square(h, hi, width, comm=comm))
         out.append({"family": family, "mesh": {"size": h, "interface_size": hi, "width": width},
                     **r, "wall_s": time.perf_counter() - t0})
-        print(_line(out[-1]), flush=True)
+        _say(comm, _line(out[-1]))
     return out
 
 
-def run_3d(plan) -> list[dict]:
-    """Measure every RVE mesh of `plan` (bench problem 6's geometry)."""
+def run_3d(plan, comm) -> list[dict]:
+    """Measure every RVE mesh of `plan` (bench problem 6's geometry; "sp": SP options)."""
     out = []
     for family, opts in plan:
         t0 = time.perf_counter()
-        dm = meshes.build("rve", comm=MPI.COMM_SELF, **RVE, **opts)
-        r = measure(dm)
+        mesh = {k: v for k, v in opts.items() if k != "sp"}
+        dm = meshes.build("rve", comm=comm, **RVE, **mesh)
+        r = measure(dm, **opts.get("sp", {}))
         out.append({"family": family, "mesh": opts, **r, "wall_s": time.perf_counter() - t0})
-        print(_line(out[-1]), flush=True)
+        _say(comm, _line(out[-1]))
     return out
+
+
+def _say(comm, line: str) -> None:
+    if comm.rank == 0:
+        print(line, flush=True)
 
 
 def _line(r: dict) -> str:
@@ -138,7 +146,8 @@ def markdown(doc: dict) -> str:
              f"- date: {doc['date']}; commit `{doc['git']['commit']}`"
              f"{' (work tree modified)' if doc['git']['dirty'] else ''}",
              f"- machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB; {m['note']}",
-             f"- `uptime` at start: {doc['uptime']}", "",
+             f"- `uptime` at start: {doc['uptime']}; ranks: {doc.get('ranks', 1)} (rows of each "
+             "rank gathered to rank 0 for the solve)", "",
              "Distance of the least-squares minimiser of the strong-form SP loss (interior "
              "equilibrium, interface traction, free-face traction rows; "
              "`coupling/residuals/sp_minimiser.py`) from the FEM P1 solution on the same mesh: "
@@ -147,7 +156,8 @@ def markdown(doc: dict) -> str:
              "| family | mesh | nodes | h at interface | SP vs FEM (L2) | (energy) | "
              "SP solve | wall |", "|---|---|---|---|---|---|---|---|"]
     for r in doc["records"]:
-        mesh = ", ".join(f"{k} {v}" for k, v in r["mesh"].items() if v is not None)
+        mesh = ", ".join(f"{k} {v}" for k, v in r["mesh"].items() if v is not None and k != "sp")
+        mesh += "".join(f", SP {k} {v}" for k, v in r["mesh"].get("sp", {}).items())
         lines.append(f"| {r['family']} | {mesh} | {r['nodes']} | {r['h_min']:.3g} | "
                      f"{100 * r['rel_l2']:.2f}% | {100 * r['rel_energy']:.1f}% | "
                      f"{r['sp_s']:.1f} s | {r['wall_s']:.1f} s |")
@@ -175,18 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS, help="folder of the records")
     p.add_argument("--only", choices=("2d", "3d"), help="one family of meshes only")
     args = p.parse_args(argv)
-    stem = "sp-convergence" + ("-quick" if args.quick else "")
-    args.out.mkdir(parents=True, exist_ok=True)
+    comm = MPI.COMM_WORLD
+    stem = "sp-convergence" + ("-quick" if args.quick else "") + \
+        (f"-{comm.size}ranks" if comm.size > 1 else "")
     up = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     records = []
     if args.only != "3d":
-        records += run_2d(QUICK_2D if args.quick else PLAN_2D)
+        records += run_2d(QUICK_2D if args.quick else PLAN_2D, comm)
     if args.only != "2d":
-        records += run_3d(QUICK_3D if args.quick else PLAN_3D)
+        records += run_3d(QUICK_3D if args.quick else PLAN_3D, comm)
+    if comm.rank:
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
     doc = {"command": "python -m benchmarks.sp_convergence " + " ".join(argv or sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "uptime": up,
            "machine": machine(), "git": git_info(), "records": records,
-           "fits": fits(records), "png": f"{stem}.png"}
+           "fits": fits(records), "png": f"{stem}.png", "ranks": comm.size}
     plot(records, args.out / f"{stem}.png")
     (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=1))
     (args.out / f"{stem}.md").write_text(markdown(doc))
