@@ -166,14 +166,29 @@ def verdict(doc: dict) -> list[str]:
         r["growth"] = {"network": g_n, "float_fv": g_f}
         ok = g_n is not None and g_f is not None and g_n <= max(g_f, 1.0) + GROWTH_SLACK
         fv = {"t": r["float_fv"]["t"], "curve": r["float_fv"]["rel_l2_curve"]}
+        half = r["t_end"] / 2  # the second half: does the error still grow once settled?
+        h_n, h_f = growth(fv["t"], r["transferred"]["curve"], half), growth(
+            fv["t"], fv["curve"], half)
+        r["growth"].update(network_second_half=h_n, float_fv_second_half=h_f)
+        settled = h_n is not None and h_f is not None and h_n <= max(h_f, 1.0) + GROWTH_SLACK
         lines.append(f"- 10× horizon (t = {r['t_end']:g} = 10 × train_until {h:g}) stable: "
                      f"**{'met' if ok else 'missed'}** — error growth max_{{t ≥ {h:g}}} "
                      f"e(t)/e({h:g}) = {_f(g_n)} for the network, {_f(g_f)} for the float FV "
                      f"(bound max(FV, 1) + {GROWTH_SLACK}); errors at t = {h:g}: network "
-                     f"{_pct(_at(r['transferred'], h))}, FV "
-                     f"{_pct(_at(fv, h))}"
-                     f"; at t = {r['t_end']:g}: {_pct(r['transferred']['rel_l2'])}, "
+                     f"{_pct(_at(r['transferred'], h))}, FV {_pct(_at(fv, h))}; at t = "
+                     f"{r['t_end']:g}: {_pct(r['transferred']['rel_l2'])}, "
                      f"{_pct(r['float_fv']['rel_l2'])}.")
+        lines.append(f"  Over the second half (t ≥ {half:g}) the growth is {_f(h_n)} for the "
+                     f"network and {_f(h_f)} for the float FV: "
+                     + ("within the same bound, so the error " if settled else "the error ")
+                     + ("settles (bounded, no instability): it rises while the solution "
+                        "approaches its steady state and stays at the learned operator's "
+                        "steady-state bias (the float FV error stays flat)." if settled
+                        else "still grows.")
+                     + " Error curves (t: network / float FV): " + ", ".join(
+                         f"{t:.3g}: {_pct(a)} / {_pct(b)}" for t, a, b in
+                         zip(fv["t"], r["transferred"]["curve"], fv["curve"], strict=True))
+                     + ".")
     return lines
 
 
@@ -197,7 +212,8 @@ def markdown(doc: dict) -> str:
              f"- command: `{doc['command']}`", f"- date: {doc['date']}",
              f"- uptime at start: `{doc['uptime']}`",
              f"- machine: {doc['machine']['cpu']}, {doc['machine']['cores']} cores (shared; one "
-             f"torch thread); commit `{doc['git']['commit']}`; total {doc['total_s']:.0f} s",
+             f"torch thread); commit `{doc['git']['commit']}`; total {doc['total_s']:.0f} s wall, "
+             f"{doc['cpu_s']:.0f} s CPU of this process",
              f"- source: `examples/heat1d-clif.toml` trained {doc['source']['step']} steps "
              f"({doc['source']['train_s']:.0f} s): {doc['source']['describe']}", "",
              "The flux network F(a, b, w) = w·u_s·[g(a/u_s, b/u_s) − g(b/u_s, a/u_s)] reads "
@@ -252,7 +268,7 @@ def transfer(*, quick: bool = False, out: Path | None = None, command: str = "",
 
     torch.set_num_threads(1)
     comm = MPI.COMM_SELF
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     uptime = os.popen("uptime").read().strip()
     date = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     records = []
@@ -270,7 +286,8 @@ def transfer(*, quick: bool = False, out: Path | None = None, command: str = "",
            "git": git_info(), "machine": machine(), "train_until":
            example("heat1d", quick)["clif"]["train_until"],
            "source": {"step": source.step, "train_s": train_s, "describe": described},
-           "records": records, "total_s": time.perf_counter() - t0}
+           "records": records, "total_s": time.perf_counter() - t0,
+           "cpu_s": time.process_time() - cpu0}
     text = markdown(doc)  # also fills the verdict numbers into the records
     out = Path(out or RESULTS)
     out.mkdir(parents=True, exist_ok=True)
