@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -95,18 +94,17 @@ FEM_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(FEM_CASES))
-def test_fem_solve_refuses_within_5_s(name, tmp_path, capsys):
+def test_fem_solve_refuses_before_any_work(name, tmp_path, capsys):
     doc, key = FEM_CASES[name]
     cfg = tmp_path / "solve.toml"
     cfg.write_text(tomli_w.dumps({"mesh": doc["mesh"], "problem": doc["problem"]}))
-    t0 = time.perf_counter()
     try:
         code = main(["fem", "solve", str(cfg), "--out", str(tmp_path / "out")])
     except SystemExit as exc:
         code = exc.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and f"config {key}:" in err[0], err
-    assert time.perf_counter() - t0 < 5.0 and not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_fem_solve_force_skips_the_time_check(tmp_path, monkeypatch):

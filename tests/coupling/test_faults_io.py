@@ -6,7 +6,6 @@ no file appears (not in the working directory, not in /tmp, no run directory).""
 from __future__ import annotations
 
 import copy
-import time
 import tomllib
 from pathlib import Path
 
@@ -111,10 +110,8 @@ def test_petsc_option_refused_by_train_and_no_file_appears(name, clean, tmp_path
     options, culprit = PETSC_CASES[name]
     cfg = tmp_path / "run.toml"
     cfg.write_text(tomli_w.dumps(_with_petsc(options)))
-    t0 = time.perf_counter()
     code = run_main(["train", str(cfg), "--out", str(tmp_path / "run")])
     one_line_error(capsys, code, match=culprit)
-    assert time.perf_counter() - t0 < 5.0
     assert not (tmp_path / "run").exists()
     assert list(clean.iterdir()) == []  # no binaryoutput, no viewer file
     assert not list(Path("/tmp").glob(PROBES))

