@@ -32,6 +32,7 @@ import numpy as np
 
 import spiking
 
+from . import tables
 from .grid import PROBLEMS, circuit_config
 
 
@@ -79,7 +80,6 @@ def grid_rivals(record: Path, argv: list[str]) -> dict:
     """Measure the FEM rival of every steady FE problem of a bench record; the record."""
     from meshes.fenics import MPI  # deferred: loads DOLFINx
 
-    from .tables import markdown
 
     doc = json.loads(record.read_text())
     names = [n for n in doc["problems"] if n in PROBLEMS and PROBLEMS[n].has_fem_rival]
@@ -88,7 +88,7 @@ def grid_rivals(record: Path, argv: list[str]) -> dict:
     doc["rivals_provenance"] = {"command": " ".join(["python -m benchmarks.rivals", *argv]),
                                 "uptime": uptime}
     record.write_text(json.dumps(doc, indent=1) + "\n")
-    record.with_suffix(".md").write_text(markdown(doc))
+    record.with_suffix(".md").write_text(tables.markdown(doc))
     return doc
 
 
