@@ -37,13 +37,16 @@ def _run(label: str, run_dir: Path) -> dict:
             "batch": s["config"]["training"].get("batch", 0)}
 
 
-def _floor(path: Path, nodes: int) -> float | None:
-    """The SP minimiser's distance from FEM on the study's mesh with `nodes` nodes."""
-    if not path.is_file():
-        return None
-    for r in json.loads(path.read_text())["records"]:
-        if r["nodes"] == nodes:
-            return r["rel_l2"]
+def _floor(folder: Path, nodes: int, ranks: int) -> float | None:
+    """The SP minimiser's distance from FEM on a study mesh with `nodes` nodes, solved from
+    the rows of `ranks` ranks (the study's records in `folder`)."""
+    for path in sorted(folder.glob("sp-convergence*.json")):
+        doc = json.loads(path.read_text())
+        if doc.get("ranks", 1) != ranks:
+            continue
+        for r in doc["records"]:
+            if r["nodes"] == nodes and "sp" not in r["mesh"]:
+                return r["rel_l2"]
     return None
 
 
@@ -78,8 +81,9 @@ def markdown(doc: dict) -> str:
                      f"{r['batch']} | {pct(r['floor'])} | {pct(r['disp'])} | {pct(r['offnode'])} "
                      f"| {pct(r['stress'])} | {ph} | {pct(r['activity'])} | {er} | {wall} | "
                      f"{_verdict(r)} |")
-    lines += ["", "SP floor: the least-squares minimiser of the same SP loss, no network, "
-              "serial (`benchmarks/results/sp-convergence.md`).", ""]
+    lines += ["", "SP floor: the distance from FEM of the least-squares minimiser of the same "
+              "SP loss (no network) built from the rows of the same number of ranks "
+              "(`benchmarks/results/sp-convergence*.md`).", ""]
     return "\n".join(lines)
 
 
@@ -90,13 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", metavar="LABEL=RUN_DIR")
     p.add_argument("--command", action="append", default=[], help="a command that made a run")
     p.add_argument("--out", type=Path, default=RESULTS / "neuropinn-resolved.md")
-    p.add_argument("--floor", type=Path, default=RESULTS / "sp-convergence.json")
+    p.add_argument("--floor", type=Path, default=RESULTS, help="folder of the study's records")
     args = p.parse_args(argv)
     runs = []
     for item in args.runs:
         label, _, path = item.partition("=")
         r = _run(label, Path(path))
-        r["floor"] = _floor(args.floor, r["nodes"])
+        r["floor"] = _floor(args.floor, r["nodes"], r["ranks"])
         runs.append(r)
     up = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     doc = {"command": "python -m benchmarks.neuropinn_resolved " + " ".join(argv or sys.argv[1:]),

@@ -50,7 +50,8 @@ PLAN_3D = [("3d bench (refine 0.5)", {"size": h}) for h in (0.2, 0.16, 0.12, 0.0
     [(f"3d bench, {k} {v}", {"size": h, "sp": {k: v}}) for k, v in (("order", 2), ("rings", 2))
      for h in (0.2, 0.12)]
 QUICK_2D = [p for p in PLAN_2D if p[1] >= 0.05 and (p[2] is None or p[2] >= 0.025)]
-QUICK_3D = [p for p in PLAN_3D if p[1]["size"] >= 0.16]
+QUICK_3D = [p for p in PLAN_3D if p[0].startswith("3d bench (") or p[1]["size"] >= 0.16
+            and "sp" not in p[1]]
 RVE = {"inclusion": "sphere", "volume_fraction": 0.15, "n": 8, "seed": 0}  # bench problem 6
 
 

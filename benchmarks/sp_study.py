@@ -19,7 +19,7 @@ from coupling.residuals.sp_minimiser import sp_minimiser
 from fem.config import parse_problem
 from meshes import DistributedMesh
 from meshes.core import distribute, gmsh_session
-from meshes.fenics import MPI
+from meshes.fenics import MPI, dolfinx, ufl
 from meshes.sizing import refine_near
 from meshes.tagging import add_group, box_faces, exterior_boundary
 
@@ -84,22 +84,25 @@ def measure(dm: DistributedMesh, **sp_options) -> dict:
     n = ops.layout.n_owned
     diff = u[:n] - ref.x.array[:n]
     m = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)  # lumped mass per unrolled dof
-    d_full = u[: ops.layout.n_local].copy()
-    d_full[: len(ref.x.array)] -= ref.x.array
-    r_full = np.zeros(ops.layout.n_local)
-    r_full[: len(ref.x.array)] = ref.x.array
     s = lambda v: comm.allreduce(float(v), op=MPI.SUM)  # noqa: E731
-    nodes = s(n // dm.mesh.geometry.dim)
+    err = dolfinx.fem.Function(problem.V)
+    err.x.array[:] = u[: len(err.x.array)] - ref.x.array
+    err.x.scatter_forward()
     return {
-        "nodes": int(nodes),
+        "nodes": int(s(n // dm.mesh.geometry.dim)),
         "h_min": _edge_min(dm),
         "rel_l2": float(np.sqrt(s(m @ diff**2) / s(m @ ref.x.array[:n] ** 2))),
-        "rel_energy": float(np.sqrt(s(d_full[:n] @ (ops.K_scipy @ d_full))
-                                    / s(r_full[:n] @ (ops.K_scipy @ r_full)))),
+        "rel_energy": float(np.sqrt(_energy(problem, err) / _energy(problem, ref))),
         "rows": int(s(len(disc.residual.c))),
         "fem_s": t_fem,
         "sp_s": t_sp,
     }
+
+
+def _energy(problem, v) -> float:
+    """a(v, v) over the whole mesh (collective)."""
+    form = dolfinx.fem.form(ufl.action(ufl.action(problem.stiffness, v), v))
+    return problem.dmesh.comm.allreduce(dolfinx.fem.assemble_scalar(form), op=MPI.SUM)
 
 
 def _edge_min(dm: DistributedMesh) -> float:
