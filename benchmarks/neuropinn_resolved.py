@@ -1,12 +1,12 @@
 """Record of NeuroPINN / SP-PINN runs on bench problem 6's RVE at a finer mesh (issue 26).
 
-    python -m benchmarks.neuropinn_resolved LABEL=RUN_DIR ... [--out FILE] [--floor JSON]
+    python -m benchmarks.neuropinn_resolved LABEL=RUN_DIR ... [--out FILE] [--floor DIR]
 
 Reads each reported run (``neurofem train`` then ``neurofem report``): displacement error
 vs FEM at the nodes and off the nodes, stress error over all cells and per phase, spiking
 activity, energy per inference point vs the equal-shape ANN, training wall time and ranks;
-sets them beside the SP minimiser's own distance from FEM on the same mesh (the floor any
-network trained on that loss meets; ``benchmarks/results/sp-convergence.json``) and the
+sets them beside the SP minimiser's own distance from FEM on the same mesh (where a network
+that minimises that loss ends up; ``benchmarks/results/sp-convergence*.json``) and the
 issue's targets (NeuroPINN ≤ 3% displacement, ≤ 20% stress, activity ≤ 40%; SP-PINN ≤ 3%).
 """
 
@@ -70,7 +70,7 @@ def markdown(doc: dict) -> str:
              f"`{doc['git']['commit']}`{' (work tree modified)' if doc['git']['dirty'] else ''}",
              f"- machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB, 1 torch thread per "
              f"rank; {m['note']}; `uptime` when recorded: {doc['uptime']}", "",
-             "| method | ranks | nodes | steps | batch | SP floor | displacement | off-node | "
+             "| method | ranks | nodes | steps | batch | SP minimiser | displacement | off-node | "
              "stress | stress matrix / inclusion | activity | energy vs ANN | train | targets |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in doc["runs"]:
@@ -81,7 +81,7 @@ def markdown(doc: dict) -> str:
                      f"{r['batch']} | {pct(r['floor'])} | {pct(r['disp'])} | {pct(r['offnode'])} "
                      f"| {pct(r['stress'])} | {ph} | {pct(r['activity'])} | {er} | {wall} | "
                      f"{_verdict(r)} |")
-    lines += ["", "SP floor: the distance from FEM of the least-squares minimiser of the same "
+    lines += ["", "SP minimiser: the distance from FEM of the least-squares minimiser of the same "
               "SP loss (no network) built from the rows of the same number of ranks "
               "(`benchmarks/results/sp-convergence*.md`).", ""]
     return "\n".join(lines)

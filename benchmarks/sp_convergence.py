@@ -5,7 +5,7 @@
 For each mesh the FEM solution and the least-squares minimiser of the strong-form SP loss
 (:mod:`coupling.residuals.sp_minimiser`) are computed on the same mesh
 (:func:`benchmarks.sp_study.measure`); their relative distance (nodal L2 with lumped
-weights, and energy norm ≈ stress) is the floor under any network trained on that loss.
+weights, and energy norm ≈ stress) is where a network that minimises that loss ends up.
 Two families:
 
 - **2D**: a stiff disk (E 70, ν 0.22) in a soft unit square (E 3.5, ν 0.35), stretched

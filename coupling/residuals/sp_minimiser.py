@@ -6,11 +6,11 @@ data g, its minimiser over the free dofs F solves the weighted least-squares pro
 
     min_{u_F} ‖ W^½ (A_F u_F − (c − A_D g)) ‖² ,
 
-whatever network is trained on it, a network can only approach this field; its distance
-from the FEM solution on the same mesh is therefore a floor under the network's error
-(NeuroPINNs, Garg & Chakraborty, arXiv 2511.06081, train on exactly this loss). It is
-solved here directly: a sparse LU factorisation of the normal equations, columns scaled to
-unit norm first (the rows mix second-derivative and traction rows whose scales differ by
+a network that minimises this loss converges to this field, so its distance from the FEM
+solution on the same mesh is the error such a network ends up with (NeuroPINNs, Garg &
+Chakraborty, arXiv 2511.06081, train on exactly this loss). It is solved here directly: a
+MUMPS LU factorisation (PETSc) of the normal equations, columns scaled to unit norm first
+(the rows mix second-derivative and traction rows whose scales differ by
 1/h), then one step of iterative refinement on the normal equations.
 
 Under MPI each rank holds its owned rows over local columns; :func:`gather_rows` brings
