@@ -122,6 +122,7 @@ def elasticity_extras(trainer, coefficients) -> dict:
     from validation.fields import network_function, on_space  # deferred: loads DOLFINx, torch
 
     # deferred: loads DOLFINx, Gmsh
+    # deferred: loads DOLFINx, Gmsh
     from validation.mechanics import apparent_young_modulus, hashin_shtrikman_young, phase_fractions
 
     problem, dmesh = trainer.disc.problem, trainer.dmesh

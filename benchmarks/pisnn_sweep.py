@@ -95,6 +95,7 @@ def run_resolution(doc: dict, resolution: float, cfls: list[float], broadcasts: 
     from coupling.config import parse_clif_config  # deferred: loads DOLFINx, torch
 
     # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    # deferred: loads DOLFINx, torch, Gmsh, SciPy
     from coupling.runs.clif import build_clif, load_trained_clif, train_clif
     from meshes.fenics import MPI  # deferred: loads DOLFINx
 

@@ -45,6 +45,10 @@ import time
 import tomllib
 from pathlib import Path
 
+from fem.errors import ConfigError
+
+from .harness import RESULTS, git_info, machine
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CASES = ("heat1d-ic-source", "heat1d-10x", "laplace2d", "diffusion3d")
@@ -92,10 +96,10 @@ def _numbers(s: dict, curve: dict) -> dict:
 
 def run_case(name: str, doc: dict, source, comm) -> dict:
     """Transferred, case-trained and float FV on one case (its problem built once)."""
-    from coupling.config import parse_clif_config
-    from coupling.runs.clif import build_clif
-    from coupling.runs.clif_transfer import with_flux_from
-    from coupling.training.loop import fit
+    from coupling.config import parse_clif_config  # deferred: loads DOLFINx, torch
+    from coupling.runs.clif import build_clif  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from coupling.runs.clif_transfer import with_flux_from  # deferred: loads DOLFINx, torch
+    from coupling.training.loop import fit  # deferred: loads DOLFINx, torch
 
     t0 = time.perf_counter()
     cfg = parse_clif_config(doc)
@@ -246,9 +250,9 @@ def markdown(doc: dict) -> str:
 
 def train_source(quick: bool, workdir: Path, comm):
     """Train the source run (heat1d example) and load its flux network as a transfer would."""
-    from coupling.config import parse_clif_config
-    from coupling.runs.clif import train_clif
-    from coupling.runs.clif_transfer import load_flux
+    from coupling.config import parse_clif_config  # deferred: loads DOLFINx, torch
+    from coupling.runs.clif import train_clif  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+    from coupling.runs.clif_transfer import load_flux  # deferred: loads DOLFINx, torch
 
     t0 = time.perf_counter()
     train_clif(parse_clif_config(example("heat1d", quick)), workdir / "heat1d", comm,
@@ -262,9 +266,7 @@ def transfer(*, quick: bool = False, out: Path | None = None, command: str = "",
     """Run the benchmark and write JSON and Markdown; returns the document."""
     import torch  # deferred: keeps `--help` light
 
-    from meshes.fenics import MPI
-
-    from .harness import RESULTS, git_info, machine
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     torch.set_num_threads(1)
     comm = MPI.COMM_SELF
@@ -308,7 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     cmd = "python -m benchmarks.pisnn_transfer " + " ".join(argv if argv is not None
                                                             else sys.argv[1:])
-    from fem.errors import ConfigError
 
     try:
         doc = transfer(quick=a.quick, out=a.out, command=cmd.strip(), cases=a.case)

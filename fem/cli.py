@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def solve_command(args: argparse.Namespace) -> int:
     """Handler of `neurofem fem solve`."""
     # deferred: loads DOLFINx
+    # deferred: loads DOLFINx
     from .config import load_toml, parse_mesh, parse_problem, require_table
 
     doc = load_toml(args.config)

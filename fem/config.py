@@ -49,7 +49,11 @@ from pydantic import (
     model_validator,
 )
 
+from meshes.errors import MeshError
+from meshes.fenics import MPI
+
 from . import expressions
+from .cache import default_store
 from .errors import ConfigError
 from .expressions import ScalarExpr
 from .schema import (
@@ -335,8 +339,7 @@ class MeshTable(BaseModel):
 
     @model_validator(mode="after")
     def _options(self) -> MeshTable:
-        import meshes.registry as registry
-        from meshes.errors import MeshError
+        import meshes.registry as registry  # deferred: loads Gmsh
 
         given = {**self.options, **(self.model_extra or {})}
         if self.kind == "interval":
@@ -375,15 +378,13 @@ class MeshTable(BaseModel):
     def build(self, comm=None):
         """Build the distributed mesh (collective), reusing the user mesh cache (fem.cache)."""
         import meshes  # deferred: gmsh and DOLFINx only when a mesh is built
-        from meshes.fenics import MPI
 
-        from .cache import default_store
         kwargs = dict(self.options)
         if self.size is not None:
             kwargs["size"] = self.size
         comm = comm or MPI.COMM_WORLD
         if self.kind == "interval":
-            from .interval import interval
+            from .interval import interval  # deferred: loads Gmsh
 
             return interval(comm=comm, **kwargs)
         return meshes.build(self.kind, comm=comm, cache=default_store(), **kwargs)

@@ -48,6 +48,7 @@ def _pymor():
     from pymor.models.basic import StationaryModel  # deferred: loads pyMOR
 
     # deferred: loads pyMOR
+    # deferred: loads pyMOR
     from pymor.operators.constructions import LincombOperator, VectorOperator
     from pymor.operators.numpy import NumpyMatrixOperator  # deferred: loads pyMOR
     from pymor.parameters.functionals import (  # deferred: loads pyMOR

@@ -65,6 +65,7 @@ def _setup(doc: dict, from_run: str | None, comm) -> dict:
     """Mesh, problem, operators, FEM solution at owned dofs, and the trained run if any."""
 
     # deferred: loads DOLFINx
+    # deferred: loads DOLFINx
     from fem.config import load_toml, parse_mesh, parse_problem, require_table
     from fem.problems import build_problem  # deferred: loads DOLFINx, Gmsh
 

@@ -21,9 +21,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from coupling.cli.report import build_report
 from coupling.training.errors import CheckpointError, TrainingError
 from fem.errors import FemError
 from meshes.errors import MeshError
+from validation.provenance import COMMAND_FILE, flag
+from validation.report import write_report
 
 # FemError: every bad request, the one ConfigError (any layer's config keys) included
 USER_ERRORS = (FemError, MeshError, CheckpointError, TrainingError, OSError)
@@ -69,7 +72,7 @@ def _relaunch(args: argparse.Namespace) -> int:
 
 
 def _document(args: argparse.Namespace) -> dict:
-    from fem.config import load_toml
+    from fem.config import load_toml  # deferred: loads DOLFINx
 
     doc = copy.deepcopy(load_toml(args.config))
     if args.steps is not None:
@@ -102,12 +105,12 @@ def run(args: argparse.Namespace) -> int:
         return _relaunch(args)
     wall0 = time.perf_counter()
     doc = _document(args)
-    from coupling.cli.report import build_report
-    from coupling.config import parse_run_config
-    from coupling.runs.network import train_network
+    from coupling.config import parse_run_config  # deferred: loads DOLFINx, torch
+    from coupling.runs.network import train_network  # deferred: loads DOLFINx, torch, Gmsh, SciPy
+
+    # deferred: loads DOLFINx, torch
     from coupling.training.parallel import collective_errors, set_threads_per_rank
-    from meshes.fenics import MPI
-    from validation.provenance import COMMAND_FILE
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_WORLD
     out = Path(args.out)
@@ -127,15 +130,11 @@ def run(args: argparse.Namespace) -> int:
         summary["wall_s"] = wall
         summary["timings"]["total_s"] = wall
         if comm.rank == 0:
-            from validation.report import write_report
-
             write_report(summary, summary["figures"], out)
     if comm.rank == 0:
         def fmt(key: str, spec: str, suffix: str = "") -> str:  # an ANN run has no activity
             value = summary.get(key)
             return "n/a" if value is None else f"{value:{spec}}{suffix}"
-
-        from validation.provenance import flag
 
         lead = f"{flag(summary)}: " if flag(summary) else ""
         print(f"neurofem demo: {lead}displacement error {fmt('displacement_rel_l2', '.2%')} "

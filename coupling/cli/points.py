@@ -111,6 +111,7 @@ def points(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR at the points of --file and write --out (collective)."""
 
     # deferred: loads DOLFINx, torch
+    # deferred: loads DOLFINx, torch
     from coupling.training.parallel import collective_errors, set_threads_per_rank
     from meshes.fenics import MPI  # deferred: loads DOLFINx
 
@@ -124,6 +125,7 @@ def points(args: argparse.Namespace) -> int:
             raise ConfigError("--out", f"{out} is a symbolic link: refusing to write through "
                               "it; remove it or choose another file")
         pts = read_points(Path(args.file))  # every rank reads: the same one-line errors
+        # deferred: loads DOLFINx, torch, Gmsh, SciPy
         # deferred: loads DOLFINx, torch, Gmsh, SciPy
         from coupling.runs.network import load_trained
 

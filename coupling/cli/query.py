@@ -64,6 +64,7 @@ def parse_params(items: list[str]) -> dict[str, float]:
 def query(args: argparse.Namespace) -> int:
     """Evaluate RUN_DIR's network at --param values and write the field (collective)."""
     # deferred: loads DOLFINx, torch
+    # deferred: loads DOLFINx, torch
     from coupling.training.parallel import collective_errors, set_threads_per_rank
     from meshes.fenics import MPI  # deferred: loads DOLFINx
 
@@ -75,6 +76,7 @@ def query(args: argparse.Namespace) -> int:
         if not is_parametric(run_dir):
             raise ConfigError(str(run_dir), "not a parametric run (its config.toml has no "
                               "[parameters] table); evaluate it with `neurofem points`")
+        # deferred: loads DOLFINx, torch, Gmsh, SciPy
         # deferred: loads DOLFINx, torch, Gmsh, SciPy
         from coupling.runs.network import load_trained
         from coupling.training.callbacks import METRICS, read_metrics  # deferred: loads torch
@@ -104,6 +106,7 @@ def query(args: argparse.Namespace) -> int:
 
 def _run_query(trainer, mu, out: Path, comm, read_metrics, metrics_name, run_dir) -> dict:
     """Time, write and compare one query (collective)."""
+    # deferred: loads DOLFINx, torch, Gmsh
     # deferred: loads DOLFINx, torch, Gmsh
     from coupling.residuals.parametric import reference_targets, time_query
     from coupling.training.checkpoint import atomic_write  # deferred: loads torch

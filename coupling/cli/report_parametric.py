@@ -32,6 +32,7 @@ def held_out(trainer, comm) -> dict:
     from coupling.measure import global_activity  # deferred: loads DOLFINx, torch
 
     # deferred: loads DOLFINx, torch, Gmsh
+    # deferred: loads DOLFINx, torch, Gmsh
     from coupling.residuals.parametric import reference_targets
     from validation.parametric import distribution  # deferred: loads DOLFINx, Gmsh
 
@@ -56,6 +57,7 @@ def homogenisation(trainer, pts: np.ndarray) -> dict | None:
     from fem.problems.parametric import VOIGT_NAMES  # deferred: loads DOLFINx, Gmsh
     from fem.reference import reference  # deferred: loads DOLFINx, Gmsh
 
+    # deferred: loads DOLFINx, Gmsh
     # deferred: loads DOLFINx, Gmsh
     from validation.parametric import apparent_stiffness, energy_stiffness, moduli_comparison
 

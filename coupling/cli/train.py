@@ -19,11 +19,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
+import os
+import signal
 import sys
 from pathlib import Path
 
+from coupling.cli import run_command
 from coupling.training.errors import CheckpointError, TrainingError
-from fem.errors import FemError
+from coupling.training.resources import check
+from fem.cache import use
+from fem.errors import ConfigError, FemError
 from meshes.errors import MeshError
 
 # FemError: every bad request, the one ConfigError (any layer's config keys) included
@@ -46,7 +52,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "training.steps = 0 unless --steps is given)")
     _common(p)
     p.set_defaults(handler=train)
-    from coupling.cli import run_command
 
     r = run_command(sub, "resume", "continue a run from its latest checkpoint",
                     "Continue RUN_DIR from its latest checkpoint with its own config.toml "
@@ -90,9 +95,7 @@ MODELS = {"network": ("coupling.runs.network", "train_network"),
 def _checks(doc: dict, args: argparse.Namespace):
     """The validated config (the one object every layer below uses), once its resource
     estimate passed; before any work (every rank)."""
-    from coupling.config import parse_config
-    from coupling.training.resources import check
-    from fem.cache import use
+    from coupling.config import parse_config  # deferred: loads DOLFINx, torch
 
     if args.cache is not None:
         use(args.cache)
@@ -102,13 +105,11 @@ def _checks(doc: dict, args: argparse.Namespace):
 
 
 def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -> int:
-    import importlib
-
+    # deferred: loads DOLFINx, torch
     from coupling.training.parallel import collective_errors, set_threads_per_rank
-    from coupling.training.resume import check_resume
-    from coupling.training.rundir import claimed
-    from fem.errors import ConfigError
-    from meshes.fenics import MPI
+    from coupling.training.resume import check_resume  # deferred: loads torch
+    from coupling.training.rundir import claimed  # deferred: loads torch
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_WORLD
     result = None
@@ -143,7 +144,7 @@ def _run(doc: dict, run_dir: Path, args: argparse.Namespace, resume_run: bool) -
 
 def _fresh(run_dir: Path, force: bool, comm) -> None:
     """A new run: refuse a directory that holds one unless --force (checked under the lock)."""
-    from coupling.training.callbacks import METRICS
+    from coupling.training.callbacks import METRICS  # deferred: loads torch
 
     taken = comm.bcast((run_dir / METRICS).exists() if comm.rank == 0 else None, root=0)
     if taken and not force:
@@ -156,9 +157,6 @@ class _SignalSeen:
     by a Python handler (fit installs its own handlers; this one only listens)."""
 
     def __enter__(self) -> _SignalSeen:
-        import os
-        import signal
-
         self.signum, self._old = 0, None
         self._r, self._w = os.pipe()
         os.set_blocking(self._r, False)
@@ -170,9 +168,6 @@ class _SignalSeen:
         return self
 
     def __exit__(self, *exc) -> None:
-        import os
-        import signal
-
         if self._old is not None:
             signal.set_wakeup_fd(self._old)
         try:
@@ -186,7 +181,7 @@ class _SignalSeen:
 
 def train(args: argparse.Namespace) -> int:
     """Start a run of CONFIG in --out (refused if a run is there, unless --force)."""
-    from fem.config import load_toml
+    from fem.config import load_toml  # deferred: loads DOLFINx
 
     doc = load_toml(args.config)
     if args.flux_from is not None and isinstance(doc, dict):  # a transfer: unchanged unless --steps
@@ -197,8 +192,8 @@ def train(args: argparse.Namespace) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Continue RUN_DIR from its latest checkpoint with its own config."""
-    from coupling.training.rundir import CONFIG
-    from fem.config import load_toml
+    from coupling.training.rundir import CONFIG  # deferred: loads torch
+    from fem.config import load_toml  # deferred: loads DOLFINx
 
     run_dir = Path(args.run_dir)
     if not (run_dir / CONFIG).exists():

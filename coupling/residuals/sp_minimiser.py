@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sps
 
-from meshes.fenics import MPI
+from meshes.fenics import MPI, PETSc
 
 
 @dataclass
@@ -76,7 +76,6 @@ def solve_rows(rows: LeastSquaresRows) -> np.ndarray:
 
 def _lu(N: sps.csr_matrix):
     """x ↦ N⁻¹ x by a MUMPS LU factorisation (PETSc, one process), factored once."""
-    from meshes.fenics import PETSc
 
     mat = PETSc.Mat().createAIJ(size=N.shape, csr=(N.indptr, N.indices, N.data),
                                 comm=PETSc.COMM_SELF)
