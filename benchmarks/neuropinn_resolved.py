@@ -32,7 +32,8 @@ def _run(label: str, run_dir: Path) -> dict:
             "disp": s["displacement_rel_l2"], "offnode": s["offnode"]["network"]["rel_l2"],
             "stress": e["stress"]["relative"],
             "stress_phases": {k: v["relative"] for k, v in e["stress"]["phases"].items()},
-            "activity": s.get("mean_activity"), "energy_ratio": s.get("energy_ratio"),
+            "activity": None if s["run"]["settings"].get("neuron") == "ann" else
+            s.get("mean_activity"), "energy_ratio": s.get("energy_ratio"),
             "wall_s": metrics[-1].get("wall_s") if metrics else None,
             "batch": s["config"]["training"].get("batch", 0)}
 
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+", metavar="LABEL=RUN_DIR")
     p.add_argument("--command", action="append", default=[], help="a command that made a run")
     p.add_argument("--out", type=Path, default=RESULTS / "neuropinn-resolved.md")
+    p.add_argument("--findings", type=Path, help="a Markdown file appended as the findings")
     p.add_argument("--floor", type=Path, default=RESULTS, help="folder of the study's records")
     args = p.parse_args(argv)
     runs = []
@@ -106,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"command": "python -m benchmarks.neuropinn_resolved " + " ".join(argv or sys.argv[1:]),
            "commands": args.command, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "uptime": up, "machine": machine(), "git": git_info(), "runs": runs}
-    args.out.write_text(markdown(doc))
+    text = markdown(doc)
+    if args.findings:
+        text += "\n" + args.findings.read_text()
+    args.out.write_text(text)
     args.out.with_suffix(".json").write_text(json.dumps(doc, indent=1))
     print(f"wrote {args.out}")
     return 0
