@@ -30,10 +30,11 @@ drown the matrix. All rows are one sparse operator on the unrolled nodal displac
 lift) or by a nodal penalty (``soft``): weight · Σ area_i/h_i³ (u_i − g_i)². The residual
 is exact (zero) for affine fields when the phases share moduli, and for piecewise-affine
 fields that satisfy the interface conditions (a laminate): every SP stencil is exact for a
-linear field on its own side. Under MPI the rows are the owned nodes; as for the scalar SP
-residual the second derivatives at a rank's edge use the stencils the rank holds, and the
-facet areas and h_i of a node at a rank's edge come from the cells the rank holds (2-rank
-laminate check: same rows, residual exact, Σ w 2% below the serial sum).
+linear field on its own side. Under MPI the rows are the owned nodes, built on the whole
+mesh gathered to every rank (:mod:`coupling.residuals.sp_global`): stencils, facet areas and
+h_i are the serial ones, the columns are the local nodes and the off-rank nodes the rows'
+stencils reach (the network is evaluated there too), so the loss summed over the ranks is
+the serial loss (2 ranks: 1e-10 relative, tests/coupling/test_sp_convergence.py).
 
 Point batches (``training.batch``): a step draws the same fraction of each term's rows
 (interior, interface, traction) without replacement and scales each term by its rows /
@@ -51,7 +52,8 @@ import torch
 
 from coupling.residuals import sp_derivatives as sp
 from coupling.residuals.base import BuildContext, SparseOperator
-from coupling.residuals.sp_elastic_mesh import UNTAGGED, PhaseMesh, phase_mesh
+from coupling.residuals.sp_elastic_mesh import UNTAGGED, PhaseMesh, global_phase_mesh, phase_mesh
+from coupling.residuals.sp_global import compress_columns, extend_boundary
 from fem.errors import ConfigError
 from fem.operators import to_torch_csr
 
@@ -83,6 +85,7 @@ class ElasticSPResidual:
     x: torch.Tensor  # (n_local, in_dim) network inputs at every local node
     penalty: DirichletPenalty | None = None
     rows: sps.csr_matrix | None = None  # A in SciPy (point batches: the columns a batch needs)
+    columns: np.ndarray | None = None  # global dof of each column (under MPI: local, off-rank)
 
     def values(self, net: torch.nn.Module) -> torch.Tensor:
         """Unrolled nodal displacements (Dirichlet data imposed per the boundary mode)."""
@@ -327,7 +330,13 @@ def elastic_sp_residual(problem, r, mode: str, weight: float, ops, boundary, x_n
     layout = ops.layout
     d = problem.dmesh.mesh.geometry.dim
     coords = layout.coordinates
-    pm = phase_mesh(problem, coords[:, :d], layout.n_owned // d)
+    comm = problem.dmesh.mesh.comm
+    gm = None
+    if comm.size == 1:
+        pm = phase_mesh(problem, coords[:, :d], layout.n_owned // d)
+    else:  # the whole mesh on every rank: the serial stencils (see sp_global)
+        pm, gm = global_phase_mesh(problem, coords[:, :d], layout.n_owned // d,
+                                   layout.local_to_global[::d] // d, np.asarray(x_net))
     try:
         stress = [phase_stress(pm, p, r) for p in range(len(pm.names))]
     except sp.SPError as exc:
@@ -345,10 +354,24 @@ def elastic_sp_residual(problem, r, mode: str, weight: float, ops, boundary, x_n
         cs += c
         ws += w
     A = sps.vstack(mats, format="csr") if mats else sps.csr_matrix((0, ncol))
+    columns = None
+    if gm is not None:
+        A, x_net, boundary, columns = _off_rank_columns(A, gm, layout, boundary, comm)
     dtype = t(np.zeros(0)).dtype
     penalty = _penalty(ops, pm, h, weight, layout.n_owned, t) if mode == "soft" else None
     return ElasticSPResidual(SparseOperator(to_torch_csr(A, dtype=dtype)), t(np.concatenate(cs)),
-                             t(np.concatenate(ws)), tuple(counts), boundary, t(x_net), penalty, A)
+                             t(np.concatenate(ws)), tuple(counts), boundary, t(x_net), penalty, A,
+                             columns)
+
+
+def _off_rank_columns(A, gm, layout, boundary, comm):
+    """A over the local columns and the off-rank nodes its rows reach, the network inputs
+    and boundary map there, and the global dof of each column (collective)."""
+    bs = layout.block_size
+    A, keep = compress_columns(A, gm.n_local, bs)
+    columns = (gm.glob[keep][:, None] * bs + np.arange(bs)).reshape(-1)
+    boundary = extend_boundary(comm, boundary, layout.local_to_global, layout.n_owned, columns)
+    return A, gm.inputs[keep], boundary, columns
 
 
 def build(ctx: BuildContext) -> ElasticSPResidual:

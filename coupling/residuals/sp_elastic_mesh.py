@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import basix
 import numpy as np
 
+from coupling.residuals.sp_global import GlobalMesh, facet_keys, gather_mesh, global_facet_tags
 from fem.errors import ConfigError
 from fem.problems import lame
 from meshes.fenics import dolfinx
@@ -161,8 +162,8 @@ def _entries(nodes, a, b, normal, area, n_owned: int) -> FacetEntries:
     return FacetEntries(keys[:, 0], keys[:, 1], keys[:, 2], unit, areas)
 
 
-def phase_mesh(problem, x: np.ndarray, n_owned: int) -> PhaseMesh:
-    """The phases, interface and boundary entries of an elasticity problem on this rank."""
+def _local_topology(problem, x: np.ndarray):
+    """This rank's cells (owned, ghosts), their facets, exterior flags and facet tags."""
     mesh = problem.dmesh.mesh
     tdim = mesh.topology.dim
     fdim = tdim - 1
@@ -174,26 +175,31 @@ def phase_mesh(problem, x: np.ndarray, n_owned: int) -> PhaseMesh:
     if cells.shape[1] != tdim + 1:
         raise ConfigError("problem.degree", "'sp' on elasticity evaluates the strong form at "
                           "the vertices of a simplex mesh and needs degree = 1")
-    phase, names, lam, mu = _cell_phases(problem, n_cells)
     c2f = mesh.topology.connectivity(tdim, fdim).array.reshape(n_cells, tdim + 1)
-    ct = getattr(basix.CellType, mesh.topology.cell_name())
-    ref = basix.topology(ct)[fdim]
+    ref = basix.topology(getattr(basix.CellType, mesh.topology.cell_name()))[fdim]
     fmap = mesh.topology.index_map(fdim)
     n_facets = fmap.size_local + fmap.num_ghosts
-    pmin = np.full(n_facets, np.iinfo(np.int64).max)
-    pmax = np.full(n_facets, -1)
-    np.minimum.at(pmin, c2f.reshape(-1), np.repeat(phase, tdim + 1))
-    np.maximum.at(pmax, c2f.reshape(-1), np.repeat(phase, tdim + 1))
     exterior = np.zeros(n_facets, dtype=bool)
     exterior[dolfinx.mesh.exterior_facet_indices(mesh.topology)] = True
     ftag = np.full(n_facets, UNTAGGED, dtype=np.int64)
     ft = problem.dmesh.facet_tags
     if ft is not None:
         ftag[ft.indices] = ft.values
-    owned = np.arange(n_cells) < cmap.size_local
+    return cells, cmap.size_local, c2f, ref, exterior, ftag
+
+
+def _assemble(x, cells, phase, materials, c2f, ref, exterior, ftag, owned,
+              n_owned: int) -> PhaseMesh:
+    """The PhaseMesh of cells with their phases, facets (c2f), exterior flags and tags."""
+    d1 = cells.shape[1]
+    n_facets = len(exterior)
+    pmin = np.full(n_facets, np.iinfo(np.int64).max)
+    pmax = np.full(n_facets, -1)
+    np.minimum.at(pmin, c2f.reshape(-1), np.repeat(phase, d1))
+    np.maximum.at(pmax, c2f.reshape(-1), np.repeat(phase, d1))
     parts_i, parts_b = [], []
     for lf, verts in enumerate(ref):
-        opp = cells[:, [v for v in range(tdim + 1) if v not in verts][0]]
+        opp = cells[:, [v for v in range(d1) if v not in verts][0]]
         nodes = cells[:, list(verts)]
         f = c2f[:, lf]
         normal, area = _facet_geometry(x, nodes, opp)
@@ -204,5 +210,34 @@ def phase_mesh(problem, x: np.ndarray, n_owned: int) -> PhaseMesh:
         parts_b.append((nodes[ext], phase[ext], ftag[f][ext], normal[ext], area[ext], owned[ext]))
     cat = lambda parts: [np.concatenate(p) for p in zip(*parts, strict=True)]  # noqa: E731
     inter, bnd = cat(parts_i), cat(parts_b)
-    return PhaseMesh(x, cells, phase, names, lam, mu, _entries(*inter[:5], n_owned),
+    return PhaseMesh(x, cells, phase, *materials, _entries(*inter[:5], n_owned),
                      _entries(*bnd[:5], n_owned), n_owned, FacetSet(*inter), FacetSet(*bnd))
+
+
+def phase_mesh(problem, x: np.ndarray, n_owned: int) -> PhaseMesh:
+    """The phases, interface and boundary entries of an elasticity problem on this rank."""
+    cells, n_owned_cells, c2f, ref, exterior, ftag = _local_topology(problem, x)
+    phase, names, lam, mu = _cell_phases(problem, len(cells))
+    owned = np.arange(len(cells)) < n_owned_cells
+    return _assemble(x, cells, phase, (names, lam, mu), c2f, ref, exterior, ftag, owned, n_owned)
+
+
+def global_phase_mesh(problem, x: np.ndarray, n_owned: int, glob: np.ndarray,
+                      inputs: np.ndarray) -> tuple[PhaseMesh, GlobalMesh]:
+    """The PhaseMesh of the whole mesh in this rank's extended numbering (its local nodes x
+    with global indices glob first, rows at its n_owned owned nodes; collective): every
+    row's stencils, facet areas and mesh sizes are the serial ones."""
+    comm = problem.dmesh.mesh.comm
+    cells, n_owned_cells, c2f, ref, exterior, ftag = _local_topology(problem, x)
+    phase, names, lam, mu = _cell_phases(problem, len(cells))
+    gm = gather_mesh(comm, glob, n_owned, x, inputs, cells, n_owned_cells, phase)
+    fnodes = np.zeros((len(exterior), cells.shape[1] - 1), dtype=np.int64)
+    for lf, verts in enumerate(ref):
+        fnodes[c2f[:, lf]] = cells[:, list(verts)]
+    tagged = np.flatnonzero(ftag != UNTAGGED)
+    gc2f, keys, count = facet_keys(gm.cells, ref)
+    gtag = global_facet_tags(comm, np.sort(glob[fnodes[tagged]], axis=1), ftag[tagged],
+                             np.sort(gm.glob[keys], axis=1), UNTAGGED)
+    pm = _assemble(gm.x, gm.cells, gm.data, (names, lam, mu), gc2f, ref, count == 1, gtag,
+                   gm.mine, n_owned)
+    return pm, gm

@@ -13,7 +13,8 @@ MUMPS LU factorisation (PETSc) of the normal equations, columns scaled to unit n
 (the rows mix second-derivative and traction rows whose scales differ by
 1/h), then one step of iterative refinement on the normal equations.
 
-Under MPI each rank holds its owned rows over local columns; :func:`gather_rows` brings
+Under MPI each rank holds its owned rows over its columns (local, and the off-rank nodes its
+serial stencils reach: :mod:`coupling.residuals.sp_global`); :func:`gather_rows` brings
 them to rank 0 in global dof numbering, where the problem is solved once and the
 minimiser scattered back (a check and a study tool, not a training path).
 """
@@ -96,12 +97,15 @@ def _lu(N: sps.csr_matrix):
     return solve
 
 
-def gather_rows(rows: LeastSquaresRows, layout, comm) -> tuple[LeastSquaresRows | None, np.ndarray]:
+def gather_rows(rows: LeastSquaresRows, layout, comm, columns: np.ndarray | None = None
+                ) -> tuple[LeastSquaresRows | None, np.ndarray]:
     """Every rank's rows in global dof numbering on rank 0 (None elsewhere) and this rank's
-    local → global column map (collective)."""
+    local → global map (collective). `columns`: the global dof of each column of the rows
+    where they reach past the layout's (off-rank nodes of the serial stencils)."""
     glob = np.asarray(layout.local_to_global, dtype=np.int64)
+    cols = glob if columns is None else np.asarray(columns, dtype=np.int64)
     A = rows.A.tocoo()
-    local = (A.row, glob[A.col], A.data, rows.c, rows.w, glob[rows.fixed], rows.g)
+    local = (A.row, cols[A.col], A.data, rows.c, rows.w, cols[rows.fixed], rows.g)
     parts = comm.gather(local, root=0)
     if comm.rank != 0:
         return None, glob
@@ -122,6 +126,7 @@ def sp_minimiser(disc) -> np.ndarray:
     comm = disc.comm or MPI.COMM_SELF
     if comm.size == 1:
         return solve_rows(rows)
-    whole, glob = gather_rows(rows, disc.operators.layout, comm)
+    whole, glob = gather_rows(rows, disc.operators.layout, comm,
+                              getattr(disc.residual, "columns", None))
     u = comm.bcast(solve_rows(whole) if comm.rank == 0 else None, root=0)
     return u[glob]
