@@ -3,6 +3,9 @@
 Garg & Chakraborty, arXiv 2511.06081: the residual −k Δu + κ²u − f at the owned free
 nodes, Δ from the SP gradient operator (:mod:`coupling.residuals.sp_derivatives`) applied
 twice; the neighbours come from the mesh (vertex rings), k nearest points or a radius.
+Under MPI the rows are the owned free nodes with their serial stencils: the whole mesh is
+gathered to every rank (:mod:`coupling.residuals.sp_global`) and the columns extend past the
+local nodes to the off-rank nodes the stencils reach (the network is evaluated there too).
 Piecewise elasticity has its own module (:mod:`coupling.residuals.sp_elastic`).
 """
 
@@ -24,6 +27,7 @@ from coupling.residuals.base import (
     soft_dirichlet,
     total,
 )
+from coupling.residuals.sp_global import compress_columns, extend_boundary, gather_mesh
 from fem.errors import ConfigError
 from fem.operators import assemble_owned_vector, to_torch_csr
 from meshes.fenics import dolfinx, ufl
@@ -72,22 +76,35 @@ def build(ctx: BuildContext) -> SPResidual:
     free = np.ones(n_owned, bool)
     free[ops.dirichlet_dofs[ops.dirichlet_dofs < n_owned]] = False
     centres = np.flatnonzero(free)
-    op = sp.build_sp_operator(x, _sp_source(r, problem, len(x)), centres, second_order=True,
-                              order=r.order)
-    lap = op.laplacian_matrix()  # rows: the centres
+    boundary, cells = ctx.boundary, np.asarray(problem.V.dofmap.list, dtype=np.int64)
+    comm = dmesh.mesh.comm
+    if comm.size > 1:  # the whole mesh on every rank: the serial stencils (see sp_global)
+        n_cells = dmesh.mesh.topology.index_map(dmesh.mesh.topology.dim).size_local
+        gm = gather_mesh(comm, layout.local_to_global, n_owned, x, x, cells, n_cells,
+                         np.zeros(len(cells), dtype=np.int64))
+        op = sp.build_sp_operator(gm.x, _sp_source(r, gm.cells, len(gm.x)), centres,
+                                  second_order=True, order=r.order)
+        lap, keep = compress_columns(op.laplacian_matrix(), gm.n_local, 1)
+        x = gm.x[keep]
+        boundary = extend_boundary(comm, boundary, layout.local_to_global, n_owned,
+                                   gm.glob[keep])
+    else:
+        op = sp.build_sp_operator(x, _sp_source(r, cells, len(x)), centres, second_order=True,
+                                  order=r.order)
+        lap = op.laplacian_matrix()  # rows: the centres
     k = _node_coefficient(problem)[centres]
     f = (spec.source[0].numpy()(layout.coordinates[centres].T) if spec.source
          else np.zeros(len(centres)))
     soft = soft_dirichlet(problem, ctx.weight, t) if ctx.mode == "soft" else None
     return SPResidual(SparseOperator(to_torch_csr(lap, dtype=ctx.dtype)),
                       torch.as_tensor(centres, dtype=torch.int64), t(k),
-                      spec.kappa**2, t(f), t(ctx.lumped[centres]), ctx.boundary, t(x), soft)
+                      spec.kappa**2, t(f), t(ctx.lumped[centres]), boundary, t(x), soft)
 
 
-def _sp_source(r, problem, n_points: int):
-    """The neighbour source of the sp residual: mesh rings, k nearest or a radius."""
+def _sp_source(r, cells: np.ndarray, n_points: int):
+    """The neighbour source of the sp residual: mesh rings (of the cells' node lists),
+    k nearest or a radius."""
     if r.neighbours == "mesh":
-        cells = problem.V.dofmap.list  # cell → node (block) indices
         offsets = np.arange(0, cells.size + 1, cells.shape[1], dtype=np.int64)
         graph = sp.cell_vertex_adjacency(offsets, cells.reshape(-1), n_points)
         return sp.MeshAdjacency(graph, rings=r.rings)
