@@ -7,6 +7,9 @@ The public API (names load on first use, so ``neurofem --help`` stays fast)::
     result = coupling.fit(net, disc, steps=3000, lr=5e-3)      # MPI, NaN guard, callbacks
     u = disc.to_function(net)                                  # a DOLFINx function
 
+Coarse to fine: ``coupling.fit(net, coupling.Levels([coupling.Level(coarse, steps=300),
+coupling.Level(fine, steps=300)]))`` trains the same network through a mesh hierarchy.
+
 A parametric problem (``fem.ParametricProblem``) is made trainable by
 ``coupling.discretise_parametric`` and trained by the same ``fit``.
 
@@ -21,6 +24,8 @@ _LAZY = {
     "discretise": "discretisation",
     "Discretisation": "discretisation",
     "fit": "training.loop",
+    "Level": "training.levels",
+    "Levels": "training.levels",
     "Callback": "training.state",
     "FitResult": "training.state",
     "FitState": "training.state",

@@ -27,6 +27,8 @@ import torch
 from fem.config import ProblemTable, parse_problem
 from fem.errors import ConfigError
 from fem.mpi import fetch_from_owners
+from fem.operators import space_degree
+from meshes.fenics import MPI
 
 
 @dataclass
@@ -94,15 +96,17 @@ def dirichlet_boundaries(spec: ProblemTable) -> list:
     return [bc for bc in spec.bcs if bc.type in ("dirichlet", "roller", "affine")]
 
 
-def distance_and_lift_specs(spec: ProblemTable) -> tuple[ProblemTable, ProblemTable]:
-    """Poisson problems whose solutions are the distance function D and the lift g̃."""
+def distance_and_lift_specs(spec: ProblemTable, degree: int = 1
+                            ) -> tuple[ProblemTable, ProblemTable]:
+    """Poisson problems whose solutions are the distance function D and the lift g̃ (in the
+    problem's Lagrange degree, so their dofs are the problem's: P2 has edge midpoints)."""
     bcs = [bc for bc in spec.bcs if bc.type == "dirichlet"]
     if not bcs:
         raise ConfigError("boundary.mode", "'hard' needs at least one Dirichlet boundary in "
                           "problem.bcs")
-    distance = {"type": "poisson", "degree": 1, "source": 1.0,
+    distance = {"type": "poisson", "degree": degree, "source": 1.0,
                 "bcs": [{"boundary": bc.boundary, "type": "dirichlet", "value": 0.0} for bc in bcs]}
-    lift = {"type": "poisson", "degree": 1, "source": 0.0,
+    lift = {"type": "poisson", "degree": degree, "source": 0.0,
             "bcs": [{"boundary": bc.boundary, "type": "dirichlet", "value": bc.value[0].text}
                     for bc in bcs]}
     return parse_problem(distance), parse_problem(lift)
@@ -110,7 +114,6 @@ def distance_and_lift_specs(spec: ProblemTable) -> tuple[ProblemTable, ProblemTa
 
 def normalised(values: np.ndarray, comm) -> np.ndarray:
     """values / global max(values) (the distance function scaled to max 1)."""
-    from meshes.fenics import MPI
 
     top = comm.allreduce(float(values.max(initial=0.0)), op=MPI.MAX)
     if top <= 0:
@@ -145,7 +148,7 @@ def boundary_values(problem, ops, mode: str, dtype, lift: str = "adf", x=None
         return BoundaryValues("exact", index, values)
     from fem.problems import solve  # deferred: only the harmonic lift solves
 
-    dspec, lspec = distance_and_lift_specs(problem.strong_form)
+    dspec, lspec = distance_and_lift_specs(problem.strong_form, space_degree(problem.V))
     D = solve(dmesh, dspec).u.x.array.copy()
     G = solve(dmesh, lspec).u.x.array.copy()
     D = normalised(_extend_to_columns(D, problem.V, layout, comm), comm)

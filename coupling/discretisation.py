@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 
 from coupling.boundary import BoundaryValues, boundary_values
@@ -147,7 +146,7 @@ def _context(problem: Problem, spec, mode: str, weight: float, dtype: torch.dtyp
     if interface_input:  # autograd differentiates the input: the smooth inclusion depth
         feature = "depth" if spec.kind == "autograd" and problem.vector else "distance"
         x, bounds = with_interface_distance(coords, bounds, dmesh, feature)
-    lumped = np.asarray(ops.M_scipy.sum(axis=1)).reshape(-1)
+    lumped = ops.weights  # lumped mass (P1); scaled mass diagonal from P2 on
     bvals = boundary_values(problem, ops, mode, dtype, lift, coords)
     return BuildContext(problem, spec, mode, weight, ops, bvals, x, lumped, dtype,
                         interface_input), bounds
@@ -167,6 +166,9 @@ def _check_supported(problem: Problem, kind: str, mode: str, lift: str = "adf",
     if mode not in ("exact", "hard", "soft"):
         raise ConfigError("boundary.mode", f"unknown value {mode!r} (choose from exact, hard, "
                           "soft)")
+    if mode == "soft" and kind == "galerkin":  # the energy has no boundary term to penalise
+        raise ConfigError("boundary.mode", "'soft' would add no Dirichlet penalty to the "
+                          "galerkin energy (the data would be ignored); use 'exact' or 'hard'")
     if mode != "exact" and spec is None:
         raise ConfigError("boundary.mode", f"{mode!r} needs the boundary data of a built-in "
                           "problem; use 'exact' with a VariationalProblem")
@@ -175,9 +177,10 @@ def _check_supported(problem: Problem, kind: str, mode: str, lift: str = "adf",
         raise ConfigError("boundary.weight", "weighs the 'soft' boundary penalty, which a "
                           "VariationalProblem (always 'exact') does not have; leave it unset")
     _check_lift(problem, mode, lift)
-    if kind == "galerkin" and problem.V.ufl_element().embedded_superdegree != 1:
-        raise ConfigError("problem.degree", "the galerkin residual evaluates the network at "
-                          "vertices and needs a degree-1 space")
+    # galerkin takes any Lagrange degree (the network at V's dofs); sp differentiates P1 nodes
+    if kind == "sp" and problem.V.ufl_element().embedded_superdegree != 1:
+        raise ConfigError("problem.degree", "the sp residual differentiates nodal values at "
+                          "the vertices and needs degree = 1; use 'galerkin' for P2")
 
 
 def _check_lift(problem: Problem, mode: str, lift: str) -> None:

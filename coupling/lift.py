@@ -167,6 +167,20 @@ def _facet_vertices(dmesh, facets: np.ndarray) -> np.ndarray:
     return mesh.geometry.x[np.asarray(geo)[:, : fdim + 1]]
 
 
+def canonical(vertices: np.ndarray) -> np.ndarray:
+    """Facets (n, nv, 3) in an order that does not depend on the ranks they came from:
+    vertices sorted within each facet, facets sorted by their coordinates. The k nearest
+    facets of a point then break distance ties alike on any rank count (gathered in rank
+    order, equidistant facets swapped places and 2 ranks differed from 1 in the 7th digit).
+    """
+    if len(vertices) == 0:
+        return vertices
+    within = np.lexsort(vertices.transpose(2, 0, 1)[::-1], axis=-1)  # x, then y, then z
+    v = np.take_along_axis(vertices, within[:, :, None], axis=1)
+    flat = v.reshape(len(v), -1)
+    return np.ascontiguousarray(v[np.lexsort(flat.T[::-1])])
+
+
 def _pieces_of(bc, gdim: int, bs: int) -> list[tuple[int, Callable | float]]:
     """(component, data) pairs a boundary condition fixes."""
     def expr(e):
@@ -213,7 +227,8 @@ def build_lift(problem, comm, m: float = ORDER, k: int = NEIGHBOURS) -> Lift:
                           "in problem.bcs")
     for boundary, key, parts, everywhere in sources:
         local = _facet_vertices(dmesh, boundary_facets(dmesh, boundary, key))
-        verts = np.concatenate([v for v in comm.allgather(local) if len(v)] or [local])
+        verts = canonical(np.concatenate([v for v in comm.allgather(local) if len(v)]
+                                         or [local]))
         if len(verts) == 0:
             raise ConfigError(f"{key}.boundary", f"no facets on boundary {boundary!r}")
         for c, data in parts:

@@ -24,11 +24,19 @@ class Measured:
     """
 
     def sample(self, step: int, batch: int | float = 0) -> torch.Tensor | None:
-        """The residual's mini-batch for `step` (None: the whole loss)."""
+        """The residual's mini-batch for `step` (None: the whole loss); the consistency
+        term's points of the step are drawn from `step` too (a resumed run redraws them)."""
+        term = getattr(self, "consistency", None)
+        if term is not None:
+            term.step = step
         return self.residual.sample(step, batch)
 
-    #: off-node errors at every so many logging measures (they cost a pass at many points)
+    #: off-node errors at every so many logging measures (they cost a pass at many points;
+    #: 0: only in the final measure; ``training.offnode_every``)
     offnode_every = 10
+    #: the most points the off-node probe evaluates, over all ranks (None: every cell's
+    #: quadrature points; ``training.offnode_points``: a geometric sample of the cells)
+    offnode_points: int | None = None
     #: False: no off-node measures at all (timing benchmarks that score the nodes only)
     offnode = True
 
@@ -44,7 +52,8 @@ class Measured:
         if activity["layers"]:
             out["activity"] = {k: activity[k] for k in ("mean", "layers")}
         self._measured = getattr(self, "_measured", 0) + 1
-        if final or self._measured % self.offnode_every == 1:
+        every = self.offnode_every
+        if final or (every and (self._measured - 1) % every == 0):
             out.update(self.off_node_measures(net) if self.offnode else self.lift_measures())
         return out
 
@@ -62,17 +71,17 @@ class Measured:
         out = self.lift_measures()
         if getattr(self, "reference", None) is None or self.target is None:
             return out
-        from coupling.pointwise import OffNodeProbe
+        from coupling.pointwise import OffNodeProbe  # deferred: loads SciPy
 
         if getattr(self, "_offnode", None) is None:
-            self._offnode = OffNodeProbe(self)
+            self._offnode = OffNodeProbe(self, max_points=self.offnode_points)
         out["offnode"] = self._offnode.measure(self, net)
         return out
 
     def evaluate_at(self, net: torch.nn.Module, points, mode: str = "network"):
         """Collective: the field at arbitrary points, as the raw network (``"network"``) or the
         P1 interpolant of its nodal values (``"interpolant"``); outside points refused."""
-        from coupling.pointwise import evaluate_at
+        from coupling.pointwise import evaluate_at  # deferred: loads SciPy
 
         return evaluate_at(self, net, points, mode)
 

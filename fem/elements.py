@@ -8,6 +8,11 @@ whose matrix is block diagonal with exactly the blocks K_e, and each block is re
 in the element's local dof order. Each rank keeps its owned cells only, so the sums over
 ranks count every cell once.
 
+Any Lagrange degree: the broken copy has the space's degree, so a P2 space gives the
+P2 element tensors — 6×6 on triangles, 10×10 on tetrahedra (vertices, then edge
+midpoints, Basix's reference order), times the block size squared for vector fields — in
+the cell dof order of V's dofmap, which DG and CG Lagrange spaces share.
+
 >>> import ufl, fem, meshes
 >>> from meshes.fenics import MPI
 >>> dm = meshes.build("rectangle", 0.5, comm=MPI.COMM_SELF)
@@ -17,6 +22,11 @@ ranks count every cell once.
 >>> ops = element_operators(p)
 >>> ops.K.shape[1:], bool(abs(ops.K.sum(axis=(1, 2))).max() < 1e-12)  # rows of K_e sum to 0
 ((3, 3), True)
+>>> V2 = fem.functionspace(dm, 2)  # P2: 6-node triangles
+>>> u, v = ufl.TrialFunction(V2), ufl.TestFunction(V2)
+>>> p2 = fem.VariationalProblem(dm, ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx, v * ufl.dx)
+>>> element_operators(p2).K.shape[1:]
+(6, 6)
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from meshes.fenics import dolfinx, ufl
 class ElementOperators:
     """K_e, b_e of this rank's owned cells and where their dofs sit in V's local numbering."""
 
-    K: np.ndarray  # (n_cells, m, m) element stiffness matrices (float64)
+    K: np.ndarray  # (n_cells, m, m) element stiffness matrices (float64; m = nodes·bs)
     b: np.ndarray  # (n_cells, m) element load vectors
     dofs: np.ndarray  # (n_cells, m) local unrolled dof indices (owned + ghosts of V)
     original: np.ndarray  # (n_cells,) input-order cell index: the same on any rank count
@@ -66,7 +76,7 @@ def cell_clusters(ops: ElementOperators, cells_per_cluster: int) -> tuple[np.nda
     Sampling whole clusters makes the sampled cells share their nodes: a step then
     evaluates the network at about a fraction p of the nodes rather than at most of them.
     """
-    from meshes.core import bounding_box
+    from meshes.core import bounding_box  # deferred: loads Gmsh
 
     mesh = ops.V.mesh
     tdim = mesh.topology.dim

@@ -10,6 +10,12 @@ dofs (owned first, then ghosts), so with u given on owned+ghost dofs
 No dense n×n matrix is ever formed. Vector fields use the *unrolled blocked* layout:
 local index = node * bs + component, the same as ``Function.x.array``; dof coordinates
 are per node (``coordinates[i // bs]``).
+
+Any Lagrange degree: the dof nodes are those of V (P1: the vertices; P2: vertices and
+edge midpoints, :meth:`dolfinx.fem.FunctionSpace.tabulate_dof_coordinates`), so K, M, b
+are the P2 operators of a degree-2 space. ``weights`` are positive nodal quadrature
+weights of the owned dofs (:func:`nodal_weights`): the row sums of M for P1, whose P2
+row sums are not (a P2 vertex function integrates to 0 on a triangle, < 0 on a tetrahedron).
 """
 
 from __future__ import annotations
@@ -109,7 +115,7 @@ def _assemble_matrix(form: ufl.Form):
 
 def _remap_columns(A, col_globals: np.ndarray, layout: IndexLayout):
     """Renumber the columns of A (given by global index) to the layout's local order."""
-    import scipy.sparse as sp
+    import scipy.sparse as sp  # deferred: loads SciPy
 
     order = np.argsort(layout.local_to_global)
     pos = np.searchsorted(layout.local_to_global[order], col_globals)
@@ -146,8 +152,8 @@ def assemble_owned_vector(form: ufl.Form) -> np.ndarray:
 
 def to_torch_csr(A, dtype=None, device=None):
     """A SciPy sparse matrix as a torch sparse CSR tensor (float64 unless `dtype`)."""
-    import scipy.sparse as sps
-    import torch
+    import scipy.sparse as sps  # deferred: loads SciPy
+    import torch  # deferred: loads torch
 
     m = sps.csr_matrix(A)
     m.sort_indices()
@@ -175,6 +181,8 @@ class Operators:
     layout: IndexLayout
     K_scipy: object  # the same matrices in SciPy, for checks and non-torch users
     M_scipy: object
+    weights: np.ndarray | None = None  # (n_owned,) positive nodal weights (nodal_weights)
+    degree: int = 1  # Lagrange degree of V (1: P1 vertices; 2: P2 vertices + edge midpoints)
 
     def energy(self, u_local: np.ndarray, comm: MPI.Comm) -> tuple[float, float]:
         """Global (uᵀKu, bᵀu) from u on this rank's local dofs (collective)."""
@@ -186,14 +194,37 @@ class Operators:
 
 def assemble_operators(problem) -> Operators:
     """K, M, b and Dirichlet data of a problem from :mod:`fem.problems` (collective)."""
-    import torch
+    import torch  # deferred: loads torch
 
     (K, M), layout = assemble_owned_csr([problem.stiffness, problem.mass], problem.V)
     b = assemble_owned_vector(problem.load)
     dofs, values = dirichlet_arrays(problem.V, problem.bcs)
+    degree = space_degree(problem.V)
     return Operators(
-        to_torch_csr(K), to_torch_csr(M), torch.from_numpy(b), dofs, values, layout, K, M
+        to_torch_csr(K), to_torch_csr(M), torch.from_numpy(b), dofs, values, layout, K, M,
+        nodal_weights(M, degree, problem.V.mesh.comm), degree
     )
+
+
+def space_degree(V: dolfinx.fem.FunctionSpace) -> int:
+    """The Lagrange degree of V (1 for P1, 2 for P2)."""
+    return int(V.ufl_element().embedded_superdegree)
+
+
+def nodal_weights(M, degree: int, comm: MPI.Comm) -> np.ndarray:
+    """Positive weights w_i (Σ_i w_i = ∫ 1 per component) of the owned dofs (collective).
+
+    P1: the row sums of the mass matrix (lumped mass ∫φ_i). From P2 on those are zero or
+    negative at the vertices, so the diagonal is scaled to the same total instead
+    (HRZ lumping; on affine simplices every cell has the same diagonal-to-total ratio, so
+    one global factor is the per-cell one).
+    """
+    rows = np.asarray(M.sum(axis=1)).reshape(-1)
+    if degree == 1:
+        return rows
+    diag = M.diagonal()[: M.shape[0]]
+    total, trace = comm.allreduce(np.array([rows.sum(), diag.sum()]), op=MPI.SUM)
+    return diag * (total / trace)
 
 
 def dirichlet_arrays(V: dolfinx.fem.FunctionSpace, bcs: list) -> tuple[np.ndarray, np.ndarray]:

@@ -98,6 +98,39 @@ def test_the_private_name_check_sees_a_planted_one(tmp_path):
     assert _private_imports(planted) == [f"{planted}:1 from fem.data import _secret"]
 
 
+def _unexplained_deferred_imports(path: Path) -> list[str]:
+    """Imports inside a function without a ``# deferred: <why>`` comment on (or above) them.
+
+    A function-level import is kept only where it buys start-up time (it loads torch,
+    DOLFINx, Gmsh, ... that its module does not) or guards an optional extra; the comment
+    says which, so a light import cannot hide there (and hide a cycle) unexplained.
+    """
+    lines = path.read_text().splitlines()
+    found = set()
+    for fn in ast.walk(ast.parse("\n".join(lines))):
+        if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(fn):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                here, above = lines[node.lineno - 1], lines[node.lineno - 2].strip()
+                if "# deferred: " not in here and not above.startswith("# deferred: "):
+                    found.add(f"{path}:{node.lineno}")
+    return sorted(found)
+
+
+def test_every_function_level_import_says_why_it_is_deferred():
+    found = [hit for pkg in PACKAGES for f in sorted((ROOT / pkg).rglob("*.py"))
+             for hit in _unexplained_deferred_imports(f)]
+    assert found == []
+
+
+def test_the_deferred_import_check_sees_a_planted_one(tmp_path):
+    planted = tmp_path / "m.py"
+    planted.write_text("def f():\n    import json\n    import torch  # deferred: loads torch\n"
+                       "    # deferred: loads DOLFINx\n    import dolfinx\n")
+    assert _unexplained_deferred_imports(planted) == [f"{planted}:2"]
+
+
 def test_the_cli_parser_imports_neither_torch_nor_dolfinx():
     """`neurofem --help` builds every subcommand's parser without the heavy stacks."""
     code = ("import sys; from coupling.cli import build_parser; build_parser(); "

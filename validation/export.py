@@ -44,8 +44,10 @@ def write_xdmf(fields: dict, path: str | Path, elastic: bool, cell_tags=None) ->
     with dolfinx.io.XDMFFile(mesh.comm, str(path), "w") as f:
         f.write_mesh(mesh)
         for key, w in fields.items():
-            if w.function_space.ufl_element().embedded_superdegree > 1:
-                continue
+            element = w.function_space.ufl_element()
+            if element.embedded_superdegree > 1 or (element.embedded_superdegree == 1
+                                                    and element.discontinuous):
+                continue  # P2 fields, and DG1 (the stress of a P2 displacement): VTU only
             w.name = public_name(key, elastic)
             f.write_function(w)
         if cell_tags is not None:

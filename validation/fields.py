@@ -31,10 +31,12 @@ def on_space(u: dolfinx.fem.Function, V, name: str | None = None) -> dolfinx.fem
     return w
 
 
-def nodal_function(values: np.ndarray, mesh, name: str) -> dolfinx.fem.Function:
-    """A scalar P1 Function from one value per local dof node of P1 (owned + ghosts)."""
-    P1 = dolfinx.fem.functionspace(mesh, ("Lagrange", 1))
-    f = dolfinx.fem.Function(P1, name=name)
+def nodal_function(values: np.ndarray, mesh, name: str, degree: int = 1
+                   ) -> dolfinx.fem.Function:
+    """A scalar Lagrange Function (P1, or P2 for a P2 run's dof nodes) from one value per
+    local dof node (owned + ghosts)."""
+    space = dolfinx.fem.functionspace(mesh, ("Lagrange", degree))
+    f = dolfinx.fem.Function(space, name=name)
     f.x.array[:] = np.asarray(values, dtype=np.float64)
     return f
 

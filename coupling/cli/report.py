@@ -16,9 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+import spiking
+from coupling.cli import run_command
+from coupling.cli.report_parametric import build_parametric_report, is_parametric
 from coupling.training.errors import CheckpointError, TrainingError
+from fem.cache import check_no_links
 from fem.errors import FemError
 from meshes.errors import MeshError
+from validation import export
+from validation.provenance import flagged, run_command_line, run_header
+from validation.report import write_report
 
 # FemError: every bad request, the one ConfigError (any layer's config keys) included
 USER_ERRORS = (FemError, MeshError, CheckpointError, TrainingError)
@@ -27,7 +34,6 @@ USER_ERRORS = (FemError, MeshError, CheckpointError, TrainingError)
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the `report` subcommand."""
-    from coupling.cli import run_command
 
     p = run_command(sub, "report", "validate a trained run against FEM and write its report",
                     "Errors and conservation checks of the trained network against the FEM "
@@ -39,21 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def report(args: argparse.Namespace) -> int:
     """Validate RUN_DIR against its FEM reference and write its report (collective)."""
+    # deferred: loads DOLFINx, torch
     from coupling.training.parallel import collective_errors, set_threads_per_rank
-    from fem.cache import check_no_links
-    from meshes.fenics import MPI
+    from meshes.fenics import MPI  # deferred: loads DOLFINx
 
     comm = MPI.COMM_WORLD
     with collective_errors(comm, user_errors=USER_ERRORS):
         set_threads_per_rank(comm)
         run_dir = Path(args.run_dir)
         check_no_links(run_dir, "report")  # a planted link would write outside the run
-        from coupling.cli.report_parametric import build_parametric_report, is_parametric
 
         if is_parametric(run_dir):
             summary = build_parametric_report(run_dir, comm)
         elif run_model(run_dir) == "clif":
-            from coupling.cli.report_clif import build_clif_report
+            from coupling.cli.report_clif import build_clif_report  # deferred: loads DOLFINx, torch
 
             summary = build_clif_report(run_dir, comm, html_scene=args.html_scene)
         else:
@@ -66,8 +71,8 @@ def report(args: argparse.Namespace) -> int:
 
 def run_model(run_dir: Path) -> str:
     """The `model` of the run in run_dir ("network" when it names none or has no config)."""
-    from coupling.training.rundir import CONFIG
-    from fem.config import load_toml
+    from coupling.training.rundir import CONFIG  # deferred: loads torch
+    from fem.config import load_toml  # deferred: loads DOLFINx
 
     path = run_dir / CONFIG
     if not path.exists():
@@ -78,7 +83,7 @@ def run_model(run_dir: Path) -> str:
 
 def _activity(trainer, monitor) -> dict:
     """Global spiking activity per layer (counts summed over ranks)."""
-    from coupling.measure import global_activity
+    from coupling.measure import global_activity  # deferred: loads DOLFINx, torch
 
     activity = global_activity(monitor, trainer.comm)
     return {"mean": activity["mean"], "layers": activity["layers"]}
@@ -93,9 +98,9 @@ def _units(problem_type: str) -> dict[str, str]:
 def _network_fields(trainer) -> tuple:
     """The network and FEM fields on the problem's space, activity (global, per node) and
     energy vs the equal ANN, from one monitored evaluation at the dofs."""
-    import torch
+    import torch  # deferred: loads torch
 
-    import spiking
+    # deferred: loads DOLFINx, torch
     from validation.fields import network_function, nodal_function, on_space
 
     disc, net = trainer.disc, trainer.net
@@ -107,7 +112,8 @@ def _network_fields(trainer) -> tuple:
     u_ref = on_space(trainer.ref.u, V, "u_fem")
     point_activity = None
     if monitor.records:
-        point_activity = nodal_function(monitor.per_point().numpy(), V.mesh, "activity")
+        point_activity = nodal_function(monitor.per_point().numpy(), V.mesh, "activity",
+                                        V.ufl_element().embedded_superdegree)
     energy = None
     if getattr(net, "neuron", "ann") in ("vsn", "lif"):
         energy = spiking.energy_report(net, monitor).to_dict()
@@ -117,12 +123,11 @@ def _network_fields(trainer) -> tuple:
 def build_report(run_dir: Path, comm, html_scene: bool = False,
                  description: str | None = None, units: dict | None = None) -> dict:
     """Evaluate the run in run_dir and write its report (collective); returns the summary."""
-    from coupling.training.callbacks import METRICS, read_metrics
-    from validation.evaluate import compare, mesh_statistics
-    from validation.provenance import run_command_line
+    from coupling.training.callbacks import METRICS, read_metrics  # deferred: loads torch
+    from validation.evaluate import compare, mesh_statistics  # deferred: loads DOLFINx, torch, Gmsh
 
     t0 = time.perf_counter()
-    from coupling.runs.network import load_trained
+    from coupling.runs.network import load_trained  # deferred: loads DOLFINx, torch, Gmsh, SciPy
 
     trainer = load_trained(run_dir, comm)
     t_setup = time.perf_counter() - t0
@@ -163,8 +168,6 @@ def build_report(run_dir: Path, comm, html_scene: bool = False,
     summary["command"] = run_command_line(run_dir, summary["run"])
     summary["headline"] = _headline(summary)
     if comm.rank == 0:
-        from validation.report import write_report
-
         _keep_end_to_end_time(summary, run_dir)
         write_report(summary, figures, run_dir)
     comm.barrier()
@@ -195,7 +198,9 @@ def _offnode(disc, net, u_ref, cmp) -> dict:
     """Errors vs FEM at quadrature points inside every cell (network, interpolant of its
     nodal values, lift alone) and the nodal lift-alone error; adds the off-node error map
     (a per-cell field) to the comparison's fields. Collective."""
-    from coupling.pointwise import OffNodeProbe
+    from coupling.pointwise import OffNodeProbe  # deferred: loads DOLFINx, torch, SciPy
+
+    # deferred: loads DOLFINx
     from validation.offnode import boundary_cells, error_map, off_node_report, reference_values
 
     probe = OffNodeProbe(disc)
@@ -214,7 +219,6 @@ def _offnode(disc, net, u_ref, cmp) -> dict:
 
 def _header(trainer, records: list[dict], ranks: int) -> dict:
     """Training settings, steps done / planned, ranks, date, versions, commit."""
-    from validation.provenance import run_header
 
     cfg = trainer.cfg
     net = cfg.network
@@ -222,7 +226,8 @@ def _header(trainer, records: list[dict], ranks: int) -> dict:
     settings = {"network": f"{net.neuron} {net.hidden}", "neuron": net.neuron,
                 **{k: getattr(net, k) for k in ("activation", "num_steps", "threshold",
                                                 "surrogate", "fourier_features")},
-                "residual": cfg.residual.kind, "boundary": cfg.boundary.mode,
+                "residual": cfg.residual.kind, "degree": f"P{cfg.problem.degree}",
+                "boundary": cfg.boundary.mode,
                 "lr": t.lr, "schedule": t.schedule, "dtype": t.dtype, "seed": t.seed}
     train_ranks = next((r["ranks"] for r in reversed(records) if "ranks" in r), ranks)
     return run_header(settings, trainer.step, t.steps, train_ranks, ranks)
@@ -233,7 +238,7 @@ def _mechanics(trainer, problem, u_ref, u_net) -> dict | None:
     materials = getattr(trainer.cfg.problem, "materials", None)
     if not (hasattr(problem, "lmbda") and hasattr(problem, "mu") and materials):
         return None
-    from validation.mechanics import moduli_report
+    from validation.mechanics import moduli_report  # deferred: loads DOLFINx, Gmsh
 
     mats = {n: (m.E, m.nu) if hasattr(m, "E") else m for n, m in materials.items()}
     return moduli_report(u_ref, u_net, problem.lmbda, problem.mu, trainer.dmesh, mats)
@@ -261,8 +266,6 @@ def _describe(trainer) -> str:
 
 
 def _headline(s: dict) -> str:
-    from validation.provenance import flagged
-
     parts = [f"displacement/field error {s['displacement_rel_l2']:.2%}"]
     if s.get("stress_rel_l2") is not None:
         parts.append(f"stress error {s['stress_rel_l2']:.2%}")
@@ -278,9 +281,8 @@ def _outputs(cmp, activity, trainer, run_dir: Path, html_scene: bool, units: dic
              records: list[dict]) -> tuple[list[str], dict, dict]:
     """fields.xdmf (collective) and, from one gathered grid, fields.vtu and every figure
     (rank 0). Returns (field files, {figure: caption}, {figure: colour-bar checks})."""
-    from validation import export
-    from validation.figures import curves, gather_grid
-    from validation.report_figures import network_figures
+    from validation.figures import curves, gather_grid  # deferred: loads DOLFINx
+    from validation.report_figures import network_figures  # deferred: loads DOLFINx
 
     f = dict(cmp.fields)
     if activity is not None:

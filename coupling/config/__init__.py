@@ -28,6 +28,9 @@ work and every error is one :class:`fem.errors.ConfigError` naming the key, e.g.
     batch = 0 (full batch), dtype = "float32" | "float64", seed = 0,
     log_every = 50, checkpoint_every = 500, keep_checkpoints = 3, progress = true,
     max_memory_gb = (this machine's memory: coupling.training.resources refuses bigger runs)
+    levels = [{size = 0.2, steps = 500}, {size = 0.1, steps = 300}, {steps = 200}]
+                             # coarse to fine, the last level is [mesh]; level_moments,
+                             # offnode_every, offnode_points
     [energy]      # spiking.EnergyTable: mac_pj, acc_pj, read_pj, write_pj, name
 """
 
@@ -117,12 +120,27 @@ CountOrFraction = Annotated[
     Discriminator(lambda v: "<fraction>" if isinstance(v, float) else "<count>")]
 
 
+class LevelSpec(Table):
+    """One entry of ``training.levels``: a mesh of the same geometry and its training."""
+
+    table_key: ClassVar[str] = "training.levels[]"
+
+    size: Positive | None = None  # mesh size of this level (the last level is [mesh]: omit)
+    steps: PositiveInt | None = None  # steps on this level (the last: training.steps wins)
+    batch: CountOrFraction | None = None  # this level's batch (default training.batch)
+    lr: Positive | None = None  # this level's learning rate (default training.lr)
+    # the network between this level's nodes drawn to their interpolant (see
+    # training.consistency_weight); default 1 on the coarse levels, where the next level
+    # starts from the network there, and training.consistency_weight on the last
+    consistency_weight: between(0.0, 1e6) | None = None
+
+
 class TrainingSpec(Table):
     """Optimizer, schedule, batching, precision, seed, logging and checkpoint cadence."""
 
     table_key: ClassVar[str] = "training"
 
-    steps: PositiveInt = 2000
+    steps: PositiveInt = 2000  # with levels: the total over them (default: their sum)
     lr: Positive = 1e-3
     optimizer: Literal["adam"] = "adam"
     lbfgs_steps: between(0, MAX_COUNT, integer=True) = 0
@@ -146,6 +164,75 @@ class TrainingSpec(Table):
     keep_checkpoints: PositiveInt = 3
     progress: bool = True
     max_memory_gb: Positive | None = None  # raise (or lower) the memory limit of a run
+    # coarse to fine (coupling.training.levels): the same geometry meshed at decreasing sizes,
+    # one network trained through them; the last level is [mesh] itself
+    levels: list[LevelSpec] = []
+    # what Adam carries into the next level: nothing ("reset": a fresh Adam) or its moments
+    # ("keep": smoother where the gradients keep their scale, too large steps after annealing)
+    level_moments: Literal["keep", "reset"] = "reset"
+    # the off-node errors (vs FEM inside the cells) in every n-th metrics row of a level
+    # (0: in the final measure only)
+    offnode_every: between(0, MAX_COUNT, integer=True) = 10
+    # the most points the off-node probe evaluates over all ranks (default: every cell's
+    # quadrature points; fewer: a fixed sample of the cells, the same on any rank count)
+    offnode_points: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _hierarchy(self) -> TrainingSpec:
+        """Levels coarse to fine, each (but the last) with a size and steps; steps, when
+        given, is the total over the levels and sets the last level's length."""
+        levels = self.levels
+        if not levels:
+            return self
+        if len(levels) < 2:
+            raise ConfigError("levels", "expected at least 2 levels (coarse to fine); leave "
+                              "it out to train on [mesh] alone")
+        for i, lv in enumerate(levels):
+            last = i == len(levels) - 1
+            if lv.size is None and not last:
+                raise ConfigError(f"levels[{i}].size", "missing (every level but the last, "
+                                  "which is [mesh], needs its mesh size)")
+            if lv.steps is None and not (last and "steps" in self.model_fields_set):
+                raise ConfigError(f"levels[{i}].steps", "missing (the last level may leave it "
+                                  "to training.steps, the total)")
+            for key in ("batch", "consistency_weight"):
+                if last and getattr(lv, key) is not None:
+                    raise ConfigError(f"levels[{i}].{key}", f"the last level is [mesh], "
+                                      f"discretised as training.{key} says: set that instead")
+            before = levels[i - 1].size if i else None
+            if i and lv.size is not None and not lv.size < before:
+                raise ConfigError(f"levels[{i}].size", f"expected below the previous level's "
+                                  f"{before} (sizes decrease from coarse to fine), got {lv.size}")
+        coarse = sum(lv.steps for lv in levels[:-1])
+        if "steps" not in self.model_fields_set:
+            self.steps = coarse + levels[-1].steps
+        elif self.steps <= coarse:
+            raise ConfigError("steps", f"{self.steps} leaves no steps for the last level (the "
+                              f"levels before it take {coarse}); training.steps is the total")
+        return self
+
+    def check_levels(self, mesh_size: float | None, parametric: bool) -> None:
+        """The hierarchy against the run: it ends at [mesh] (one line naming the key)."""
+        if not self.levels:
+            return
+        if parametric:
+            raise ConfigError("training.levels", "a parametric run trains on one mesh; "
+                              "remove training.levels")
+        if mesh_size is None:
+            raise ConfigError("mesh.size", "missing (training.levels refines down to it)")
+        last, before = self.levels[-1], self.levels[-2].size
+        if last.size is not None and last.size != mesh_size:
+            raise ConfigError(f"training.levels[{len(self.levels) - 1}].size", f"the last "
+                              f"level is [mesh]: leave it out or set mesh.size ({mesh_size}), "
+                              f"got {last.size}")
+        if not mesh_size < before:
+            raise ConfigError(f"training.levels[{len(self.levels) - 2}].size", f"expected above "
+                              f"mesh.size {mesh_size} (the last level), got {before}")
+
+    def level_steps(self) -> list[int]:
+        """Steps of each level (the last: what training.steps leaves)."""
+        coarse = [lv.steps for lv in self.levels[:-1]]
+        return [*coarse, self.steps - sum(coarse)]
 
 
 @dataclass
@@ -198,12 +285,16 @@ class NetworkRun(Table):
             raise ConfigError("residual.kind", "'autograd' needs network.neuron = \"ann\": "
                               "spikes have no derivative with respect to the input (use 'sp' "
                               "or 'galerkin')")
-        if p.degree != 1 and (r.kind == "galerkin" or (r.kind == "sp" and p.type not in
-                                                        SPACE_TIME)):
-            raise ConfigError("problem.degree", f"the {r.kind} residual evaluates the network "
-                              f"at P1 nodes and needs degree 1, got {p.degree}")
+        # galerkin evaluates the network at the dofs of any degree (P2: vertices and edge
+        # midpoints); sp differentiates P1 nodal values, a parametric run is P1-only
+        if p.degree != 1 and (self.parameters is not None or (r.kind == "sp" and p.type
+                                                               not in SPACE_TIME)):
+            what = "a parametric run" if self.parameters is not None else f"the {r.kind} residual"
+            raise ConfigError("problem.degree", f"{what} evaluates the network at P1 nodes and "
+                              f"needs degree 1, got {p.degree}")
         if r.neighbours == "radius" and r.radius is None:
             raise ConfigError("residual.radius", "missing (needed with neighbours = \"radius\")")
+        self.training.check_levels(self.mesh.size, self.parameters is not None)
         if b.mode is None:  # the natural choice for each residual
             b.mode = default_boundary_mode(r.kind, p.type in SPACE_TIME)
         if p.type in SPACE_TIME and b.mode != "soft":
@@ -212,6 +303,9 @@ class NetworkRun(Table):
         if b.mode == "exact" and r.kind != "galerkin":
             raise ConfigError("boundary.mode", "'exact' sets Dirichlet dofs and needs the "
                               f"galerkin residual; use 'hard' or 'soft' with {r.kind!r}")
+        if b.mode == "soft" and r.kind == "galerkin":  # its energy has no boundary term
+            raise ConfigError("boundary.mode", "'soft' would add no Dirichlet penalty to the "
+                              "galerkin energy (the data would be ignored); use 'exact' or 'hard'")
         if b.mode == "hard" and r.kind == "autograd":
             raise ConfigError("boundary.mode", "'hard' lifts with a P1 distance function, "
                               "which has no second derivative for autograd; use 'soft'")
@@ -225,7 +319,7 @@ class NetworkRun(Table):
 
     def _check_parametric(self) -> None:
         """A parametric run trains the galerkin energy with exact Dirichlet data."""
-        from fem.problems.parametric import PARAMETRIC_TYPES
+        from fem.problems.parametric import PARAMETRIC_TYPES  # deferred: loads Gmsh
 
         if self.problem.type not in PARAMETRIC_TYPES:
             raise ConfigError("problem.type", f"{self.problem.type!r} has no parametric form "

@@ -1,9 +1,18 @@
 """The Galerkin energy (ours): the network's nodal values as FE coefficients, E = ½ uᵀKu − bᵀu.
 
-The network evaluated at the P1 dofs gives FE coefficients u; the loss is the discrete
-energy E(u) = ½ uᵀKu − bᵀu with the DOLFINx-assembled K and b. Its minimiser is the FEM
-solution and E(u) − E(u_h) = ½‖u − u_h‖²_K, so it needs no derivative of the network with
-respect to its input (:class:`GalerkinEnergy`).
+The network evaluated at the dofs of the problem's Lagrange space gives FE coefficients u;
+the loss is the discrete energy E(u) = ½ uᵀKu − bᵀu with the DOLFINx-assembled K and b.
+Its minimiser is the FEM solution and E(u) − E(u_h) = ½‖u − u_h‖²_K, so it needs no
+derivative of the network with respect to its input (:class:`GalerkinEnergy`).
+
+The degree is the space's (``[problem] degree``, default 1). P1: the dofs are the mesh
+vertices. P2: the vertices and the edge midpoints (V's dof coordinates; 6 per triangle,
+10 per tetrahedron), K and b are the P2 operators, the element tensors are 6×6 / 10×10
+(30×30 for P2 elasticity in 3D), and the boundary map (exact dofs, ADF lift g̃ + D·N, or
+the harmonic lift solved in P2) is evaluated at the same points: nothing else changes,
+since all of it reads V. A P2 energy has the P2 FEM solution as its minimiser.
+Training steps of other kinds read the public ``K``, ``b`` (owned rows) and ``x`` (the
+network inputs at the local dof nodes) of :class:`GalerkinEnergy`.
 
 With ``batch`` the energy is a sum over elements, sampled (:class:`ElementGalerkinEnergy`):
 E(u) = Σ_e [½ u_eᵀ K_e u_e − b_eᵀ u_e] over cells e (element tensors from
@@ -42,13 +51,20 @@ from coupling.residuals.base import BuildContext, SparseOperator
 
 @dataclass
 class GalerkinEnergy:
-    """Discrete energy ½ uᵀKu − bᵀu of the network's FE coefficients (owned rows)."""
+    """Discrete energy ½ uᵀKu − bᵀu of the network's FE coefficients (owned rows).
 
-    K: SparseOperator  # (n_owned, n_local), unrolled blocked dofs
+    ``K`` (rows: owned dofs, columns: every local dof, unrolled blocked), ``b`` and ``x``
+    (network inputs at the local dof nodes: P1 vertices, or P2 vertices and edge midpoints)
+    are public: ``u = boundary.apply(net(x).reshape(-1))`` are the coefficients, and
+    ``K @ u − b`` is this rank's rows of the energy gradient with respect to them.
+    """
+
+    K: SparseOperator  # (n_owned, n_local), unrolled blocked dofs, no Dirichlet elimination
     b: torch.Tensor  # (n_owned,)
     boundary: BoundaryValues  # maps raw network values to dofs with Dirichlet data imposed
-    x: torch.Tensor  # (n_nodes_local, gdim) coordinates where the network is evaluated
+    x: torch.Tensor  # (n_nodes_local, in_dim) network inputs at the dof nodes (P1 / P2)
     n_owned: int
+    degree: int = 1  # Lagrange degree of the space whose dofs x are
 
     def coefficients(self, net: torch.nn.Module) -> torch.Tensor:
         """FE coefficients on all local dofs (owned, ghosts, extra columns), unrolled."""
@@ -74,13 +90,14 @@ class ElementGalerkinEnergy:
     dofs: torch.Tensor  # (n_cells, m) local unrolled dofs
     cluster: torch.Tensor  # (n_cells,) cluster id of each cell (rank-count independent)
     n_clusters: int  # clusters over all ranks
-    x: torch.Tensor  # (n_nodes, in_dim) network inputs at V's local nodes
+    x: torch.Tensor  # (n_nodes, in_dim) network inputs at V's local dof nodes
     boundary: BoundaryValues  # Dirichlet data on V's local dofs
     block_size: int
     fraction: float = 1.0  # p: the probability a cluster enters a step's sample
     seed: int = 0
     refresh: int = 0  # steps between control-variate snapshots (0: plain sampling)
     operators: object = None  # fem.elements.ElementOperators (for the snapshot's sums)
+    degree: int = 1  # Lagrange degree (K_e of a P2 tetrahedron: 10·bs × 10·bs)
     _snapshot: dict = field(default_factory=dict, repr=False)
 
     def sample(self, step: int, batch: int | float = 0) -> torch.Tensor:
@@ -161,7 +178,7 @@ def build(ctx: BuildContext) -> GalerkinEnergy | ElementGalerkinEnergy:
     if ctx.batch:
         return _element_energy(ctx, ctx.boundary.restrict(n_fun), ctx.t(ctx.x[: n_fun // bs]))
     return GalerkinEnergy(SparseOperator(ctx.ops.K.to(ctx.dtype)), ctx.ops.b.to(ctx.dtype),
-                          ctx.boundary, ctx.t(ctx.x), layout.n_owned)
+                          ctx.boundary, ctx.t(ctx.x), layout.n_owned, ctx.ops.degree)
 
 
 def _element_energy(ctx: BuildContext, boundary: BoundaryValues, x: torch.Tensor
@@ -175,4 +192,4 @@ def _element_energy(ctx: BuildContext, boundary: BoundaryValues, x: torch.Tensor
     ids, n_clusters = cell_clusters(el, ctx.cluster_cells)
     return ElementGalerkinEnergy(ctx.t(el.K), ctx.t(el.b), torch.as_tensor(el.dofs.copy()),
                                  torch.as_tensor(ids), n_clusters, x, boundary, el.block_size,
-                                 fraction, ctx.seed, ctx.refresh, el)
+                                 fraction, ctx.seed, ctx.refresh, el, ctx.ops.degree)

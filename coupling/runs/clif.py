@@ -5,9 +5,9 @@ network, Zhang & Wang, arXiv 2511.21784); this module builds it from a validated
 trains it through :func:`coupling.fit` with the usual callbacks (metrics, checkpoints,
 resume), from another run's flux network with ``clif.flux_from``
 (:mod:`coupling.runs.clif_transfer`; with 0 steps that network unchanged, still
-checkpointed so that reports rebuild it); writes the run directory (``config.toml``, ``metrics.jsonl``,
-checkpoints, and at the end ``rollout.json`` and ``clif_fields.npz``), and rebuilds a
-trained run for reports.
+checkpointed so that reports rebuild it); writes the run directory (``config.toml``,
+``metrics.jsonl``, checkpoints, and at the end ``rollout.json`` and ``clif_fields.npz``),
+and rebuilds a trained run for reports.
 """
 
 from __future__ import annotations

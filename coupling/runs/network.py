@@ -20,15 +20,19 @@ import numpy as np
 import torch
 
 import spiking
-from coupling.config import RunConfig
+from coupling.config import RunConfig, parse_run_config
 from coupling.discretisation import discretise
+from coupling.residuals.parametric import discretise_parametric
+from coupling.runs.hierarchy import levels_of
 from coupling.training.callbacks import Checkpoints, MetricsLog
-from coupling.training.checkpoint import atomic_write, config_hash, load_checkpoint
+from coupling.training.checkpoint import CheckpointError, atomic_write, config_hash, load_checkpoint
 from coupling.training.loop import fit
 from coupling.training.resume import CheckpointManager
 from coupling.training.rundir import CONFIG
 from coupling.training.state import Callback, FitResult
+from fem.config import load_toml
 from fem.problems import build_problem
+from fem.problems.parametric import ParametricProblem
 from fem.reference import reference
 from meshes.fenics import MPI
 
@@ -71,21 +75,29 @@ class Trainer:
             return
         self.ref = reference(self.dmesh, cfg.problem, cache_dir=self.reference_cache)
         self.problem = build_problem(self.dmesh, cfg.problem)
-        self.disc = discretise(self.problem, cfg.residual, boundary=cfg.boundary.mode,
-                               boundary_weight=cfg.boundary.weight, dtype=self.dtype,
-                               reference=self.ref,
-                               interface_distance=cfg.inputs.interface_distance,
-                               batch=cfg.training.batch if cfg.residual.kind == "galerkin"
-                               else 0, seed=cfg.training.seed, refresh=cfg.training.refresh,
-                               cluster_cells=cfg.training.cluster_cells,
-                               lift=cfg.boundary.lift,
-                               consistency=cfg.training.consistency_weight)
+        self.disc = self.discretisation(self.problem, self.ref, cfg.training.batch)
         self.net = self._network()
+
+    def discretisation(self, problem, ref, batch: int | float, consistency: float | None = None):
+        """The configured residual of `problem` (`ref`: its FEM reference) with `batch`
+        (galerkin cells) and `consistency` (default training.consistency_weight; a level of
+        training.levels may set both), and the off-node probe's cadence and point budget."""
+        cfg = self.cfg
+        if consistency is None:
+            consistency = cfg.training.consistency_weight
+        disc = discretise(problem, cfg.residual, boundary=cfg.boundary.mode,
+                          boundary_weight=cfg.boundary.weight, dtype=self.dtype, reference=ref,
+                          interface_distance=cfg.inputs.interface_distance,
+                          batch=batch if cfg.residual.kind == "galerkin" else 0,
+                          seed=cfg.training.seed, refresh=cfg.training.refresh,
+                          cluster_cells=cfg.training.cluster_cells, lift=cfg.boundary.lift,
+                          consistency=consistency)
+        disc.offnode_every = cfg.training.offnode_every
+        disc.offnode_points = cfg.training.offnode_points
+        return disc
 
     def _setup_parametric(self) -> None:
         """A parametric run: the problem over its box, no single reference (collective)."""
-        from coupling.residuals.parametric import discretise_parametric
-        from fem.problems.parametric import ParametricProblem
 
         self.ref = None
         self.problem = ParametricProblem(self.dmesh, self.cfg.problem, self.cfg.parameters)
@@ -117,7 +129,8 @@ class Trainer:
         t = self.cfg.training
         callbacks = [Checkpoints(self.run_dir, self.hash, keep=t.keep_checkpoints, resume=resume),
                      MetricsLog(self.run_dir, resume=resume), *callbacks]
-        result = fit(self.net, self.disc, steps=t.steps, lr=t.lr, schedule=t.schedule,
+        trained = self.disc if not t.levels else levels_of(self)  # coarse to fine
+        result = fit(self.net, trained, steps=t.steps, lr=t.lr, schedule=t.schedule,
                      gamma=t.gamma, step_size=t.step_size, lbfgs_steps=t.lbfgs_steps,
                      batch=t.batch, log_every=t.log_every, checkpoint_every=t.checkpoint_every,
                      callbacks=callbacks, comm=self.comm, progress=t.progress,
@@ -152,9 +165,6 @@ def train_network(cfg: RunConfig, run_dir: Path, comm: MPI.Comm, resume: bool) -
 def load_trained(run_dir: str | os.PathLike, comm: MPI.Comm | None = None) -> Trainer:
     """A run's Trainer rebuilt from run_dir/config.toml with its latest checkpoint loaded
     (collective; the reference comes from the run's cache). For reports and evaluation."""
-    from coupling.config import parse_run_config
-    from coupling.training.checkpoint import CheckpointError
-    from fem.config import load_toml
 
     run_dir = Path(run_dir)
     if not (run_dir / CONFIG).exists():

@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from tqdm import tqdm
+
 from coupling.training.checkpoint import CheckpointError, atomic_write, load_checkpoint
 from coupling.training.resume import CheckpointManager, check_steps, note
 from coupling.training.state import Callback, FitResult, FitState
@@ -89,7 +91,9 @@ class Checkpoints(Callback):
     """Checkpoint every `every` steps, at the end and on a signal; resume from the latest.
 
     Put it *before* :class:`MetricsLog` in the callback list when resuming, so the metrics
-    are truncated at the restored step.
+    are truncated at the restored step. In a coarse-to-fine hierarchy (:class:`coupling.Levels`)
+    each checkpoint's metadata holds its ``level`` and ``level_step``, and a resume first
+    moves the loop into the level that wrote the checkpoint.
     """
 
     def __init__(self, run_dir: str | os.PathLike, config_hash: str, *, keep: int = 3,
@@ -105,6 +109,8 @@ class Checkpoints(Callback):
         if found is None:
             raise CheckpointError(f"{self.run_dir}: no checkpoint to resume from")
         check_steps(found[0], int(found[1]["step"]), state.steps)  # before anything changes
+        if hasattr(state, "restore"):  # a hierarchy (Levels): into the checkpoint's level
+            state.restore(int(found[1]["step"]), found[1].get("metadata", {}))
         payload = load_checkpoint(found[0], self.hash, model=state.net,
                                   optimizer=state.optimizer, scheduler=state.scheduler)
         state.step = state.last_checkpoint = int(payload["step"])
@@ -112,8 +118,9 @@ class Checkpoints(Callback):
         state.wall_offset = float(wall) if isinstance(wall, int | float) else 0.0
 
     def on_checkpoint(self, state: FitState, stopped: bool) -> None:
+        tags = state.checkpoint_tags() if hasattr(state, "checkpoint_tags") else {}
         self.manager.save(state.step, model=state.net, optimizer=state.optimizer,
-                          scheduler=state.scheduler, metadata={"wall_s": state.wall_s})
+                          scheduler=state.scheduler, metadata={"wall_s": state.wall_s, **tags})
         state.comm.barrier()
         state.last_checkpoint = state.step
 
@@ -124,8 +131,6 @@ class Progress(Callback):
     def on_start(self, state: FitState) -> None:
         self.bar = None
         if state.comm.rank == 0:
-            from tqdm import tqdm
-
             self.bar = tqdm(total=state.steps, initial=state.step, desc="train", unit="step",
                             dynamic_ncols=True, mininterval=0.5)
 

@@ -52,6 +52,8 @@ RESUME_KEYS: tuple[str, ...] = (
     "training.keep_checkpoints",
     "training.progress",  # progress bar on/off
     "training.max_memory_gb",  # the resource limit of the check before a run
+    "training.offnode_every",  # how often and at how many points the off-node errors
+    "training.offnode_points",  # are measured (metrics only; the steps do not change)
     "output",  # output directory and what is written there
     "outputs",
 )

@@ -39,10 +39,19 @@ from typing import Any, Protocol
 import torch
 
 from coupling.training.callbacks import Progress
+from coupling.training.device import resolve_device, to_device
 from coupling.training.errors import TrainingError
 from coupling.training.guards import check_network
-from coupling.training.parallel import allreduce_gradients, allreduce_scalars, broadcast_state
+from coupling.training.levels import Levels
+from coupling.training.parallel import (
+    allreduce_gradients,
+    allreduce_scalars,
+    broadcast_state,
+    local_rank,
+)
 from coupling.training.state import Callback, FitResult, FitState
+from spiking.event_costs import event_weights
+from spiking.monitor import ActivityPenalty
 
 SCHEDULES = ("none", "cosine", "step")
 
@@ -101,8 +110,8 @@ def make_scheduler(optimizer, schedule: str, steps: int, gamma: float, step_size
     return None
 
 
-def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
-        schedule: str = "none", gamma: float = 0.5, step_size: int = 1000,
+def fit(net: torch.nn.Module, disc: Trainable | Levels, *, steps: int | None = None,
+        lr: float = 1e-3, schedule: str = "none", gamma: float = 0.5, step_size: int = 1000,
         lbfgs_steps: int = 0, batch: int | float = 0, log_every: int = 50,
         checkpoint_every: int | None = None, callbacks: Sequence[Callback] = (),
         comm=None, progress: bool = False, handle_signals: bool = True,
@@ -119,7 +128,13 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     there (one GPU per rank of a node); gradients cross to the host for the Allreduce.
     ``activity_weight`` λ > 0 adds the activity regulariser λ·Σ_l w_l·events_l (spiking
     networks; :func:`_activity_penalty`), above ``activity_target`` (a firing rate) if set.
+    ``disc`` may be a :class:`coupling.Levels` hierarchy (coarse to fine, the same network
+    through every level: :mod:`coupling.training.levels`); `steps` is then the total
+    (default: the sum of the levels' steps), `lr` and `batch` the levels' defaults.
     """
+    plan = disc if isinstance(disc, Levels) else None
+    if plan is not None:
+        steps, disc = plan.total(steps), plan.target()
     _check_settings(steps=steps, lr=lr, lbfgs_steps=lbfgs_steps, batch=batch,
                     log_every=log_every, checkpoint_every=checkpoint_every or 1)
     check_network(net, disc)  # a width mismatch is one line naming in_dim/out_dim
@@ -130,8 +145,13 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     _place(net, disc, device, comm)
     broadcast_state(net, comm)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    state = FitState(net, disc, optimizer, make_scheduler(optimizer, schedule, steps, gamma,
-                                                          step_size), steps, comm)
+    if plan is None:
+        state = FitState(net, disc, optimizer, make_scheduler(optimizer, schedule, steps, gamma,
+                                                              step_size), steps, comm)
+    else:  # each level: checked and placed when it starts, its own schedule over its steps
+        state = plan.state(net, optimizer, steps, comm, lr=lr, batch=batch, schedule=lambda opt,
+                           n: make_scheduler(opt, schedule, n, gamma, step_size),
+                           place=lambda d: (check_network(net, d), _place(net, d, device, comm)))
     for cb in callbacks:
         cb.on_start(state)
     comm.barrier()
@@ -140,7 +160,7 @@ def fit(net: torch.nn.Module, disc: Trainable, *, steps: int, lr: float = 1e-3,
     loop.model = _compiled(net) if compile else net
     loop.activity = _activity_penalty(net, activity_weight, activity_target)
     with _StopFlag(handle_signals) as stop:
-        values, stopped = loop.run(stop)
+        values, stopped = loop.run(stop) if plan is None else plan.run(loop, stop)
     if not stopped and lbfgs_steps:
         values = loop.lbfgs(lbfgs_steps)
         loop.log(values)
@@ -172,8 +192,6 @@ def _check_settings(**values) -> None:
 
 def _place(net: torch.nn.Module, disc, device: str, comm) -> None:
     """Network and training data on the resolved device (nothing to do on the CPU)."""
-    from coupling.training.device import resolve_device, to_device
-    from coupling.training.parallel import local_rank
 
     target = resolve_device(device, local_rank(comm))
     if target.type != "cpu":
@@ -191,8 +209,6 @@ def _activity_penalty(net: torch.nn.Module, weight: float, target: float | None)
         raise ValueError(f"fit: activity_target = {target!r}: expected a rate in [0, 1]")
     if not weight:
         return None
-    from spiking.event_costs import event_weights
-    from spiking.monitor import ActivityPenalty
 
     try:
         return ActivityPenalty(net, weight, event_weights(net), target)
@@ -268,14 +284,16 @@ class _Loop:
         s.step += 1
         return values, stopped
 
-    def run(self, stop: _StopFlag) -> tuple[dict[str, float], bool]:
-        """Adam steps up to `steps` (or a signal); the last global loss terms."""
+    def run(self, stop: _StopFlag, end: int | None = None) -> tuple[dict[str, float], bool]:
+        """Adam steps up to `end` (default `steps`; or a signal); the last global loss terms.
+        The step reaching `end` is logged and checkpointed (a level's end: Levels.run)."""
         s, values, stopped = self.s, {}, False
-        while s.step < s.steps and not stopped:
+        end = s.steps if end is None else end
+        while s.step < end and not stopped:
             values, stopped = self.step(stop)
             for cb in self.callbacks:
                 cb.on_step(s, values)
-            last = s.step == s.steps or stopped
+            last = s.step == end or stopped
             if s.step % self.log_every == 0 or last:
                 self.log(values)
             if s.step % self.checkpoint_every == 0 or last:
@@ -294,7 +312,8 @@ class _Loop:
         record = {"step": s.step, "loss": values["loss"],
                   "terms": {k: v for k, v in values.items() if k != "loss"},
                   "lr": s.optimizer.param_groups[0]["lr"], **self.measure(final=False),
-                  "wall_s": s.wall_s, "ranks": s.comm.size}
+                  "wall_s": s.wall_s, "ranks": s.comm.size,
+                  **(s.tags() if hasattr(s, "tags") else {})}  # a level's index (Levels)
         for cb in self.callbacks:
             cb.on_log(s, record)
         return record

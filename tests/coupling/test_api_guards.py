@@ -5,6 +5,7 @@ import pytest
 import torch
 import ufl
 
+import coupling
 import fem
 import meshes
 import spiking
@@ -74,3 +75,12 @@ def test_non_symmetric_form_can_still_be_solved_when_asked(square):
     assert pb.solve().info["norms"]["l2"] > 0
     with pytest.raises(ConfigError, match="not symmetric"):
         pb.check_symmetric()
+
+
+def test_galerkin_refuses_soft_boundaries_instead_of_ignoring_the_data(square):
+    # the Galerkin energy has no boundary term: 'soft' would train without the Dirichlet data
+    V, u, v = _spaces(square)
+    pb = fem.VariationalProblem(square, ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx,
+                                1.0 * v * ufl.dx, bcs={"*": 1.0})
+    with pytest.raises(ConfigError, match=r"boundary.mode.*'soft'.*'exact' or 'hard'"):
+        coupling.discretise(pb, "galerkin", boundary="soft")

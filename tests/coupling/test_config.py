@@ -7,7 +7,6 @@ import copy
 import re
 import subprocess
 import sys
-import time
 import tomllib
 from pathlib import Path
 
@@ -90,7 +89,7 @@ BAD = [
     (LSHAPE, "model", "snn", "model"),
     (LSHAPE, "energy.mac_pj", -1.0, "energy.mac_pj"),
     (LSHAPE, "inputs.interface_distance", 1, "inputs.interface_distance"),
-    (LSHAPE, "problem.degree", 2, "problem.degree"),  # galerkin evaluates at P1 nodes
+    (SP, "problem.degree", 2, "problem.degree"),  # sp differentiates P1 nodal values
     (SP, "residual.k", 2, "residual.k"),
     (SP, "residual.neighbours", "radius", "residual.radius"),
     (SP, "boundary.mode", "exact", "boundary.mode"),
@@ -123,10 +122,8 @@ BAD = [
                          ids=[f"{b[0].split('-')[0]}:{b[1]}={b[2]!r}" for b in BAD])
 def test_bad_value_is_one_config_error_naming_its_key(name, path, value, key):
     doc = put(example(name), path, value)
-    t0 = time.perf_counter()
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigError) as info:  # no mesh, no FEM; pytest-timeout guards a hang
         parse_config(doc)
-    assert time.perf_counter() - t0 < 2.0  # no mesh, no FEM (and 9.0**9**9**9 does not hang)
     assert info.value.key == key, str(info.value)
     assert str(info.value).startswith(f"config {key}: ") and "\n" not in str(info.value)
 

@@ -103,7 +103,7 @@ BAD_CONFIGS = [
     (("network", "neuron"), "izhikevich", "network.neuron"),
     (("network", "in_dim"), 3, "network.in_dim"),
     (("problem", "type"), "poison", "problem.type"),
-    (("problem", "degree"), 2, "problem.degree"),  # galerkin trains P1
+    (("problem", "degree"), 4, "problem.degree"),  # Lagrange degree 1 to 3
     (("mesh", "size"), -0.1, "mesh.size"),
     (("optimiser",), {}, "optimiser"),
 ]
