@@ -1,5 +1,6 @@
 """The layering of the five packages (and benchmarks), checked by import-linter's contracts,
-and the config's shape: one schema class per table, one config error type.
+and the config's shape: one schema class per table, one config error type; every
+function-level import says why it is deferred; no module over 400 lines, no function over 60.
 
 The contracts live in pyproject.toml (``[tool.importlinter]``): meshes ← fem ←
 coupling | validation ← benchmarks, spiking beside fem and free of DOLFINx, only the CLI
@@ -280,3 +281,28 @@ def test_a_bad_value_in_any_layer_is_the_one_error_naming_its_key(make, key):
     with pytest.raises(ConfigError) as err:
         make()
     assert str(err.value).startswith(f"config {key}: ") and "\n" not in str(err.value)
+
+
+def _oversized(path: Path, max_module: int = 400, max_function: int = 60) -> list[str]:
+    """A module over `max_module` lines, or a function over `max_function` lines."""
+    text = path.read_text()
+    lines = len(text.splitlines())
+    found = [f"{path}: {lines} lines"] if lines > max_module else []
+    for fn in ast.walk(ast.parse(text)):
+        if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+            n = fn.end_lineno - fn.lineno + 1
+            if n > max_function:
+                found.append(f"{path}:{fn.lineno} {fn.name}: {n} lines")
+    return found
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    found = [hit for pkg in PACKAGES for f in sorted((ROOT / pkg).rglob("*.py"))
+             for hit in _oversized(f)]
+    assert found == []
+
+
+def test_the_size_check_sees_a_planted_function(tmp_path):
+    planted = tmp_path / "m.py"
+    planted.write_text("def f():\n" + "    x = 1\n" * 60 + "    return x\n")
+    assert _oversized(planted) == [f"{planted}:1 f: 62 lines"]

@@ -161,6 +161,12 @@ def fit(net: torch.nn.Module, disc: Trainable | Levels, *, steps: int | None = N
     loop.activity = _activity_penalty(net, activity_weight, activity_target)
     with _StopFlag(handle_signals) as stop:
         values, stopped = loop.run(stop) if plan is None else plan.run(loop, stop)
+    return _finish(loop, state, values, stopped, lbfgs_steps, callbacks)
+
+
+def _finish(loop, state: FitState, values: dict, stopped: bool, lbfgs_steps: int,
+            callbacks) -> FitResult:
+    """The optional L-BFGS phase, the final measures, the result handed to the callbacks."""
     if not stopped and lbfgs_steps:
         values = loop.lbfgs(lbfgs_steps)
         loop.log(values)
