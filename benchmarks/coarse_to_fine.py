@@ -32,6 +32,7 @@ from pathlib import Path
 
 import coupling
 import validation
+from fem.flops import best_time
 
 
 def _rate(trainer, disc, comm, steps: int = 60, warm: int = 5) -> float:
@@ -65,16 +66,6 @@ def _train(trainer, plan, comm, extra_s: float = 0.0) -> dict:
     errors = validation.compare(trainer.problem, u, reference=trainer.ref.u).numbers["errors"]
     return {"train_s": wall, "steps": result.step, "rel_l2": errors["l2"]["relative"],
             "stress_rel": errors.get("stress", {}).get("relative")}
-
-
-def _fem_seconds(problem, repeat: int = 3) -> float:
-    """Best of `repeat` DOLFINx solves (assembly + factorisation + solve)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        problem.solve()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _dofs(disc) -> int:
@@ -111,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = Trainer(cfg, Path(scratch), comm)
     trainer.setup()
     trainer.disc.offnode = False  # the time is the training's: no off-node probe inside fit
-    fem_s = _fem_seconds(trainer.problem)
+    fem_s = best_time(trainer.problem.solve, 3)  # assembly + factorisation + solve
     t0 = time.perf_counter()
     coarse = [level_disc(trainer, s, cfg.training.batch, COARSE_CONSISTENCY) for s in sizes]
     build_s = time.perf_counter() - t0

@@ -30,6 +30,7 @@ from pathlib import Path
 import coupling
 import validation
 from benchmarks.measure import peak_memory_mb
+from fem.flops import best_time
 
 
 def _variant(text: str, base_steps: int, base_batch: int | float = 0) -> dict:
@@ -83,16 +84,6 @@ def _train(trainer, v: dict, comm) -> dict:
             "activity": result.measures.get("activity", {}).get("mean")}
 
 
-def _fem_seconds(problem, repeat: int = 3) -> float:
-    """Best of `repeat` DOLFINx solves (assembly + factorisation + solve)."""
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        problem.solve()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the comparison and write OUT.json / OUT.md (rank 0)."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.training_cost",
@@ -116,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     trainer.setup()
     setup = time.perf_counter() - t0
-    fem_s = _fem_seconds(trainer.problem)
+    fem_s = best_time(trainer.problem.solve, 3)  # assembly + factorisation + solve
     steps = args.steps or cfg.training.steps
     batch = cfg.training.batch if cfg.residual.kind == "galerkin" else 0
     rows = [_train(trainer, _variant(v, steps, batch), comm) for v in (args.variant or ["full"])]
