@@ -26,7 +26,6 @@ _LAZY = {
     "fit": "training.loop",
     "Level": "training.levels",
     "Levels": "training.levels",
-    "auto_output_scale": "training.preconditioned",
     "Callback": "training.state",
     "FitResult": "training.state",
     "FitState": "training.state",
