@@ -26,6 +26,7 @@ _LAZY = {
     "fit": "training.loop",
     "Level": "training.levels",
     "Levels": "training.levels",
+    "auto_output_scale": "training.preconditioned",
     "Callback": "training.state",
     "FitResult": "training.state",
     "FitState": "training.state",

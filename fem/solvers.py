@@ -103,19 +103,32 @@ class SolverSettings:
         if self.resolve(global_dofs) == "lu":
             opts = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
         else:
-            opts = {
-                "ksp_type": "cg",
-                "pc_type": "gamg",
-                "ksp_rtol": self.rtol,
-                "ksp_atol": self.atol,
-                "ksp_max_it": self.max_it,
-                "pc_gamg_coarse_eq_limit": 1000,
-                "mg_levels_ksp_type": "chebyshev",
-                "mg_levels_pc_type": "jacobi",
-                "pc_gamg_threshold": 0.02,
-            }
+            opts = {"ksp_type": "cg", "ksp_rtol": self.rtol, "ksp_atol": self.atol,
+                    "ksp_max_it": self.max_it, **amg_options()}
         opts.update(check_petsc_options(self.extra))
         return opts
+
+
+def amg_options() -> dict:
+    """The PETSc options of the algebraic multigrid preconditioner (GAMG, smoothed
+    aggregation, Chebyshev/Jacobi smoothing): what the CG solve and the preconditioned
+    training steps (:mod:`fem.preconditioners`) use."""
+    return {"pc_type": "gamg", "pc_gamg_coarse_eq_limit": 1000,
+            "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
+            "pc_gamg_threshold": 0.02}
+
+
+def configure_ksp(ksp: PETSc.KSP, options: dict) -> None:
+    """Set `options` on `ksp` under a prefix of its own (the global database is left as
+    it was, so one solver's options never reach another)."""
+    prefix = f"neurofem_{next(_prefix_counter)}_"
+    ksp.setOptionsPrefix(prefix)
+    opts = PETSc.Options()
+    for k, v in options.items():
+        opts[prefix + k] = v
+    ksp.setFromOptions()
+    for k in options:
+        del opts[prefix + k]
 
 
 def rigid_body_modes(V: dolfinx.fem.FunctionSpace) -> tuple[PETSc.NullSpace, list]:
@@ -168,15 +181,7 @@ class LinearSolver:
         self.b = dolfinx.fem.petsc.create_vector(V)
         self.ksp = PETSc.KSP().create(V.mesh.comm)
         self.ksp.setOperators(self.A)
-        prefix = f"neurofem_{next(_prefix_counter)}_"
-        self.ksp.setOptionsPrefix(prefix)
-        opts = PETSc.Options()
-        options = self.settings.petsc_options(self.global_dofs)
-        for k, v in options.items():
-            opts[prefix + k] = v
-        self.ksp.setFromOptions()
-        for k in options:
-            del opts[prefix + k]
+        configure_ksp(self.ksp, self.settings.petsc_options(self.global_dofs))
         self.assemble_time = time.perf_counter() - t0
         self.solve_time = 0.0
         self.iterations = 0  # summed over all solves

@@ -36,6 +36,7 @@ from .surrogate import SURROGATE_KINDS
 NEURON_KINDS = ("vsn", "lif", "ann")
 ENCODER_KINDS = ("hat", "onehot")
 MAX_WIDTH, MAX_LAYERS, MAX_STEPS, MAX_SEED = 100_000, 100, 1000, 2**32 - 1
+AUTO = "auto"  # output_scale chosen from the problem (coupling.auto_output_scale)
 
 
 def _is_int(v: Any) -> bool:
@@ -112,7 +113,9 @@ class MLPConfig(BaseModel):
     fourier_scale: Any = Field(1.0, description="σ of the Fourier frequencies, > 0")
     fourier_learnable: Any = Field(False, description="Fourier frequencies learnable")
     fourier_keep_input: Any = Field(False, description="feed the inputs beside the features")
-    output_scale: Any = Field(1.0, description="nonzero number, or one per output component")
+    output_scale: Any = Field(1.0, description="nonzero number, or one per output component, "
+                              "or \"auto\": from a preconditioned solve of the problem "
+                              "(what a galerkin run uses when it is unset)")
     output_shift: Any = Field(0.0, description="number, or one per output component")
     seed: Any = Field(None, description=f"initialisation seed in [0, {MAX_SEED}] (default: "
                       "training.seed)")
@@ -207,6 +210,8 @@ class MLPConfig(BaseModel):
         """output_scale (nonzero) and output_shift: a number or one per output component."""
         for key in ("output_scale", "output_shift"):
             v = getattr(self, key)
+            if key == "output_scale" and v == AUTO:  # resolved from the problem (coupling)
+                continue
             vals = v if isinstance(v, Sequence) and not isinstance(v, str) else [v]
             if len(vals) not in (1, self.out_dim) or not all(_is_number(a) for a in vals):
                 raise c.bad(key, f"expected a number or a list of {self.out_dim} numbers "

@@ -173,6 +173,10 @@ class MLP(nn.Module):
     def from_config(cls, config: MLPConfig, dtype: torch.dtype | None = None) -> MLP:
         """The network of a validated :class:`MLPConfig` (a ``[network]`` table)."""
         config.validate()
+        if config.output_scale == "auto":
+            raise bad_value("network.output_scale", "'auto' is chosen from the problem: "
+                            "neurofem train does it; in Python pass "
+                            "coupling.auto_output_scale(disc)", "auto")
         gen = torch.Generator().manual_seed(config.seed) if config.seed is not None else None
         fourier = 0
         if config.fourier_features > 0:

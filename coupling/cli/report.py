@@ -228,7 +228,9 @@ def _header(trainer, records: list[dict], ranks: int) -> dict:
                                                 "surrogate", "fourier_features")},
                 "residual": cfg.residual.kind, "degree": f"P{cfg.problem.degree}",
                 "boundary": cfg.boundary.mode,
-                "lr": t.lr, "schedule": t.schedule, "dtype": t.dtype, "seed": t.seed}
+                "lr": t.lr, "schedule": t.schedule, "dtype": t.dtype, "seed": t.seed,
+                "optimizer": t.optimizer if isinstance(t.optimizer, str) else
+                t.optimizer.model_dump(), **trainer.scaling()}
     train_ranks = next((r["ranks"] for r in reversed(records) if "ranks" in r), ranks)
     return run_header(settings, trainer.step, t.steps, train_ranks, ranks)
 

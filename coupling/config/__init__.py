@@ -44,6 +44,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Discriminator, Tag, TypeAdapter, model_validator
 
 from coupling.config.clif import ClifRun, CLIFRunConfig
+from coupling.config.optimizer import check_optimizer
 from coupling.config.tables import EnergySpec
 from coupling.config.training import TrainingSpec
 from fem.config import VECTOR_TYPES, MeshTable, ProblemTable
@@ -190,6 +191,7 @@ class NetworkRun(Table):
                               "points and serves the galerkin residual, or autograd on "
                               "elasticity (the differentiable inclusion depth); sp "
                               "differentiates nodal values")
+        check_optimizer(self)
         return self
 
     def _check_parametric(self) -> None:

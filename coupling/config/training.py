@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
+from coupling.config.optimizer import OPTIMIZER
 from coupling.config.tables import SEED
 from fem.errors import ConfigError
 from fem.schema import MAX_COUNT, Positive, PositiveInt, Table, between
@@ -47,7 +48,7 @@ class TrainingSpec(Table):
 
     steps: PositiveInt = 2000  # with levels: the total over them (default: their sum)
     lr: Positive = 1e-3
-    optimizer: Literal["adam"] = "adam"
+    optimizer: OPTIMIZER = "adam"  # "adam" | "preconditioned", or a [training.optimizer] table
     lbfgs_steps: between(0, MAX_COUNT, integer=True) = 0
     schedule: Literal[SCHEDULES] = "none"
     gamma: Positive = 0.5

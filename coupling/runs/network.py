@@ -27,10 +27,12 @@ from coupling.runs.hierarchy import levels_of
 from coupling.training.callbacks import Checkpoints, MetricsLog
 from coupling.training.checkpoint import CheckpointError, atomic_write, config_hash, load_checkpoint
 from coupling.training.loop import fit
+from coupling.training.preconditioned import auto_output_scale
 from coupling.training.resume import CheckpointManager
 from coupling.training.rundir import CONFIG
 from coupling.training.state import Callback, FitResult
 from fem.config import load_toml
+from fem.errors import ConfigError
 from fem.problems import build_problem
 from fem.problems.parametric import ParametricProblem
 from fem.reference import reference
@@ -114,11 +116,35 @@ class Trainer:
         tiled = {key: value * (out_dim // bs)  # one value per component → per channel too
                  for key in ("output_scale", "output_shift")
                  if isinstance(value := getattr(net, key), list) and len(value) == bs}
+        self.scale_source = "given"
+        if self._auto_scale():
+            tiled["output_scale"] = auto_output_scale(self.disc)
+            self.scale_source = "auto: max |u| of a CG + GAMG solve"
         lo, hi = self.disc.bounds
         cfg = net.with_data(in_dim=self.disc.in_dim, out_dim=out_dim, bounds=[lo, hi],
                             seed=self.cfg.training.seed if net.seed is None else net.seed,
                             **tiled)
         return spiking.MLP.from_config(cfg, dtype=self.dtype)
+
+    def _auto_scale(self) -> bool:
+        """Whether the output scale is chosen from the problem: ``output_scale = "auto"``,
+        or left unset on a galerkin run of one steady problem (the default there)."""
+        cfg = self.cfg
+        if cfg.network.output_scale == "auto":
+            if cfg.parameters is not None or not hasattr(self.disc, "operators"):
+                raise ConfigError("network.output_scale", "'auto' solves one steady problem "
+                                  "approximately; give a number for a parametric or "
+                                  "time-dependent run")
+            return True
+        unset = "output_scale" not in (cfg.raw.get("network") or {})
+        return (unset and cfg.residual.kind == "galerkin" and cfg.parameters is None
+                and hasattr(self.disc, "operators"))
+
+    def scaling(self) -> dict:
+        """How the network's inputs and outputs are scaled, for the report."""
+        scale = [float(f"{v:.3g}") for v in self.net.output_scale.tolist()]
+        return {"output_scale": f"{scale} ({getattr(self, 'scale_source', 'given')})",
+                "input_scaling": "the mesh's bounding box onto [-1, 1]^d"}
 
     def measure(self) -> dict:
         """Relative L2 error against the FEM reference and spiking activity (collective)."""
@@ -135,7 +161,7 @@ class Trainer:
                      batch=t.batch, log_every=t.log_every, checkpoint_every=t.checkpoint_every,
                      callbacks=callbacks, comm=self.comm, progress=t.progress,
                      compile=t.compile, device=t.device, activity_weight=t.activity_weight,
-                     activity_target=t.activity_target)
+                     activity_target=t.activity_target, optimizer=t.optimizer)
         self.step = result.step
         return run_result(result)
 

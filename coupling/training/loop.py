@@ -49,6 +49,7 @@ from coupling.training.parallel import (
     broadcast_state,
     local_rank,
 )
+from coupling.training.preconditioned import objective
 from coupling.training.state import Callback, FitResult, FitState
 from spiking.event_costs import event_weights
 from spiking.monitor import ActivityPenalty
@@ -116,7 +117,7 @@ def fit(net: torch.nn.Module, disc: Trainable | Levels, *, steps: int | None = N
         checkpoint_every: int | None = None, callbacks: Sequence[Callback] = (),
         comm=None, progress: bool = False, handle_signals: bool = True,
         compile: bool = False, device: str = "cpu", activity_weight: float = 0.0,
-        activity_target: float | None = None) -> FitResult:
+        activity_target: float | None = None, optimizer: Any = "adam") -> FitResult:
     """Train `net` on `disc`'s loss with Adam (then optional L-BFGS), collectively over MPI.
 
     A :class:`spiking.MLP` built without ``bounds`` gets ``disc.bounds`` (the global
@@ -131,6 +132,10 @@ def fit(net: torch.nn.Module, disc: Trainable | Levels, *, steps: int | None = N
     ``disc`` may be a :class:`coupling.Levels` hierarchy (coarse to fine, the same network
     through every level: :mod:`coupling.training.levels`); `steps` is then the total
     (default: the sum of the levels' steps), `lr` and `batch` the levels' defaults.
+    ``optimizer`` "preconditioned" (or a ``[training.optimizer]`` table / OptimizerSpec)
+    trains a galerkin `disc` by preconditioned function-space steps: the Adam steps regress
+    the network towards u + αP⁻¹(b − Ku), refreshed every few steps
+    (:mod:`coupling.training.preconditioned`; one level only).
     """
     plan = disc if isinstance(disc, Levels) else None
     if plan is not None:
@@ -142,14 +147,15 @@ def fit(net: torch.nn.Module, disc: Trainable | Levels, *, steps: int | None = N
     callbacks = list(callbacks) + ([Progress()] if progress else [])
     if getattr(net, "normalise", False) is None and disc.bounds is not None:
         net.set_input_box(*disc.bounds)  # a network built without an input box gets the mesh's
+    disc = objective(disc, optimizer, net, levels=plan is not None)  # or its preconditioning
     _place(net, disc, device, comm)
     broadcast_state(net, comm)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    adam = torch.optim.Adam(net.parameters(), lr=lr)
     if plan is None:
-        state = FitState(net, disc, optimizer, make_scheduler(optimizer, schedule, steps, gamma,
-                                                              step_size), steps, comm)
+        state = FitState(net, disc, adam, make_scheduler(adam, schedule, steps, gamma,
+                                                         step_size), steps, comm)
     else:  # each level: checked and placed when it starts, its own schedule over its steps
-        state = plan.state(net, optimizer, steps, comm, lr=lr, batch=batch, schedule=lambda opt,
+        state = plan.state(net, adam, steps, comm, lr=lr, batch=batch, schedule=lambda opt,
                            n: make_scheduler(opt, schedule, n, gamma, step_size),
                            place=lambda d: (check_network(net, d), _place(net, d, device, comm)))
     for cb in callbacks:
