@@ -15,7 +15,7 @@ from typing import Any
 import gmsh
 
 # importing the builder modules fills the table (each uses @register)
-from . import imports, planar, rve, solids  # noqa: F401
+from . import imports, planar, rve, rve2d, solids  # noqa: F401
 from .errors import MeshError
 from .mesh_quality import group_measures, quality
 from .registration import BUILDERS, Builder, Option
