@@ -12,6 +12,7 @@ from test_clif_transfer import EXAMPLES, _small_heat1d
 
 from coupling.config import parse_clif_config
 from coupling.runs.clif import train_clif
+from coupling.runs.network import RunResult
 from fem.config import load_toml
 from meshes.fenics import MPI
 
@@ -37,7 +38,7 @@ def source(base) -> Path:
     return run
 
 
-def _transfer(doc: dict, source: Path, run: Path, comm):
+def _transfer(doc: dict, source: Path, run: Path, comm) -> RunResult:
     """`doc` run with the source's flux network unchanged (0 steps) on `comm`."""
     doc["clif"]["flux_from"] = str(source)
     doc["training"]["steps"] = 0
