@@ -32,6 +32,7 @@ work and every error is one :class:`fem.errors.ConfigError` naming the key, e.g.
                              # coarse to fine, the last level is [mesh]; level_moments,
                              # offnode_every, offnode_points
     [energy]      # spiking.EnergyTable: mac_pj, acc_pj, read_pj, write_pj, name
+    [bank]        # many microstructures, one network (coupling.config.bank; with [parameters])
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Tag, TypeAdapter, model_validator
 
+from coupling.config.bank import BankTable, check_bank
 from coupling.config.clif import ClifRun, CLIFRunConfig
 from coupling.config.optimizer import check_optimizer
 from coupling.config.tables import EnergySpec
@@ -124,6 +126,7 @@ class RunConfig:
     raw: dict[str, Any] = field(default_factory=dict)
     inputs: InputSpec = field(default_factory=InputSpec)
     parameters: ParametersTable | None = None  # a parametric run ([parameters]; fem.parameters)
+    bank: BankTable | None = None  # many microstructures ([bank]; coupling.config.bank)
 
     def resolved(self) -> dict[str, Any]:
         """The config as resolved: the tables as given plus every residual/boundary/training
@@ -148,6 +151,7 @@ class NetworkRun(Table):
     training: TrainingSpec = TrainingSpec()
     energy: EnergySpec | None = None
     parameters: ParametersTable | None = None
+    bank: BankTable | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> NetworkRun:
@@ -192,6 +196,7 @@ class NetworkRun(Table):
                               "elasticity (the differentiable inclusion depth); sp "
                               "differentiates nodal values")
         check_optimizer(self)
+        check_bank(self)
         return self
 
     def _check_parametric(self) -> None:
@@ -230,7 +235,8 @@ class NetworkRun(Table):
     def record(self, doc: dict[str, Any]) -> RunConfig:
         """The RunConfig record of this run; `doc` is the document as given."""
         return RunConfig(self.mesh, self.problem, self.network, self.residual, self.boundary,
-                         self.training, copy.deepcopy(doc), self.inputs, self.parameters)
+                         self.training, copy.deepcopy(doc), self.inputs, self.parameters,
+                         self.bank)
 
 
 def _components(mesh: Any, problem: Any) -> int | None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -223,8 +224,8 @@ class ParametricDiscretisation:
     def measure(self, net: torch.nn.Module, final: bool = True) -> dict:
         """Errors at the fixed validation points (median, max, each) and activity."""
         monitor = spiking.ActivityMonitor(net)
-        with monitor:
-            errs = self.errors(net, self.validation, self.targets)
+        with monitor:  # no validation points (references=False): activity alone
+            errs = self.errors(net, self.validation, self.targets) if self.targets else []
         out: dict = {}
         if errs and None not in errs:
             out = {"rel_l2": float(np.median(errs)), "rel_l2_max": float(max(errs)),
@@ -246,12 +247,15 @@ class ParametricDiscretisation:
 
 
 def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | None = None,
-                          reference_cache=None, interface_distance: bool = False
+                          reference_cache=None, interface_distance: bool = False,
+                          inputs: Callable | None = None, references: bool = True
                           ) -> ParametricDiscretisation:
     """Make a parametric problem trainable: assemble its terms once, build the lifts, solve
-    the FEM references at the validation points (cached) (collective). With
-    `interface_distance` the network also sees |distance to the nearest inclusion surface|
-    (spherical-inclusion RVEs; :func:`coupling.geometry.with_interface_distance`)."""
+    the FEM references at the validation points (cached; none when not `references`)
+    (collective). With `interface_distance` the network also sees |distance to the nearest
+    inclusion surface| (spherical-inclusion RVEs; :func:`coupling.geometry.with_interface_distance`);
+    `inputs(x, box) -> (inputs, box)` replaces the nodes' coordinates by any other network
+    inputs and their box (e.g. the microstructure features of :mod:`coupling.residuals.bank`)."""
     dtype = dtype or torch.get_default_dtype()
     comm = problem.dmesh.comm
     ops = problem.operators()
@@ -264,6 +268,8 @@ def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | No
     box = lo.tolist(), hi.tolist()
     if interface_distance:
         x, box = with_interface_distance(x, box, problem.dmesh)
+    if inputs is not None:
+        x, box = inputs(x, box)
     n_op = len(problem.operator_names)
     bounds = (box[0] + [0.0] * n_op, box[1] + [1.0] * n_op)
     trace = np.array([comm.allreduce(float(K.diagonal().sum()), op=MPI.SUM)
@@ -273,8 +279,10 @@ def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | No
         problem, [SparseOperator(to_torch_csr(K, dtype=dtype)) for K in ops.K_terms], trace,
         t(ops.b), lifts, distance, index, data, t(x), t(lumped), layout.n_owned,
         layout.n_function, layout.block_size, bounds, comm, _exponent(ops, comm))
-    disc.validation = problem.box.validation_points()
-    disc.targets = reference_targets(problem, disc.validation, reference_cache, layout.n_owned)
+    if references:
+        disc.validation = problem.box.validation_points()
+        disc.targets = reference_targets(problem, disc.validation, reference_cache,
+                                         layout.n_owned)
     return disc
 
 

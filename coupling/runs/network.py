@@ -23,6 +23,7 @@ import spiking
 from coupling.config import RunConfig, parse_run_config
 from coupling.discretisation import discretise
 from coupling.residuals.parametric import discretise_parametric
+from coupling.runs.bank import setup_bank
 from coupling.runs.hierarchy import levels_of
 from coupling.training.callbacks import Checkpoints, MetricsLog
 from coupling.training.checkpoint import CheckpointError, atomic_write, config_hash, load_checkpoint
@@ -71,6 +72,9 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(cfg.training.seed)
         np.random.seed(cfg.training.seed)
+        if cfg.bank is not None:  # many meshes, one per member (coupling.runs.bank)
+            setup_bank(self)
+            return
         self.dmesh = cfg.mesh.build(self.comm)
         if cfg.parameters is not None:
             self._setup_parametric()
