@@ -20,6 +20,7 @@ from pathlib import Path
 
 from coupling.cli import run_command
 from coupling.cli.report import USER_ERRORS
+from coupling.cli.report_bank import is_bank
 from coupling.cli.report_parametric import is_parametric
 from fem.cache import check_folder
 from fem.errors import ConfigError
@@ -40,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="folder for the field (default RUN/query)")
     p.add_argument("--rom", default=None, metavar="NPZ", help="a reduced basis written by "
                    "`neurofem rom` (rom-N<N>.npz): its row beside the network's")
+    p.add_argument("--microstructure", default=None, metavar="N|FILE",
+                   help="bank runs: held-out microstructure N of the run's bank, or a TOML "
+                   "file with the drawn options (volume_fraction, n, seed) of a new one")
 
 
 def parse_params(items: list[str]) -> dict[str, float]:
@@ -73,6 +77,13 @@ def query(args: argparse.Namespace) -> int:
     with collective_errors(comm, user_errors=USER_ERRORS):
         set_threads_per_rank(comm)
         values = parse_params(args.param)
+        if args.microstructure is not None or is_bank(run_dir):
+            from coupling.cli.query_bank import query_bank  # deferred: loads DOLFINx, torch
+
+            result = query_bank(run_dir, args.microstructure, values, args.out, comm)
+            if comm.rank == 0:
+                print(json.dumps(result), flush=True)
+            return 0
         if not is_parametric(run_dir):
             raise ConfigError(str(run_dir), "not a parametric run (its config.toml has no "
                               "[parameters] table); evaluate it with `neurofem points`")

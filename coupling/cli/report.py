@@ -18,6 +18,7 @@ from pathlib import Path
 
 import spiking
 from coupling.cli import run_command
+from coupling.cli.report_bank import build_bank_report, is_bank
 from coupling.cli.report_parametric import build_parametric_report, is_parametric
 from coupling.training.errors import CheckpointError, TrainingError
 from fem.cache import check_no_links
@@ -41,6 +42,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "written into RUN_DIR.", report)
     p.add_argument("--html-scene", action="store_true",
                    help="also export the 3D comparison as interactive HTML (needs trame)")
+    p.add_argument("--points", type=int, default=2, metavar="N",
+                   help="bank runs: parameter points per held-out microstructure (default 2)")
+    p.add_argument("--compare", default=None, metavar="RUN",
+                   help="bank runs: a parametric run trained on one microstructure, "
+                   "evaluated beside the bank's network on every held-out one")
 
 
 def report(args: argparse.Namespace) -> int:
@@ -55,7 +61,10 @@ def report(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir)
         check_no_links(run_dir, "report")  # a planted link would write outside the run
 
-        if is_parametric(run_dir):
+        if is_bank(run_dir):  # held-out microstructures (coupling.cli.report_bank)
+            summary = build_bank_report(run_dir, comm, args.points,
+                                        Path(args.compare) if args.compare else None)
+        elif is_parametric(run_dir):
             summary = build_parametric_report(run_dir, comm)
         elif run_model(run_dir) == "clif":
             from coupling.cli.report_clif import build_clif_report  # deferred: loads DOLFINx, torch
