@@ -18,8 +18,8 @@ from meshes.fenics import MPI
 @pytest.mark.mpi
 def test_ranks_hold_their_members_and_sum_to_the_mean_over_all_draws():
     """Member i lives on rank i mod 2; the loss summed over ranks is the mean of every
-    rank's draws (each member's own parametric energy, recomputed serially here), and the
-    summed gradient is that mean's gradient (1e-10)."""
+    rank's draws (each member's own parametric energy, recomputed serially here; 1e-10),
+    so the gradients fit sums over ranks are those of that mean."""
     comm = MPI.COMM_WORLD
     train = bank_members(parse_bank({**BANK, "count": 4}))[0]
     mine = dealt(4, comm)
