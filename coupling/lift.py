@@ -22,6 +22,7 @@ Facets are gathered from every rank, so any rank evaluates the lift at any point
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -74,6 +75,29 @@ def closest_points(p: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.where(inside[..., None], best, pick)
 
 
+# The closest points of a piece's k nearest facets depend on the facets and the points
+# alone: the components of one lift and the channels of a parametric problem (six strains,
+# one boundary) ask for the same ones, so the last few are kept (36 → 1 computation there).
+_GEOMETRY: OrderedDict = OrderedDict()
+_GEOMETRY_KEEP = 8
+
+
+def _nearest_facets(piece: Piece, p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(closest points (n, k, 3), distances (n, k)) of the k facets of `piece` nearest to p."""
+    key = (hash(piece.vertices.tobytes()), piece.vertices.shape, hash(p.tobytes()), p.shape, k)
+    if key in _GEOMETRY:
+        _GEOMETRY.move_to_end(key)
+        return _GEOMETRY[key]
+    _, idx = piece.tree.query(p, k=k)
+    idx = np.asarray(idx).reshape(len(p), k)
+    q = closest_points(p, piece.vertices[idx])
+    d = np.sqrt(((q - p[:, None, :]) ** 2).sum(-1))
+    _GEOMETRY[key] = (q, d)
+    if len(_GEOMETRY) > _GEOMETRY_KEEP:
+        _GEOMETRY.popitem(last=False)
+    return q, d
+
+
 def _on_segment(p, a, b):
     e = b - a
     t = ((p - a) * e).sum(-1) / np.maximum((e * e).sum(-1), 1e-300)
@@ -123,11 +147,7 @@ class Lift:
     def _component(self, p: np.ndarray, pieces: list[Piece]) -> tuple[np.ndarray, np.ndarray]:
         ds, gs = [], []
         for piece in pieces:
-            k = min(self.k, len(piece.vertices))
-            _, idx = piece.tree.query(p, k=k)
-            idx = np.asarray(idx).reshape(len(p), k)
-            q = closest_points(p, piece.vertices[idx])
-            d = np.sqrt(((q - p[:, None, :]) ** 2).sum(-1))
+            q, d = _nearest_facets(piece, p, min(self.k, len(piece.vertices)))
             if piece.everywhere:  # a formula defined off Γ_D too: its own extension
                 vals = np.repeat(piece.data(p.T)[:, None], d.shape[1], 1)
             elif callable(piece.data):
