@@ -37,6 +37,13 @@ def aggregate(rows: list[dict]) -> dict:
         out["moduli_worst"] = {name: {"E_rel": max(m[name]["E_rel"] for m in stiff),
                                       "G_rel": max(m[name]["G_rel"] for m in stiff)}
                                for name in stiff[0] if name != "FEM"}
+    energies = [r["energy"] for r in rows if "energy" in r]
+    if energies:
+        out["energy_median_pj"] = {
+            f"{who} {conv}": float(np.median([e[who][conv] for e in energies]))
+            for who in ("spiking", "ann", "fem") if who in energies[0]
+            for conv in ("full_pj", "compute_pj", "neuromorphic_pj")
+            if energies[0][who].get(conv) is not None}
     single = [e for r in rows for e in r.get("single_geometry", {}).get("errors", [])]
     if single:
         out["single_geometry_errors"] = distribution(single)
@@ -65,6 +72,14 @@ def markdown(summary: dict) -> str:
                   "| method | worst E error | worst G error |", "|---|---|---|"]
         lines += [f"| {name} | {_pct(v['E_rel'])} | {_pct(v['G_rel'])} |"
                   for name, v in a["moduli_worst"].items()]
+        lines.append("")
+    if a.get("energy_median_pj"):
+        lines += ["Energy of one query (median over the held-out meshes, µJ; 45 nm full = "
+                  "compute + memory, compute-only, neuromorphic = Loihi-class event prices, a "
+                  "pre-silicon lower bound; FEM from PETSc's flop count):", "",
+                  "| who, convention | µJ per query |", "|---|---|"]
+        lines += [f"| {k.replace('_pj', '')} | {v * 1e-6:.3g} |"
+                  for k, v in a["energy_median_pj"].items()]
         lines.append("")
     lines += [f"One query (median): {1e3 * a['query_s_median']:.3g} ms against a FEM assembly "
               f"+ solve of {1e3 * a['fem_s_median']:.3g} ms ({a['speedup_median']:.3g}x); "

@@ -29,6 +29,7 @@ def query_times(problem, net, features, mu: np.ndarray) -> dict:
     from coupling.residuals.bank import feature_inputs, microstructure_of
     from coupling.residuals.parametric import discretise_parametric
     from fem.flops import best_time  # deferred: loads PETSc
+    from validation.rom import fem_cost  # deferred: loads DOLFINx, PETSc
 
     micro = microstructure_of(problem.dmesh)
     t0 = time.perf_counter()
@@ -41,12 +42,31 @@ def query_times(problem, net, features, mu: np.ndarray) -> dict:
         k=features.k, window=features.window), 2)
     with torch.no_grad():
         network_s = best_time(lambda: disc.fields(net, mu[None]), 3)
-    problem.problem_at(mu).solve()  # compiles the forms (JIT, cached on disk) once
-    fem_s = best_time(lambda: problem.problem_at(mu).solve(), 2)
+    cost = fem_cost(problem, mu)  # assembly + solve, best of two, with PETSc's flop count
     query_s = setup_s + network_s  # the setup computed the features once already
     return {"disc": disc, "features_s": features_s, "network_s": network_s,
-            "other_s": max(setup_s - features_s, 0.0), "query_s": query_s, "fem_s": fem_s,
-            "speedup": fem_s / query_s}
+            "other_s": max(setup_s - features_s, 0.0), "query_s": query_s,
+            "fem_s": cost["fem_s"], "speedup": cost["fem_s"] / query_s,
+            "energy": query_energy(disc, net, mu, cost)}
+
+
+def query_energy(disc, net, mu: np.ndarray, cost: dict) -> dict:
+    """pJ of one query in the three conventions (45 nm full, compute-only, neuromorphic) for
+    the spiking network and its equal ANN, beside the FEM solve's (PETSc flop count)."""
+    import torch  # deferred: loads torch
+
+    import spiking  # deferred: loads torch
+    from spiking.prices import flop_ops, network_prices, price  # deferred: loads torch
+
+    monitor = spiking.ActivityMonitor(net)
+    with monitor, torch.no_grad():
+        disc.fields(net, mu[None])
+    out = {"fem": price(flop_ops(cost["flops"], cost["reads"], cost["writes"]))}
+    try:
+        report = spiking.energy_report(net, monitor)
+    except (ValueError, AttributeError):  # an ANN: no spiking energy accounting
+        return out
+    return {**out, **network_prices(report, int(disc.n_owned // disc.block_size))}
 
 
 def stiffness_rows(problem, disc, net, mu: np.ndarray, cache_dir=None) -> dict:
