@@ -50,6 +50,16 @@ def aggregate(rows: list[dict]) -> dict:
     return out
 
 
+def _moduli(row: dict, k: str) -> str:
+    """Worst over the member's points of the network's and Mori–Tanaka's error in k."""
+    stiff = row.get("stiffness")
+    if not stiff:
+        return "–"
+    net = max(s["moduli"]["network"][k + "_rel"] for s in stiff)
+    mt = max(s["moduli"]["Mori–Tanaka"][k + "_rel"] for s in stiff)
+    return f"{_pct(net)} / {_pct(mt)}"
+
+
 def markdown(summary: dict) -> str:
     """The report's Markdown (every number from `summary`)."""
     a, rows = summary["aggregate"], summary["rows"]
@@ -84,12 +94,14 @@ def markdown(summary: dict) -> str:
     lines += [f"One query (median): {1e3 * a['query_s_median']:.3g} ms against a FEM assembly "
               f"+ solve of {1e3 * a['fem_s_median']:.3g} ms ({a['speedup_median']:.3g}x); "
               "meshing is timed apart and needed by both.", "",
-              "| member | fraction | n | nodes | mesh s | error (median) | features ms | "
-              "network ms | other ms | FEM ms | speed-up |", "|" + "---|" * 11]
+              "| member | fraction | n | nodes | mesh s | error (median) | E err net / MT | "
+              "G err net / MT | features ms | network ms | other ms | FEM ms | speed-up |",
+              "|" + "---|" * 13]
     for r in rows:
         lines.append(f"| {r['member']} | {r['fraction_geometry'] or r['volume_fraction']:.3f} "
                      f"| {r['n']} | {r['nodes']} | {r['mesh_s']:.2f} | "
-                     f"{_pct(float(np.median(r['errors'])))} | {1e3 * r['features_s']:.3g} | "
+                     f"{_pct(float(np.median(r['errors'])))} | {_moduli(r, 'E')} | "
+                     f"{_moduli(r, 'G')} | {1e3 * r['features_s']:.3g} | "
                      f"{1e3 * r['network_s']:.3g} | {1e3 * r['other_s']:.3g} | "
                      f"{1e3 * r['fem_s']:.3g} | {r['speedup']:.3g} |")
     return "\n".join(lines + [""])

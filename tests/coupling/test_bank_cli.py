@@ -141,3 +141,14 @@ def test_train_report_and_query_from_the_command_line(tmp_path, capsys):
     assert main(["query", str(run), "--microstructure", "9", "--param", "k.inclusion=20",
                  "--param", "value.x1=1.0"]) != 0
     assert "--microstructure" in capsys.readouterr().err
+
+
+def test_a_bad_bank_ends_with_one_line_from_the_command_line(tmp_path, capsys):
+    """`neurofem train` on a bank beyond the packing limit: non-zero exit, one line naming
+    the key, nothing written."""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(DOC.replace("volume_fraction = [0.1, 0.25]", "volume_fraction = [0.1, 0.59]"))
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) != 0
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "bank.microstructures.volume_fraction" in err[0], err
+    assert not (tmp_path / "run").exists()
