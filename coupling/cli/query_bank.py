@@ -46,7 +46,6 @@ def query_bank(run_dir: Path, spec: str | None, values: dict, out, comm) -> dict
     """Evaluate a bank run on one microstructure at μ (rank 0 alone computes; collective)."""
     # deferred: loads DOLFINx, torch, Gmsh
     from coupling.cli.report_bank import is_bank, query_times, stiffness_rows
-    from coupling.residuals.bank import Features  # deferred: loads torch
     from coupling.residuals.parametric import reference_targets  # deferred: loads DOLFINx
     from coupling.runs.bank import members_of, query_problem  # deferred: loads DOLFINx
     from coupling.runs.network import load_trained  # deferred: loads DOLFINx, torch
@@ -63,7 +62,7 @@ def query_bank(run_dir: Path, spec: str | None, values: dict, out, comm) -> dict
         t0 = time.perf_counter()
         problem = query_problem(cfg, drawn)
         mesh_s = time.perf_counter() - t0
-        times = query_times(problem, trainer.net, Features(**cfg.bank.features.model_dump()),
+        times = query_times(problem, trainer.net, cfg.bank.features,
                             mu)
         disc = times.pop("disc")
         target = reference_targets(problem, mu[None], None, disc.n_owned)

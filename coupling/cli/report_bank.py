@@ -26,8 +26,8 @@ def query_times(problem, net, features, mu: np.ndarray) -> dict:
 
     # deferred: loads DOLFINx, torch, Gmsh
     from coupling.microstructure_features import microstructure_features
-    from coupling.residuals.bank import feature_inputs, microstructure_of
-    from coupling.residuals.parametric import discretise_parametric
+    from coupling.residuals.bank import feature_inputs, microstructure_of  # deferred: loads torch
+    from coupling.residuals.parametric import discretise_parametric  # deferred: loads DOLFINx
     from fem.flops import best_time  # deferred: loads PETSc
     from validation.rom import fem_cost  # deferred: loads DOLFINx, PETSc
 
@@ -140,12 +140,12 @@ def is_bank(run_dir: Path) -> bool:
 def held_out_members(trainer, comm, points: int, compare=None) -> list[dict]:
     """Every held-out microstructure evaluated on the rank that holds it (round-robin;
     each mesh on COMM_SELF), gathered in bank order on every rank (collective)."""
-    from coupling.residuals.bank import Features, dealt  # deferred: loads torch
+    from coupling.residuals.bank import dealt  # deferred: loads torch
     from coupling.runs.bank import members_of, query_problem  # deferred: loads DOLFINx
 
     cfg = trainer.cfg
     held = members_of(cfg)[1]
-    features = Features(**cfg.bank.features.model_dump())
+    features = cfg.bank.features
     mine = []
     for j in dealt(len(held), comm):
         t0 = time.perf_counter()

@@ -27,20 +27,12 @@ import numpy as np
 import torch
 
 import spiking
+from coupling.config.bank import FeaturesSpec
 from coupling.measure import global_activity
 from coupling.microstructure_features import feature_bounds, microstructure_features
 from coupling.residuals.parametric import ParametricDiscretisation, discretise_parametric
 from fem.errors import ConfigError
 from meshes.fenics import MPI
-
-
-@dataclass(frozen=True)
-class Features:
-    """Which microstructure features the network sees (k nearest inclusions, window)."""
-
-    k: int = 2
-    window: float = 0.25
-    radius_max: float = 0.5  # the input box's bound on radii (normalisation only)
 
 
 def microstructure_of(dmesh) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def microstructure_of(dmesh) -> dict[str, Any]:
             "periodic_axes": list(info.get("periodic_axes") or []), "gdim": gdim}
 
 
-def feature_inputs(dmesh, features: Features):
+def feature_inputs(dmesh, features: FeaturesSpec):
     """The `inputs` hook of :func:`discretise_parametric`: (x, features(x)) and a box that is
     the same for every member of a bank (the network's normalisation must not move)."""
     micro = microstructure_of(dmesh)
@@ -133,7 +125,7 @@ class BankDiscretisation:
         return out
 
 
-def discretise_bank(problems: list, index: list[int], count: int, *, features: Features | None,
+def discretise_bank(problems: list, index: list[int], count: int, *, features: FeaturesSpec | None,
                     draws: int = 1, seed: int = 0, validate: int = 2, dtype=None,
                     reference_cache=None, comm=None) -> BankDiscretisation:
     """This rank's members (`problems`: ParametricProblems on meshes of ``COMM_SELF``, at bank

@@ -253,7 +253,8 @@ def discretise_parametric(problem: ParametricProblem, *, dtype: torch.dtype | No
     """Make a parametric problem trainable: assemble its terms once, build the lifts, solve
     the FEM references at the validation points (cached; none when not `references`)
     (collective). With `interface_distance` the network also sees |distance to the nearest
-    inclusion surface| (spherical-inclusion RVEs; :func:`coupling.geometry.with_interface_distance`);
+    inclusion surface| (spherical-inclusion RVEs;
+    :func:`coupling.geometry.with_interface_distance`);
     `inputs(x, box) -> (inputs, box)` replaces the nodes' coordinates by any other network
     inputs and their box (e.g. the microstructure features of :mod:`coupling.residuals.bank`)."""
     dtype = dtype or torch.get_default_dtype()

@@ -31,7 +31,7 @@ def members_of(cfg) -> tuple[list[dict], list[dict]]:
 
 def setup_bank(trainer) -> None:
     """The Trainer's discretisation and network for a bank run (collective)."""
-    from coupling.residuals.bank import Features, dealt, discretise_bank  # deferred: torch
+    from coupling.residuals.bank import dealt, discretise_bank  # deferred: torch
     from fem.problems.parametric import ParametricProblem  # deferred: loads DOLFINx
 
     cfg, comm = trainer.cfg, trainer.comm
@@ -47,7 +47,7 @@ def setup_bank(trainer) -> None:
     trainer.problem = problems[0] if problems else None
     trainer.ref = None
     trainer.disc = discretise_bank(
-        problems, mine, len(train), features=Features(**spec.features.model_dump()),
+        problems, mine, len(train), features=spec.features,
         draws=spec.draws, seed=cfg.parameters.seed, validate=spec.validated,
         dtype=trainer.dtype, reference_cache=trainer.reference_cache, comm=comm)
     trainer.net = trainer._network()

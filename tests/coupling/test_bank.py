@@ -8,7 +8,8 @@ import torch
 
 import meshes
 import spiking
-from coupling.residuals.bank import Features, discretise_bank, feature_inputs
+from coupling.config.bank import FeaturesSpec as Features
+from coupling.residuals.bank import discretise_bank, feature_inputs
 from coupling.residuals.parametric import discretise_parametric, reference_targets
 from coupling.training.loop import fit
 from fem.config import parse_problem

@@ -9,8 +9,9 @@ from test_bank import BANK, _problem
 
 import meshes
 import spiking
+from coupling.config.bank import FeaturesSpec as Features
 from coupling.microstructure_features import microstructure_features
-from coupling.residuals.bank import Features, dealt, discretise_bank, microstructure_of
+from coupling.residuals.bank import dealt, discretise_bank, microstructure_of
 from meshes.bank import bank_members, parse_bank
 from meshes.fenics import MPI
 
