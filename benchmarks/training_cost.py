@@ -7,7 +7,9 @@
 For the config's mesh and problem it times the DOLFINx solve, then trains the config's
 network once per variant (``full``: the config as is; ``compile``: torch.compile;
 ``batch=p``: element-sampled Galerkin with a fraction p of the cells per step;
-``steps=N``, ``lr=x``, ``device=cuda`` and combinations joined by commas; ``full`` keeps the
+``steps=N``, ``lr=x``, ``device=cuda``, ``optimizer=preconditioned`` (function-space steps
+preconditioned by GAMG: :mod:`coupling.training.preconditioned`) and combinations joined by
+commas; ``full`` keeps the
 config's own ``training.batch``) and records the training wall time, its ratio to the FEM
 solve, steps per second, the errors vs FEM and the peak resident memory (max over ranks,
 setup included).
@@ -36,7 +38,7 @@ from fem.flops import best_time
 def _variant(text: str, base_steps: int, base_batch: int | float = 0) -> dict:
     """'compile,batch=0.1,steps=3000' → settings (defaults: the config's)."""
     out = {"name": text, "compile": False, "batch": base_batch, "steps": base_steps, "lr": None,
-           "device": "cpu"}
+           "device": "cpu", "optimizer": "adam"}
     for part in filter(None, text.split(",")):
         key, _, value = part.partition("=")
         if key == "compile":
@@ -45,8 +47,8 @@ def _variant(text: str, base_steps: int, base_batch: int | float = 0) -> dict:
             out[key] = float(value) if "." in value or "e" in value else int(value)
         elif key == "steps":
             out["steps"] = int(value)
-        elif key == "device":
-            out["device"] = value
+        elif key in ("device", "optimizer"):
+            out[key] = value
         elif key != "full":
             raise SystemExit(f"training_cost: unknown variant part {part!r}")
     return out
@@ -70,7 +72,7 @@ def _train(trainer, v: dict, comm) -> dict:
     result = coupling.fit(net, disc, steps=v["steps"], lr=v["lr"] or t.lr, schedule=t.schedule,
                           gamma=t.gamma, step_size=t.step_size, batch=v["batch"],
                           log_every=max(v["steps"], 1), compile=v["compile"],
-                          device=v["device"], comm=comm)
+                          device=v["device"], comm=comm, optimizer=v["optimizer"])
     wall = time.perf_counter() - t0
     u = disc.to_function(net.cpu())
 
