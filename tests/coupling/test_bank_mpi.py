@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_bank import BANK, _problem
+from test_bank_training import BANK, _problem
 
 import meshes
 import spiking
