@@ -54,6 +54,7 @@ def test_bank_of_one_is_the_parametric_training(members):
                            validate=0, comm=MPI.COMM_SELF)
     for step in range(3):
         (i, mu), = bank.sample(step)
+        # the same draw function on the same (seed, step): no arithmetic differs
         assert i == 0 and torch.equal(mu, plain.sample(step))
     a, b = _net(plain, 1), _net(plain, 1)
     ra = fit(a, plain, steps=5, lr=1e-3, comm=MPI.COMM_SELF, log_every=1)
