@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="keep the run directories here (default: a temporary folder)")
     p.add_argument("--pareto", metavar="PROBLEM",
                    help="instead of the grid: the error vs energy Pareto sweep of spiking "
-                   "designs on PROBLEM (lshape, cube-spheres, rve or a config file); "
+                   "designs on PROBLEM (lshape, bracket, cube-spheres, rve or a config file); "
                    "JSON + Markdown + PNG into DIR (benchmarks.pareto)")
     p.set_defaults(handler=bench)
 

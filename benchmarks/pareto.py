@@ -3,12 +3,14 @@
     python -m benchmarks.pareto lshape [--quick] [--steps N] [--grid NAME] [--out DIR]
     neurofem bench --pareto lshape [--quick]
 
-PROBLEM is ``lshape`` (examples/lshape-vsn-galerkin.toml), ``cube-spheres``
+PROBLEM is ``lshape`` (examples/lshape-vsn-galerkin.toml), ``bracket``
+(examples/bracket-bending.toml), ``cube-spheres``
 (benchmarks/configs/bench-cube-spheres.toml), ``rve`` (benchmarks/configs/bench-rve-
 elasticity.toml) or a config path. Every design of the grid — activity-regulariser weight
 λ (:func:`coupling.fit` ``activity_weight``), threshold (fixed or learnable), shape,
 time steps T_s, Fourier features, a spiking input encoder (:mod:`spiking.encoders`) — is
-trained on the config's discretisation with its training settings, then measured: relative
+trained on the config's discretisation with its training settings (its optimizer and
+output scale too), then measured: relative
 L2 error against the FEM reference and the energy per inference point relative to the ANN
 of identical shape in both conventions (full = compute + memory, compute-only), with the
 zero-activity floor of the shape. Writes ``pareto-<problem>[-quick].json``, ``.md`` and
@@ -40,6 +42,7 @@ from .measure import elasticity_extras
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PROBLEMS = {"lshape": ROOT / "examples" / "lshape-vsn-galerkin.toml",
+            "bracket": ROOT / "examples" / "bracket-bending.toml",
             "cube-spheres": HERE / "configs" / "bench-cube-spheres.toml",
             "rve": HERE / "configs" / "bench-rve-elasticity.toml"}
 TARGET_ERROR, TARGET_RATIO = 0.01, 0.30
@@ -152,6 +155,7 @@ def _network(trainer, design: dict):
     if table["seed"] is None:
         table["seed"] = trainer.cfg.training.seed
     table["out_dim"] = trainer.disc.block_size
+    table["output_scale"] = trainer.net.output_scale.tolist()  # as the run resolved it
     if not design.get("encoder"):
         return spiking.mlp_from_config(table, in_dim=trainer.disc.in_dim,
                                        bounds=trainer.disc.bounds, dtype=trainer.dtype)
@@ -178,7 +182,7 @@ def run_design(trainer, design: dict) -> dict:
     res = coupling.fit(net, trainer.disc, steps=t.steps, lr=t.lr, schedule=t.schedule,
                        gamma=t.gamma, step_size=t.step_size, batch=t.batch,
                        log_every=t.steps, comm=trainer.comm,
-                       activity_weight=design.get("lam", 0.0))
+                       activity_weight=design.get("lam", 0.0), optimizer=t.optimizer)
     mon = spiking.ActivityMonitor(net)
     with torch.no_grad(), mon:
         trainer.disc.evaluate(net)

@@ -53,7 +53,8 @@ class TrainingSpec(Table):
     schedule: Literal[SCHEDULES] = "none"
     gamma: Positive = 0.5
     step_size: PositiveInt = 1000
-    # rows (sp/autograd) or cells (galerkin: element-sampled energy) per step, or a fraction
+    # rows (sp/autograd), cells (galerkin: element-sampled energy) or nodes (preconditioned
+    # optimizer: the regression's node batch) per step, or a fraction
     batch: CountOrFraction = 0
     refresh: between(0, MAX_COUNT, integer=True) = 20  # galerkin batches: control variate
     cluster_cells: PositiveInt = 32  # galerkin batches: cells sampled together

@@ -117,12 +117,23 @@ class PreconditionedObjective:
             raise AttributeError(name)
         return getattr(self.disc, name)
 
-    def sample(self, step: int, batch: int | float = 0) -> None:
+    def sample(self, step: int, batch: int | float = 0) -> torch.Tensor | None:
         """Refresh the target at every `every`-th step (and the first one of a run or a
-        resume); the regression is over all owned dofs, so no batch."""
+        resume); with a `batch` (a fraction of the nodes, or a count over all ranks) the
+        owned nodes this step regresses on (None: all of them)."""
         if self.target is None or step % self.spec.every == 0:
             self.refresh(self.net)
-        return None
+        if not batch:
+            return None
+        if self.spec.energy_weight:
+            raise ConfigError("training.batch", f"{batch!r}: the energy-norm misfit "
+                              "(training.optimizer.energy_weight) needs every node; set batch "
+                              "= 0 or energy_weight = 0")
+        return node_batch(self.disc, step, batch, self.seed)
+
+    @property
+    def seed(self) -> int:
+        return int(getattr(self.disc, "seed", 0) or 0)
 
     def refresh(self, net: torch.nn.Module) -> None:
         """t = u + αδ at the network's current field (collective: PETSc and Allreduces)."""
@@ -147,8 +158,11 @@ class PreconditionedObjective:
                      "corrections": self.last.get("corrections", 0) + 1}
 
     def loss(self, net: torch.nn.Module, batch: Any = None):
-        """Σ w (u − t)² / Σ w t² + β (u − t)ᵀK(u − t) / tᵀKt, this rank's part."""
+        """Σ w (u − t)² / Σ w t² + β (u − t)ᵀK(u − t) / tᵀKt, this rank's part (over a
+        node batch B: Σ_B w (u − t)² / (p Σ w t²), unbiased for the first term)."""
         d, beta = self.disc, self.spec.energy_weight
+        if batch is not None:
+            return self._batch_loss(net, batch)
         if not beta:
             u = d.field(net)[: d.n_owned]
             fit = torch.sum(d.weights * (u - self.target) ** 2) / self.norms[0]
@@ -158,11 +172,57 @@ class PreconditionedObjective:
         energy = _energy_norm2(d.residual, u - self.columns) / self.norms[1]
         return fit + beta * energy, {"fit": fit, "energy_misfit": energy}
 
+    def _batch_loss(self, net: torch.nn.Module, batch: tuple[torch.Tensor, float]):
+        d, (nodes, p) = self.disc, batch
+        if len(nodes) == 0:  # nothing drawn on this rank: a zero that still has a gradient
+            zero = 0.0 * net(d.x_nodes[:1]).sum()
+            return zero, {"fit": zero}
+        bs = d.block_size
+        dofs = nodes[:, None] * bs + torch.arange(bs, device=nodes.device)
+        u = d.boundary.apply_at(net(d.x_nodes[nodes]).reshape(len(nodes), bs), dofs)
+        fit = torch.sum(d.weights[dofs] * (u - self.target[dofs]) ** 2) / (p * self.norms[0])
+        return fit, {"fit": fit}
+
     def measure(self, net: torch.nn.Module, final: bool = True) -> dict:
         """The discretisation's measures plus the latest correction (α, ‖r‖/‖b‖, step)."""
         out = self.disc.measure(net, final=final)
         out["preconditioned"] = {**self.last, **self.pre.info()}
         return out
+
+
+def node_batch(disc: Any, step: int, batch: int | float, seed: int = 0
+               ) -> tuple[torch.Tensor, float]:
+    """The owned nodes of step `step`'s regression batch and the probability p each node
+    had: a node enters when a hash of (its coordinates, step, seed) falls below p, so 1 and
+    N ranks draw the same nodes (the global numbering depends on the partition, the
+    coordinates do not) and a resumed run redraws them. `batch`: a fraction in (0, 1), or a
+    number of nodes over all ranks."""
+    n_owned = disc.n_owned // disc.block_size
+    total = disc.comm.allreduce(n_owned)
+    p = float(batch) if isinstance(batch, float) and batch < 1 else min(1.0, batch / max(total, 1))
+    if "_node_keys" not in disc.__dict__:  # the coordinates, on a 2^-30 grid of the box
+        # (the partitions' coordinates differ in round-off), mixed once per run
+        x = disc.x_nodes[:n_owned].detach().cpu().to(torch.float64).numpy()
+        lo, hi = (np.asarray(b, dtype=np.float64) for b in disc.bounds)
+        grid = np.rint((x - lo) / np.where(hi > lo, hi - lo, 1.0) * 2.0**30).astype(np.int64)
+        key = np.zeros(n_owned, dtype=np.uint64)
+        for column in grid.astype(np.uint64).T:
+            key = _mix(key ^ column)
+        disc.__dict__["_node_keys"] = key
+    with np.errstate(over="ignore"):
+        salt = np.uint64((step * 0xBF58476D1CE4E5B9 + seed * 0x94D049BB133111EB) % 2**64)
+        z = _mix(disc.__dict__["_node_keys"] ^ salt)
+    keep = (z >> np.uint64(11)).astype(np.float64) / float(2**53) < p
+    return torch.as_tensor(np.flatnonzero(keep), device=disc.x_nodes.device), p
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, elementwise on uint64 (a bijection that scatters bits)."""
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
 
 
 def _field_on_columns(residual, net: torch.nn.Module) -> torch.Tensor:

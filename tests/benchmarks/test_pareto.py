@@ -51,7 +51,7 @@ def test_unknown_problem_is_one_line(tmp_path):
     assert "bench --pareto 'nope'" in proc.stderr
 
 
-@pytest.mark.parametrize("name", ["lshape", "cube-spheres", "rve"])
+@pytest.mark.parametrize("name", ["lshape", "bracket", "cube-spheres", "rve"])
 def test_problem_configs_exist(name):
     from benchmarks.pareto import PROBLEMS
 

@@ -44,8 +44,8 @@ def beam():
     return cantilever()
 
 
-def errors_per_step(disc, optimizer, steps: int, vsn: bool = False, every: int = 25
-                    ) -> dict[int, float]:
+def errors_per_step(disc, optimizer, steps: int, vsn: bool = False, every: int = 25,
+                    batch: int | float = 0) -> dict[int, float]:
     """Relative L2 error vs FEM every `every` steps of a fit from the same start."""
     unit = (lambda n: spiking.VSN(n, activation="tanh", num_steps=1, threshold=0.005)) \
         if vsn else None
@@ -58,7 +58,7 @@ def errors_per_step(disc, optimizer, steps: int, vsn: bool = False, every: int =
             seen[record["step"]] = record["rel_l2"]
 
     coupling.fit(net, disc, steps=steps, lr=1e-2, log_every=every, optimizer=optimizer,
-                 callbacks=[Record()], handle_signals=False)
+                 callbacks=[Record()], handle_signals=False, batch=batch)
     return seen
 
 
@@ -79,6 +79,32 @@ def test_preconditioned_reaches_the_error_in_fewer_steps_than_adam(beam, vsn):
     print(f"{'vsn' if vsn else 'ann'}: preconditioned {pre}\nadam {adam}")
     assert reached is not None and reached <= 100, pre
     assert first_below(adam, 0.03) is None and adam[200] > 0.5, adam
+
+
+def test_node_batches_are_unbiased_and_train_like_the_whole_field(beam):
+    """A node batch keeps each owned node with probability p (drawn ≈ p of them); the
+    batched regression loss averaged over many steps is the whole one (within 4 standard
+    errors); 25% node batches reach 3% within the whole-field run's 100 steps (ANN)."""
+    from coupling.training.preconditioned import node_batch, objective
+
+    _, _, disc = beam
+    net = spiking.MLP(disc.in_dim, [16], out_dim=2, seed=0, dtype=torch.float64)
+    net.set_input_box(*disc.bounds)
+    obj = objective(disc, {"kind": "preconditioned", "every": 10**6}, net)
+    obj.sample(0)
+    with torch.no_grad():
+        whole = float(obj.loss(net)[0])
+        draws = [node_batch(disc, step, 0.3) for step in range(1, 401)]
+        losses = np.array([float(obj.loss(net, b)[0]) for b in draws])
+    n_nodes = disc.n_owned // 2
+    assert abs(np.mean([len(b[0]) for b in draws]) / n_nodes - 0.3) < 0.01
+    assert not np.array_equal(draws[0][0].numpy(), draws[1][0].numpy())
+    assert np.array_equal(node_batch(disc, 7, 0.3)[0].numpy(), draws[6][0].numpy())
+    assert node_batch(disc, 1, 50)[1] == pytest.approx(50 / n_nodes)
+    assert abs(losses.mean() - whole) < 4 * losses.std() / np.sqrt(len(losses))
+    batched = errors_per_step(disc, "preconditioned", 100, batch=0.25)
+    print(f"25% node batches: {batched}")
+    assert (first_below(batched, 0.03) or 10**6) <= 100, batched
 
 
 def test_correction_is_the_energy_line_search(beam):
@@ -124,6 +150,14 @@ def _doc(**training) -> dict:
             "problem": copy.deepcopy(CANTILEVER),
             "network": {"neuron": "ann", "hidden": [16, 16]},
             "training": {"steps": 10, "dtype": "float64", "progress": False, **training}}
+
+
+def test_node_batches_refuse_the_energy_misfit(beam):
+    _, _, disc = beam
+    net = spiking.MLP(disc.in_dim, [4], out_dim=2, seed=0, dtype=torch.float64)
+    with pytest.raises(ConfigError, match=r"^config training\.batch: 0\.5: the energy-norm"):
+        coupling.fit(net, disc, steps=1, batch=0.5, handle_signals=False,
+                     optimizer={"kind": "preconditioned", "energy_weight": 0.1})
 
 
 @pytest.mark.parametrize("key, value, named", [
@@ -254,3 +288,28 @@ def test_two_ranks_regress_like_one(batch):
                                  comm)
 
     np.testing.assert_allclose(terms(MPI.COMM_WORLD), terms(MPI.COMM_SELF), rtol=1e-7)
+
+
+@pytest.mark.mpi
+def test_node_batches_are_the_same_nodes_on_two_ranks():
+    """Each node's draw depends on its coordinates only: the union of the two ranks'
+    batches is the serial batch, and the batched losses sum to the
+    serial one (targets from 60 CG + GAMG cycles: partition-independent)."""
+    from coupling.training.preconditioned import node_batch, objective
+
+    def drawn(comm):
+        _, _, disc = cantilever(comm, 0.25)
+        net = spiking.MLP(disc.in_dim, [8], out_dim=2, seed=0, dtype=torch.float64)
+        net.set_input_box(*disc.bounds)
+        obj = objective(disc, {"kind": "preconditioned", "cycles": 60}, net)
+        obj.sample(0)
+        nodes, p = node_batch(disc, 3, 0.4)
+        with torch.no_grad():
+            loss = comm.allreduce(float(obj.loss(net, (nodes, p))[0]))
+        xy = disc.x_nodes[nodes].numpy()
+        xy = np.concatenate(comm.allgather(xy))
+        return loss, xy[np.lexsort(np.round(xy, 9).T[::-1])]  # (coordinates: round-off apart)
+
+    par, ser = drawn(MPI.COMM_WORLD), drawn(MPI.COMM_SELF)
+    np.testing.assert_allclose(par[1], ser[1], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(par[0], ser[0], rtol=1e-7)
