@@ -8,8 +8,9 @@ For the config's mesh and problem it times the DOLFINx solve, then trains the co
 network once per variant (``full``: the config as is; ``compile``: torch.compile;
 ``batch=p``: element-sampled Galerkin with a fraction p of the cells per step;
 ``steps=N``, ``lr=x``, ``device=cuda``, ``optimizer=preconditioned`` (function-space steps
-preconditioned by GAMG: :mod:`coupling.training.preconditioned`) and combinations joined by
-commas; ``full`` keeps the
+preconditioned by GAMG: :mod:`coupling.training.preconditioned`; ``every=N``,
+``cycles=N`` its settings; with ``batch=p`` its regression's node batches) and combinations
+joined by commas; ``full`` keeps the
 config's own ``training.batch``) and records the training wall time, its ratio to the FEM
 solve, steps per second, the errors vs FEM and the peak resident memory (max over ranks,
 setup included).
@@ -49,8 +50,12 @@ def _variant(text: str, base_steps: int, base_batch: int | float = 0) -> dict:
             out["steps"] = int(value)
         elif key in ("device", "optimizer"):
             out[key] = value
+        elif key in ("every", "cycles"):  # the preconditioned steps' settings
+            out.setdefault("table", {})[key] = int(value)
         elif key != "full":
             raise SystemExit(f"training_cost: unknown variant part {part!r}")
+    if "table" in out:
+        out["optimizer"] = {"kind": out["optimizer"], **out.pop("table")}
     return out
 
 
