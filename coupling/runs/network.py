@@ -21,6 +21,7 @@ import torch
 
 import spiking
 from coupling.config import RunConfig, parse_run_config
+from coupling.config.optimizer import optimizer_spec
 from coupling.discretisation import discretise
 from coupling.residuals.parametric import discretise_parametric
 from coupling.runs.bank import setup_bank
@@ -91,10 +92,14 @@ class Trainer:
         cfg = self.cfg
         if consistency is None:
             consistency = cfg.training.consistency_weight
+        # galerkin batches sample cells of the energy; the preconditioned regression samples
+        # nodes instead and needs no element tensors (training.batch reaches it through fit)
+        cells = cfg.residual.kind == "galerkin" and optimizer_spec(
+            cfg.training.optimizer).kind != "preconditioned"
         disc = discretise(problem, cfg.residual, boundary=cfg.boundary.mode,
                           boundary_weight=cfg.boundary.weight, dtype=self.dtype, reference=ref,
                           interface_distance=cfg.inputs.interface_distance,
-                          batch=batch if cfg.residual.kind == "galerkin" else 0,
+                          batch=batch if cells else 0,
                           seed=cfg.training.seed, refresh=cfg.training.refresh,
                           cluster_cells=cfg.training.cluster_cells, lift=cfg.boundary.lift,
                           consistency=consistency)

@@ -219,6 +219,20 @@ def test_run_config_default_scale_is_auto_and_a_given_one_is_kept(tmp_path):
         spiking.MLP.from_config(spiking.MLPConfig(output_scale="auto"))
 
 
+def test_a_run_with_node_batches_keeps_the_whole_energy(tmp_path):
+    """`training.batch` with the preconditioned optimizer samples nodes of the regression:
+    the run's discretisation is the whole energy (no element tensors), and it trains."""
+    from coupling.residuals.galerkin import GalerkinEnergy
+    from coupling.runs.network import Trainer
+
+    doc = _doc(optimizer={"kind": "preconditioned", "every": 5}, batch=0.5, steps=10)
+    trainer = Trainer(parse_run_config(doc), tmp_path / "a", MPI.COMM_SELF)
+    trainer.setup()
+    assert isinstance(trainer.disc.residual, GalerkinEnergy)
+    result = trainer.train()
+    assert result.step == 10 and np.isfinite(result.loss)
+
+
 def test_resume_at_a_correction_step_repeats_the_run(tmp_path):
     """A run resumed from a checkpoint at a multiple of `every` recomputes the same target
     and ends with the parameters of the uninterrupted run (float64)."""
