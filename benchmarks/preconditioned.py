@@ -364,10 +364,11 @@ def _write(out: Path, doc: dict) -> None:
                  f"{f['rel_diff']:.1e} vs {fem[0]['method']} | – | –")
               + f" | {f['seconds']:.2f} s | {f['seconds']:.2f} s | – |"
               for i, f in enumerate(fem)] + [""]
-    lines += [f"Preconditioner {c['kind']} ({c['cycles']} cycle(s), {c['levels']} level(s)): "
-              f"setup {c['setup_s']:.2f} s, {1e3 * c['apply_s'] / max(c['applies'], 1):.0f} ms "
-              f"per correction over {c['applies']} corrections (all runs)."
-              for c in facts["preconditioners"] if c["applies"]]
+    lines += [f"Preconditioner {c['kind']} ({cycles} cycle(s), {c['levels']} level(s)): "
+              f"setup {c['setup_s']:.2f} s, {1e3 * t['apply_s'] / max(t['applies'], 1):.0f} ms "
+              f"per correction over {t['applies']} corrections (all runs)."
+              for c in facts["preconditioners"]
+              for cycles, t in c.get("by_cycles", {c["cycles"]: c}).items() if t["applies"]]
     if doc["options"]:
         lines += ["", f"Options ({doc['options_budget_s']:g} s each):", "",
                   "| option | steps | displacement | stress | energy norm | time to 5% "

@@ -96,6 +96,18 @@ class FieldPreconditioner:
         self.ksp.setUp()  # the AMG hierarchy, once
         self.setup_s = time.perf_counter() - t0
         self.apply_s, self.applies, self.estimate_s = 0.0, 0, 0.0
+        self.by_cycles: dict[int, list] = {}  # cycles → [seconds, corrections]
+
+    def set_cycles(self, cycles: int) -> None:
+        """Use `cycles` iterations per correction from now on (the hierarchy is kept: one
+        preconditioner serves every cycle count, e.g. the scale estimate and training)."""
+        if isinstance(cycles, bool) or not isinstance(cycles, int) or cycles < 1:
+            raise ConfigError("cycles", f"expected an integer >= 1, got {cycles!r}")
+        self.cycles = cycles
+        options = self._options(cycles)
+        self.ksp.setType(options["ksp_type"])
+        self.ksp.setTolerances(rtol=options.get("ksp_rtol", 0.0), atol=0.0,
+                               max_it=options.get("ksp_max_it", 1))
 
     def _options(self, iterations: int) -> dict:
         """One application of P (preonly), or exactly `iterations` CG iterations."""
@@ -132,6 +144,9 @@ class FieldPreconditioner:
         residual = self.r.norm() / self.load_norm if self.load_norm > 0 else self.r.norm()
         self.apply_s += time.perf_counter() - t0
         self.applies += 1
+        spent = self.by_cycles.setdefault(self.cycles, [0.0, 0])
+        spent[0] += time.perf_counter() - t0
+        spent[1] += 1
         return Correction(self.d.array_r.copy(), float(alpha), float(residual),
                           float(0.5 * alpha * dr))
 
@@ -145,10 +160,7 @@ class FieldPreconditioner:
         try:
             self._solve(self.b, self.u)
         finally:
-            options = self._options(self.cycles)
-            self.ksp.setType(options["ksp_type"])
-            self.ksp.setTolerances(rtol=options.get("ksp_rtol", 0.0), atol=0.0,
-                                   max_it=options.get("ksp_max_it", 1))
+            self.set_cycles(self.cycles)
         self.u.array[self.fixed] = self.g
         self.estimate_s = time.perf_counter() - t0
         return self.u.array_r.copy()
@@ -159,7 +171,9 @@ class FieldPreconditioner:
         levels = pc.getMGLevels() if pc.getType() == "gamg" else 1
         return {"kind": self.kind, "cycles": self.cycles, "levels": int(levels),
                 "global_dofs": int(self.A.getSize()[0]), "setup_s": float(self.setup_s),
-                "apply_s": float(self.apply_s), "applies": int(self.applies)}
+                "apply_s": float(self.apply_s), "applies": int(self.applies),
+                "by_cycles": {int(c): {"apply_s": float(t), "applies": int(n)}
+                              for c, (t, n) in self.by_cycles.items()}}
 
     def __del__(self) -> None:
         for name in ("ksp", "A", "b", "u", "r", "d", "Kd"):

@@ -79,13 +79,15 @@ def _check_trainable(disc: Any) -> None:
 
 def preconditioner(disc: Any, kind: str = "gamg", cycles: int = 1):
     """The :class:`fem.preconditioners.FieldPreconditioner` of `disc`'s problem, built once
-    per (kind, cycles) and kept on the discretisation (collective)."""
+    per kind and kept on the discretisation, set to `cycles` (collective). One hierarchy
+    serves the scale estimate and the training: a second one costs as much memory as K."""
     from fem.preconditioners import FieldPreconditioner  # deferred: loads PETSc, DOLFINx
 
     built = disc.__dict__.setdefault("_preconditioners", {})
-    if (kind, cycles) not in built:
-        built[kind, cycles] = FieldPreconditioner(disc.problem, kind, cycles)
-    return built[kind, cycles]
+    if kind not in built:
+        built[kind] = FieldPreconditioner(disc.problem, kind, cycles)
+    built[kind].set_cycles(cycles)
+    return built[kind]
 
 
 @dataclass
