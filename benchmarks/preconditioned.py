@@ -68,12 +68,15 @@ class _Budget(Exception):
     """The wall-time budget is spent (raised by :func:`_clock`'s callback)."""
 
 
-def _clock(budget: float, curve: list, stop_at: float = 0.0):
+def _clock(budget: float, curve: list, stop_at: float = 0.0, done: dict | None = None):
     """A callback that records the error curve and stops the run after `budget` seconds
     (rank 0's clock decides for all ranks), or once a logged error is ≤ `stop_at`."""
 
+    done = {} if done is None else done
+
     class Clock(coupling.Callback):
         def on_step(self, state, values):
+            done["steps"] = state.step  # the steps taken, logged or not
             if state.comm.bcast(state.wall_s > budget if state.comm.rank == 0 else None):
                 raise _Budget
 
@@ -103,13 +106,14 @@ def _train(cfg, disc, ref, design: str, optimizer, budget: float, scale, log_eve
     unscaled = optimizer == "adam-unscaled"
     net = _network(cfg, disc, design, [1.0] * disc.block_size if unscaled else scale)
     curve: list[dict] = []
+    done = {"steps": 0}
     kind = optimizer if isinstance(optimizer, str) else optimizer["kind"]
     t0 = time.perf_counter()
     try:
         coupling.fit(net, disc, steps=10**7, lr=cfg.training.lr, log_every=log_every,
                      batch=cfg.training.batch if kind == "preconditioned" else 0,
                      handle_signals=False, optimizer="adam" if unscaled else optimizer,
-                     callbacks=[_clock(budget, curve, stop_at)])
+                     callbacks=[_clock(budget, curve, stop_at, done)])
     except _Budget:
         pass
     wall = time.perf_counter() - t0
@@ -120,7 +124,7 @@ def _train(cfg, disc, ref, design: str, optimizer, budget: float, scale, log_eve
     return {"design": design, "batch": cfg.training.batch if kind == "preconditioned" else 0,
             "optimizer": kind, "settings": optimizer, "train_s": wall,
             "peak_mib": disc.comm.allreduce(peak_memory_mb(), op=MPI.MAX),
-            "steps": curve[-1]["step"] if curve else 0, "rel_l2": e["l2"]["relative"],
+            "steps": done["steps"], "rel_l2": e["l2"]["relative"],
             "stress_rel": e.get("stress", {}).get("relative"),
             "energy_rel": e.get("energy", {}).get("relative"), **first, "curve": curve}
 

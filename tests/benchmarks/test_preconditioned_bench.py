@@ -12,7 +12,7 @@ def test_bracket_record_has_the_runs_the_rivals_and_the_verdict(tmp_path):
     from benchmarks import preconditioned
 
     out = tmp_path / "bracket"
-    assert preconditioned.main(["--size", "0.12", "--degree", "1", "--budget", "1",
+    assert preconditioned.main(["--size", "0.12", "--degree", "1", "--budget", "2",
                                 "--options-budget", "0", "--log-every", "5",
                                 "--out", str(out)]) == 0
     doc = json.loads(out.with_suffix(".json").read_text())
