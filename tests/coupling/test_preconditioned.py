@@ -98,6 +98,7 @@ def test_node_batches_are_unbiased_and_train_like_the_whole_field(beam):
         losses = np.array([float(obj.loss(net, b)[0]) for b in draws])
     n_nodes = disc.n_owned // 2
     assert abs(np.mean([len(b[0]) for b in draws]) / n_nodes - 0.3) < 0.01
+    # exact comparisons of integer node indices from the same integer hash: no BLAS involved
     assert not np.array_equal(draws[0][0].numpy(), draws[1][0].numpy())
     assert np.array_equal(node_batch(disc, 7, 0.3)[0].numpy(), draws[6][0].numpy())
     assert node_batch(disc, 1, 50)[1] == pytest.approx(50 / n_nodes)
